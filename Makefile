@@ -1,0 +1,67 @@
+# streaming_agents: every target a newcomer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export JAVA_HOME ?= $(shell dirname $$(dirname $$(readlink -f $$(which java))))
+export SA_JARS_DIR := $(CURDIR)/.jars
+MVN := mvn -q -B -C
+
+.DEFAULT_GOAL := help
+.PHONY: help install jars test test-fast lint bench demo kafka-up kafka-down cluster-up cluster-down fake-llm chaos clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the package with dev extras (idempotent; no network once done)
+
+.jars/.fetched: jvm/flink/pom.xml jvm/kafka/pom.xml
+	rm -rf .jars/flink .jars/kafka
+	$(MVN) -f jvm/flink/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.jars/flink
+	$(MVN) -f jvm/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/.jars/kafka
+	touch $@
+
+jars: .jars/.fetched ## Fetch the Flink Kafka connector and the Kafka broker from Maven Central (checksums strict)
+
+test: install jars ## Run the whole test suite (starts Kafka, the fake LLM and a Flink cluster, stops them after)
+	$(PY) -m pytest -q tests
+
+test-fast: install jars ## Run the tests that need neither the standalone cluster nor long runs
+	$(PY) -m pytest -q tests -m "not cluster"
+
+lint: install ## ruff + mypy --strict
+	$(VENV)/bin/ruff check streaming_agents tests examples jobs scripts
+	$(VENV)/bin/ruff format --check streaming_agents tests examples jobs scripts
+	$(VENV)/bin/mypy
+
+bench: install jars ## Benchmarks: prints measured ratios side by side (writes docs/benchmarks.md)
+	$(PY) -m scripts.bench
+
+demo: install jars ## Run the demo job against a local broker and the fake LLM
+	$(PY) -m streaming_agents.cli.main demo
+
+kafka-up: install jars ## Start a single-node KRaft broker on localhost (prints its bootstrap address)
+	$(PY) -m streaming_agents.testing.kafka up
+
+kafka-down: install ## Stop the broker started by kafka-up
+	$(PY) -m streaming_agents.testing.kafka down
+
+cluster-up: install jars ## Start a standalone Flink cluster (JobManager + TaskManager) from flink-conf/
+	$(PY) -m streaming_agents.testing.cluster up
+
+cluster-down: install ## Stop the standalone Flink cluster
+	$(PY) -m streaming_agents.testing.cluster down
+
+fake-llm: install ## Run the fake OpenAI-compatible LLM server in the foreground (port 8399)
+	$(PY) -m streaming_agents.testing.fake_llm --port 8399
+
+clean: ## Remove runtime folders (.run); keeps .venv and .jars
+	rm -rf .run
