@@ -1,0 +1,67 @@
+"""``run_agent``: apply an Agent to a PyFlink KeyedStream."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pyflink.common import Types
+from pyflink.datastream import DataStream, KeyedStream
+
+from streaming_agents.agent import Agent
+from streaming_agents.errors import ConfigError
+from streaming_agents.llm.journal import Journal, SqliteJournal
+from streaming_agents.runtime.execution import use_thread_mode
+from streaming_agents.runtime.operator import DEAD_LETTER_TAG, AgentFunction
+
+__all__ = ["dead_letters", "default_journal", "run_agent"]
+
+
+def default_journal(agent: Agent[Any]) -> Journal:
+    """SQLite journal under ``$STREAMING_AGENTS_JOURNAL_DIR`` (default: the temp dir)."""
+    root = os.environ.get("STREAMING_AGENTS_JOURNAL_DIR") or os.path.join(
+        tempfile.gettempdir(), "streaming_agents", "journal"
+    )
+    return SqliteJournal(Path(root) / f"{agent.name}.sqlite")
+
+
+def run_agent(
+    keyed: KeyedStream,
+    agent: Agent[Any],
+    *,
+    capacity: int = 100,
+    journal: Journal | None = None,
+    uid: str | None = None,
+) -> DataStream:
+    """Run ``agent`` on every key of ``keyed``; returns a stream of output JSON lines.
+
+    Each key's memory is keyed Flink state; events of a key are handled one
+    at a time in arrival order while up to ``capacity`` LLM calls per subtask
+    are in flight across keys.  The operator's ``uid`` (default
+    ``agent-<name>``) identifies its state in checkpoints and savepoints:
+    keep it stable across versions that must read the same memory.
+    Events the agent cannot use are on :func:`dead_letters` of the result.
+    """
+    if not isinstance(keyed, KeyedStream):
+        raise ConfigError("run_agent needs a KeyedStream: call .key_by(...) first")
+    if capacity < 1:
+        raise ConfigError(f"capacity must be at least 1, got {capacity}")
+    function = AgentFunction(agent, journal or default_journal(agent), capacity=capacity)
+    op_uid = uid or f"agent-{agent.name}"
+    use_thread_mode(keyed)
+    stream = (
+        keyed.process(function, output_type=Types.STRING())
+        .name(f"agent:{agent.name}@{agent.version}")
+        .uid(op_uid)
+    )
+    # Declaring the side output registers its tag with the operator; without it
+    # PyFlink would emit dead-letter tuples on the main output.
+    stream.get_side_output(DEAD_LETTER_TAG)
+    return stream
+
+
+def dead_letters(agent_stream: DataStream) -> DataStream:
+    """The dead-letter records (JSON with the reason) of a ``run_agent`` result."""
+    return agent_stream.get_side_output(DEAD_LETTER_TAG)

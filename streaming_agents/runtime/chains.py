@@ -1,0 +1,261 @@
+"""Per-key chains of LLM work on a background asyncio loop.
+
+The Flink operator (``runtime/operator.py``) owns the truth: memory and the
+queue of unprocessed events live in keyed state and are checkpointed.  This
+module only *computes ahead*: for every key with queued events it runs
+``step -> LLM call -> reduce`` one event at a time, in arrival order, on an
+event loop in a background thread, with at most ``capacity`` calls in flight
+across all keys.  Results wait in ``KeyChain.done`` until the operator
+commits them to state and emits them inside a Flink callback for that key.
+
+Nothing here is checkpointed.  If the process dies, the chains are lost and
+rebuilt from state after restore; calls already answered come back from the
+journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from streaming_agents.agent import Agent, AgentOutput, LLMRequest, LLMResult
+from streaming_agents.errors import StreamingAgentsError
+from streaming_agents.llm.journal import Journal, request_digest
+from streaming_agents.memory import Memory
+
+__all__ = ["ChainRunner", "Completion", "KeyChain", "RunnerStats"]
+
+LLMCall = Callable[[LLMRequest], Awaitable[LLMResult]]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One processed event, ready to commit: new memory plus what to emit."""
+
+    memory_json: str
+    outputs: tuple[str, ...] = ()
+    dead_letter: str | None = None
+
+
+@dataclass
+class KeyChain:
+    """In-memory mirror of one key's work; ``memory`` runs ahead of state."""
+
+    key: str
+    memory: Memory
+    todo: deque[dict[str, Any]] = field(default_factory=deque)
+    done: deque[Completion] = field(default_factory=deque)
+    running: bool = False
+    next_timer: int | None = None
+    call_started: float | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self.running and not self.todo
+
+
+@dataclass
+class RunnerStats:
+    """Counters read (and copied into Flink metrics) by the operator thread."""
+
+    in_flight: int = 0
+    max_in_flight: int = 0
+    waiting: int = 0
+    llm_calls: int = 0
+    journal_hits: int = 0
+    dead_lettered: int = 0
+    latency_ms_total: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+def dead_letter(reason: str, key: str, payload: Any, error: str = "") -> str:
+    """The JSON record written to the dead-letter output."""
+    return json.dumps(
+        {"reason": reason, "error": error, "key": key, "payload": payload, "ts": time.time()},
+        default=str,
+    )
+
+
+class ChainRunner:
+    """Runs every key's chain on one asyncio loop in a daemon thread."""
+
+    def __init__(self, agent: Agent[Any], call: LLMCall, journal: Journal, capacity: int) -> None:
+        self.agent = agent
+        self.capacity = capacity
+        self.stats = RunnerStats()
+        self._call = call
+        self._journal = journal
+        self._chains: dict[str, KeyChain] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="agent-loop", daemon=True)
+        self._sem: asyncio.Semaphore | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._journal.close()
+
+    # --- called from the Flink operator thread ---------------------------------
+
+    def chain(self, key: str) -> KeyChain | None:
+        with self._lock:
+            return self._chains.get(key)
+
+    def ensure_chain(self, key: str, memory: Memory, queued: list[dict[str, Any]]) -> KeyChain:
+        """The key's chain, rebuilt from state (memory + queued events) if absent."""
+        with self._lock:
+            chain = self._chains.get(key)
+            if chain is None:
+                chain = KeyChain(key=key, memory=memory, todo=deque(queued))
+                self._chains[key] = chain
+                self._kick(chain)
+            return chain
+
+    def enqueue(self, chain: KeyChain, event: dict[str, Any]) -> None:
+        with self._lock:
+            chain.todo.append(event)
+            self._kick(chain)
+
+    def take_done(self, chain: KeyChain) -> list[Completion]:
+        """Completed events in order; forgets an idle chain once drained."""
+        with self._lock:
+            done = list(chain.done)
+            chain.done.clear()
+            if chain.idle:
+                self._chains.pop(chain.key, None)
+            return done
+
+    def expected_wait_ms(self, chain: KeyChain, floor_ms: int) -> int:
+        """When the chain's next result is likely: drives how often its timer fires.
+
+        Polling every busy key at a fixed short interval costs more CPU than
+        the LLM calls themselves once thousands of keys wait for capacity.
+        """
+        stats = self.stats
+        avg = stats.latency_ms_total / stats.llm_calls if stats.llm_calls else 50.0
+        started = chain.call_started
+        if started is not None:
+            remaining = avg - (time.monotonic() - started) * 1000.0
+        elif chain.running:
+            remaining = avg * (1.0 + stats.waiting / self.capacity)
+        else:
+            remaining = 0.0
+        return int(min(5000.0, max(float(floor_ms), remaining + 2.0)))
+
+    def wait_idle(self, chain: KeyChain, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while not chain.idle:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    def _kick(self, chain: KeyChain) -> None:
+        if not chain.running and chain.todo:
+            chain.running = True
+            self._loop.call_soon_threadsafe(self._spawn, chain)
+
+    # --- on the event loop ------------------------------------------------------
+
+    def _spawn(self, chain: KeyChain) -> None:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.capacity)
+        self._loop.create_task(self._drive(chain))
+
+    async def _drive(self, chain: KeyChain) -> None:
+        while True:
+            with self._lock:
+                if not chain.todo:
+                    chain.running = False
+                    self._changed.notify_all()
+                    return
+                event, memory = chain.todo[0], chain.memory
+            try:
+                completion, memory = await self._process(chain, event, memory)
+            except Exception as exc:  # noqa: BLE001 - a dying task would stall the key forever
+                completion, memory = self._reject("internal error", chain.key, event, exc, memory)
+            with self._lock:
+                chain.todo.popleft()
+                chain.memory = memory
+                chain.done.append(completion)
+
+    async def _process(
+        self, chain: KeyChain, event: dict[str, Any], memory: Memory
+    ) -> tuple[Completion, Memory]:
+        agent, key = self.agent, chain.key
+        try:
+            request = agent.step(event, memory)
+        except (StreamingAgentsError, ValidationError, ValueError, KeyError, TypeError) as exc:
+            return self._reject("step failed", key, event, exc, memory)
+        digest = request_digest(agent.name, key, agent.model, request)
+        result = self._journal.get(digest)
+        if result is not None:
+            self.stats.journal_hits += 1
+        else:
+            try:
+                result = await self._limited_call(chain, request)
+            except StreamingAgentsError as exc:
+                return self._reject("llm call failed", key, event, exc, memory)
+            self._journal.put(digest, result)
+        try:
+            new_memory, outputs = agent.reduce(event, memory, result)
+        except (StreamingAgentsError, ValidationError, ValueError, KeyError, TypeError) as exc:
+            payload = {"event": event, "reply": result.content}
+            return self._reject("unusable llm reply", key, payload, exc, memory)
+        lines = tuple(
+            AgentOutput(
+                agent=agent.name,
+                version=agent.version,
+                key=key,
+                input=dict(event),
+                output=out,
+                turn=new_memory.turn_count,
+            ).model_dump_json()
+            for out in outputs
+        )
+        return Completion(memory_json=new_memory.dump(), outputs=lines), new_memory
+
+    async def _limited_call(self, chain: KeyChain, request: LLMRequest) -> LLMResult:
+        assert self._sem is not None
+        stats = self.stats
+        stats.waiting += 1
+        async with self._sem:
+            stats.waiting -= 1
+            stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+            chain.call_started = time.monotonic()
+            try:
+                result = await self._call(request)
+            finally:
+                stats.in_flight -= 1
+                chain.call_started = None
+        stats.llm_calls += 1
+        stats.latency_ms_total += result.latency_ms
+        stats.prompt_tokens += result.prompt_tokens
+        stats.completion_tokens += result.completion_tokens
+        stats.cost_usd += result.cost_usd
+        return result
+
+    def _reject(
+        self, reason: str, key: str, payload: Any, exc: Exception, memory: Memory
+    ) -> tuple[Completion, Memory]:
+        self.stats.dead_lettered += 1
+        record = dead_letter(reason, key, payload, f"{type(exc).__name__}: {exc}")
+        return Completion(memory_json=memory.dump(), dead_letter=record), memory

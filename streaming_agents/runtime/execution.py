@@ -1,0 +1,42 @@
+"""Switch the job to PyFlink's thread mode, which the agent operator needs.
+
+Thread mode (the embedded interpreter) was measured faster for this operator
+and restored every key's timers after a failure; see docs/design.md.  PyFlink
+reads ``python.execution-mode`` both when it builds an operator and again
+when the operator opens on the TaskManager, so the mode is job-wide: a job
+with an agent runs all its Python operators in thread mode (PyFlink's
+``AsyncFunction`` is then unavailable; the agent operator does not need it).
+
+The embedded interpreter finds its modules through ``python.pythonpath``,
+which is set to this interpreter's site-packages (where streaming_agents,
+pemja and litellm are installed).
+"""
+
+from __future__ import annotations
+
+import logging
+import site
+
+from pyflink.datastream import DataStream
+from pyflink.util.java_utils import get_j_env_configuration
+
+__all__ = ["use_thread_mode"]
+
+log = logging.getLogger(__name__)
+
+_MODE = "python.execution-mode"
+_PYTHONPATH = "python.pythonpath"
+
+
+def use_thread_mode(stream: DataStream) -> None:
+    """Configure the job that ``stream`` belongs to for thread mode."""
+    j_conf = get_j_env_configuration(stream._j_data_stream.getExecutionEnvironment())
+    paths = [p for p in (j_conf.getString(_PYTHONPATH, None) or "").split(":") if p]
+    for path in site.getsitepackages():
+        if path not in paths:
+            paths.append(path)
+    j_conf.setString(_PYTHONPATH, ":".join(paths))
+    previous = j_conf.getString(_MODE, None)
+    if previous not in (None, "thread"):
+        log.warning("python.execution-mode %r replaced by 'thread' for the agent operator", previous)
+    j_conf.setString(_MODE, "thread")

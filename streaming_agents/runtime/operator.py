@@ -1,0 +1,172 @@
+"""The agent operator: a KeyedProcessFunction holding each key's memory.
+
+Design (see docs/design.md for the measurements behind it):
+
+* Keyed state is the truth.  ``memory`` holds the key's memory document and
+  ``queue`` the events received but not yet committed, oldest first.  Both
+  are checkpointed; an event leaves ``queue`` in the same callback that
+  writes its new memory and emits its outputs, so state and output always
+  agree at a checkpoint.
+* The LLM work runs ahead on a background event loop (``chains.py``): up to
+  ``capacity`` calls in flight across keys, one at a time per key.
+* Completed work is committed in a processing-time timer for its key.  After
+  a restore, the first callback for a key (timer or new event) rebuilds its
+  chain from ``queue``: queued and in-flight work resumes, and calls whose
+  results were already obtained are answered by the journal.
+* Every key with work also holds an event-time timer at ``END_OF_INPUT``.
+  Flink fires it when the final watermark arrives, i.e. when a bounded input
+  (a replay of history) ends; the operator then waits for that key's chain
+  and commits it, so the last events are not lost with the dropped
+  processing-time timers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.common.time import Time
+
+from streaming_agents.agent import Agent
+from streaming_agents.llm.journal import Journal
+from streaming_agents.llm.litellm_client import LiteLLMClient
+from streaming_agents.runtime.chains import ChainRunner, KeyChain, dead_letter
+from streaming_agents.runtime.metrics import OperatorMetrics
+
+__all__ = ["DEAD_LETTER_TAG", "END_OF_INPUT", "AgentFunction"]
+
+DEAD_LETTER_TAG = OutputTag("dead-letter", Types.STRING())
+END_OF_INPUT = 2**63 - 2
+DRAIN_TIMEOUT_S = 600.0
+
+
+class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """Runs one :class:`Agent` on a keyed stream of JSON events (str or dict)."""
+
+    def __init__(
+        self, agent: Agent[Any], journal: Journal, capacity: int = 100, poll_ms: int = 5
+    ) -> None:
+        self.agent = agent
+        self.journal = journal
+        self.capacity = capacity
+        self.poll_ms = poll_ms
+        self._runner: ChainRunner | None = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        memory = ValueStateDescriptor("memory", Types.STRING())
+        ttl = self.agent.policy.ttl_seconds
+        if ttl is not None:
+            memory.enable_time_to_live(
+                StateTtlConfig.new_builder(Time.seconds(ttl))
+                .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+                .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                .build()
+            )
+        self._memory = runtime_context.get_state(memory)
+        self._queue = runtime_context.get_state(ValueStateDescriptor("queue", Types.STRING()))
+        client = LiteLLMClient(self.agent.model)
+        self._runner = ChainRunner(self.agent, client.complete, self.journal, self.capacity)
+        self._metrics = OperatorMetrics(runtime_context.get_metrics_group(), self._runner, client)
+        self._runner.start()
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        key = str(ctx.get_current_key())
+        self._metrics.events_in.inc()
+        event = _parse(value)
+        if event is None:
+            self._metrics.dead_lettered.inc()
+            yield DEAD_LETTER_TAG, dead_letter("malformed event", key, _printable(value))
+            return
+        chain = self._chain(key)
+        queue = json.loads(self._queue.value() or "[]")
+        queue.append(event)
+        self._queue.update(json.dumps(queue))
+        assert self._runner is not None
+        self._runner.enqueue(chain, event)
+        timers = ctx.timer_service()
+        timers.register_event_time_timer(END_OF_INPUT)
+        self._schedule(chain, timers)
+        yield from self._commit(chain)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        if self._runner is None:
+            # Thread mode may fire a last processing-time timer after close();
+            # its work is either committed already or restored from state.
+            return
+        chain = self._chain(str(ctx.get_current_key()))
+        if timestamp >= END_OF_INPUT:
+            self._runner.wait_idle(chain, DRAIN_TIMEOUT_S)
+        elif chain.next_timer is not None and timestamp >= chain.next_timer:
+            chain.next_timer = None
+        yield from self._commit(chain)
+        if not chain.idle:
+            self._schedule(chain, ctx.timer_service())
+
+    def _chain(self, key: str) -> KeyChain:
+        """The key's chain; after a restore it is rebuilt from keyed state."""
+        assert self._runner is not None
+        chain = self._runner.chain(key)
+        if chain is None:
+            memory = self.agent.memory.load(self._memory.value())
+            queued = json.loads(self._queue.value() or "[]")
+            chain = self._runner.ensure_chain(key, memory, queued)
+        return chain
+
+    def _schedule(self, chain: KeyChain, timers: Any) -> None:
+        if chain.next_timer is None:
+            assert self._runner is not None
+            delay = self._runner.expected_wait_ms(chain, self.poll_ms)
+            chain.next_timer = timers.current_processing_time() + delay
+            timers.register_processing_time_timer(chain.next_timer)
+
+    def _commit(self, chain: KeyChain) -> Iterator[Any]:
+        assert self._runner is not None
+        done = self._runner.take_done(chain)
+        self._metrics.flush()
+        if not done:
+            return
+        queue = json.loads(self._queue.value() or "[]")[len(done) :]
+        if queue:
+            self._queue.update(json.dumps(queue))
+        else:
+            self._queue.clear()
+        self._memory.update(done[-1].memory_json)
+        for completion in done:
+            for line in completion.outputs:
+                self._metrics.events_out.inc()
+                yield line
+            if completion.dead_letter is not None:
+                yield DEAD_LETTER_TAG, completion.dead_letter
+
+
+def _parse(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    as_dict = getattr(value, "as_dict", None)
+    return as_dict() if callable(as_dict) else None
+
+
+def _printable(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return str(value)
