@@ -1,0 +1,26 @@
+"""The public API is exactly what __all__ says, and every name resolves."""
+
+import streaming_agents
+
+
+def test_all_exports_resolve() -> None:
+    for name in streaming_agents.__all__:
+        assert getattr(streaming_agents, name) is not None, name
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(streaming_agents.__all__) == sorted(
+        [
+            "Agent", "AgentOutput", "BudgetExceeded", "ConfigError", "ConversationMemory",
+            "InfrastructureError", "Journal", "LLMCallError", "LLMRequest", "LLMResult",
+            "Memory", "MemoryPolicy", "ModelSpec", "NullJournal", "RuntimeFailure",
+            "SqliteJournal", "StreamingAgentsError", "Turn", "UnusableReply", "UserError",
+            "__version__", "dead_letters", "run_agent",
+        ]
+    )
+
+
+def test_no_private_names_leak() -> None:
+    public = {n for n in dir(streaming_agents) if not n.startswith("_")}
+    modules = {"agent", "errors", "llm", "memory", "runtime", "testing", "connectors"}
+    assert public - set(streaming_agents.__all__) - modules == {"annotations", "Any"}
