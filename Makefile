@@ -7,6 +7,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export JAVA_HOME ?= $(shell dirname $$(dirname $$(readlink -f $$(which java))))
 export SA_JARS_DIR := $(CURDIR)/.jars
 MVN := mvn -q -B -C
+LINT_PATHS := streaming_agents tests $(wildcard examples jobs scripts)
 
 .DEFAULT_GOAL := help
 .PHONY: help install jars test test-fast lint bench demo kafka-up kafka-down cluster-up cluster-down fake-llm chaos clean
@@ -38,8 +39,8 @@ test-fast: install jars ## Run the tests that need neither the standalone cluste
 	$(PY) -m pytest -q tests -m "not cluster"
 
 lint: install ## ruff + mypy --strict
-	$(VENV)/bin/ruff check streaming_agents tests examples jobs scripts
-	$(VENV)/bin/ruff format --check streaming_agents tests examples jobs scripts
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 
 bench: install jars ## Benchmarks: prints measured ratios side by side (writes docs/benchmarks.md)

@@ -148,7 +148,9 @@ class Agent(Generic[MemoryT]):
         try:
             return self.prompt.format(event=json.dumps(event, sort_keys=True), **event)
         except (KeyError, IndexError) as exc:
-            raise ConfigError(f"prompt of agent {self.name!r} needs field {exc} in the event") from exc
+            raise ConfigError(
+                f"prompt of agent {self.name!r} needs field {exc} in the event"
+            ) from exc
 
     def step(self, event: Event, memory: MemoryT) -> LLMRequest:
         """Turn (event, memory) into the LLM request. Pure."""

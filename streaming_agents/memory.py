@@ -110,14 +110,17 @@ class ConversationMemory(Memory):
     def with_turn(self, user: str, assistant: str) -> Self:
         """A copy with one more turn (``turn_count`` counts every turn ever)."""
         return self.model_copy(
-            update={"turns": [*self.turns, Turn(user=user, assistant=assistant)],
-                    "turn_count": self.turn_count + 1}
+            update={
+                "turns": [*self.turns, Turn(user=user, assistant=assistant)],
+                "turn_count": self.turn_count + 1,
+            }
         )
 
     def bounded(self, policy: MemoryPolicy) -> Self:
         turns = list(self.turns)
         summary = self.summary
         if policy.max_tokens is not None:
+
             def size() -> int:
                 return sum(_estimate_tokens(t.user) + _estimate_tokens(t.assistant) for t in turns)
 
@@ -146,4 +149,3 @@ def _fold(summary: str, turn: Turn, max_tokens: int | None) -> str:
     words = (summary + f" | user: {turn.user} / assistant: {turn.assistant}").split()
     limit = max(16, (max_tokens or 256) // 4)
     return " ".join(words[-limit:]).lstrip("| ")
-

@@ -4,11 +4,11 @@ They live in streaming_agents.testing so users can load them in their own
 suites with ``pytest_plugins = ["streaming_agents.testing.fixtures"]``.
 """
 
-pytest_plugins = ["streaming_agents.testing.fixtures"]
-
 import os
 
 import pytest
+
+pytest_plugins = ["streaming_agents.testing.fixtures"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -65,7 +65,10 @@ def test_malformed_events_and_failed_calls_go_to_dead_letters(fake_llm: FakeLLM)
     outputs, dead = run_collect(echo_agent(fake_llm, num_retries=0), raw)
     reasons = Counter(d["reason"] for d in dead)
     assert reasons == {"malformed event": 2, "llm call failed": 1}
-    assert {d["payload"] for d in dead if d["reason"] == "malformed event"} == {"{not json", "[1, 2]"}
+    assert {d["payload"] for d in dead if d["reason"] == "malformed event"} == {
+        "{not json",
+        "[1, 2]",
+    }
     # the failed event leaves memory untouched; the key goes on with its next event
     k1 = [o for o in outputs if o["key"] == "k1"]
     assert [(o["input"]["seq"], o["turn"]) for o in k1] == [(0, 1), (2, 2)]

@@ -11,11 +11,29 @@ def test_all_exports_resolve() -> None:
 def test_public_api_is_pinned() -> None:
     assert sorted(streaming_agents.__all__) == sorted(
         [
-            "Agent", "AgentOutput", "BudgetExceeded", "ConfigError", "ConversationMemory",
-            "InfrastructureError", "Journal", "LLMCallError", "LLMRequest", "LLMResult",
-            "Memory", "MemoryPolicy", "ModelSpec", "NullJournal", "RuntimeFailure",
-            "SqliteJournal", "StreamingAgentsError", "Turn", "UnusableReply", "UserError",
-            "__version__", "dead_letters", "run_agent",
+            "Agent",
+            "AgentOutput",
+            "BudgetExceeded",
+            "ConfigError",
+            "ConversationMemory",
+            "InfrastructureError",
+            "Journal",
+            "LLMCallError",
+            "LLMRequest",
+            "LLMResult",
+            "Memory",
+            "MemoryPolicy",
+            "ModelSpec",
+            "NullJournal",
+            "RuntimeFailure",
+            "SqliteJournal",
+            "StreamingAgentsError",
+            "Turn",
+            "UnusableReply",
+            "UserError",
+            "__version__",
+            "dead_letters",
+            "run_agent",
         ]
     )
 

@@ -31,7 +31,13 @@ def request_digest(agent_name: str, key: str, spec: ModelSpec, request: LLMReque
     Secrets are not (``ModelSpec`` only names the environment variable).
     """
     h = hashlib.sha256()
-    for part in (agent_name, key, spec.model, repr(sorted(spec.params.items())), request.canonical()):
+    for part in (
+        agent_name,
+        key,
+        spec.model,
+        repr(sorted(spec.params.items())),
+        request.canonical(),
+    ):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -88,9 +94,11 @@ class SqliteJournal:
 
     def get(self, digest: str) -> LLMResult | None:
         with self._lock:
-            row = self._db().execute(
-                "SELECT result FROM journal WHERE digest = ?", (digest,)
-            ).fetchone()
+            row = (
+                self._db()
+                .execute("SELECT result FROM journal WHERE digest = ?", (digest,))
+                .fetchone()
+            )
         return None if row is None else LLMResult.model_validate_json(row[0])
 
     def put(self, digest: str, result: LLMResult) -> None:

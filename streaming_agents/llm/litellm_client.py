@@ -65,7 +65,9 @@ def _retry_after_s(exc: Exception) -> float | None:
 class LiteLLMClient:
     """Async chat completions through ``litellm.acompletion``."""
 
-    def __init__(self, spec: ModelSpec, *, backoff_base_s: float = 0.5, backoff_max_s: float = 20.0):
+    def __init__(
+        self, spec: ModelSpec, *, backoff_base_s: float = 0.5, backoff_max_s: float = 20.0
+    ):
         self.spec = spec
         self.stats = CallStats()
         self._backoff_base_s = backoff_base_s
@@ -86,7 +88,9 @@ class LiteLLMClient:
         if self.spec.api_key_env:
             key = os.environ.get(self.spec.api_key_env)
             if key is None:
-                raise ConfigError(f"environment variable {self.spec.api_key_env} (the API key) is not set")
+                raise ConfigError(
+                    f"environment variable {self.spec.api_key_env} (the API key) is not set"
+                )
             kwargs["api_key"] = key
         if request.response_schema is not None:
             kwargs["response_format"] = {
@@ -132,7 +136,9 @@ class LiteLLMClient:
                 self.stats.calls += 1
                 return self._result(response, model, (time.perf_counter() - started) * 1000)
         self.stats.failures += 1
-        raise LLMCallError(f"LLM call failed after retries and fallbacks: {type(last).__name__}: {last}")
+        raise LLMCallError(
+            f"LLM call failed after retries and fallbacks: {type(last).__name__}: {last}"
+        )
 
     def _result(self, response: Any, model: str, latency_ms: float) -> LLMResult:
         message = response.choices[0].message

@@ -99,7 +99,9 @@ class ChainRunner:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="agent-loop", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="agent-loop", daemon=True
+        )
         self._sem: asyncio.Semaphore | None = None
 
     def start(self) -> None:

@@ -38,5 +38,7 @@ def use_thread_mode(stream: DataStream) -> None:
     j_conf.setString(_PYTHONPATH, ":".join(paths))
     previous = j_conf.getString(_MODE, None)
     if previous not in (None, "thread"):
-        log.warning("python.execution-mode %r replaced by 'thread' for the agent operator", previous)
+        log.warning(
+            "python.execution-mode %r replaced by 'thread' for the agent operator", previous
+        )
     j_conf.setString(_MODE, "thread")

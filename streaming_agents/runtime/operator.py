@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from pyflink.common import Types
+from pyflink.common.time import Time
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
-from pyflink.common.time import Time
 
 from streaming_agents.agent import Agent
 from streaming_agents.llm.journal import Journal
