@@ -55,6 +55,7 @@ class KeyChain:
     done: deque[Completion] = field(default_factory=deque)
     running: bool = False
     next_timer: int | None = None
+    end_timer: int | None = None
     call_started: float | None = None
 
     @property

@@ -13,11 +13,14 @@ Design (see docs/design.md for the measurements behind it):
   a restore, the first callback for a key (timer or new event) rebuilds its
   chain from ``queue``: queued and in-flight work resumes, and calls whose
   results were already obtained are answered by the journal.
-* Every key with work also holds an event-time timer at ``END_OF_INPUT``.
-  Flink fires it when the final watermark arrives, i.e. when a bounded input
-  (a replay of history) ends; the operator then waits for that key's chain
-  and commits it, so the last events are not lost with the dropped
-  processing-time timers.
+* Every key with work also holds an event-time timer, set at the wall-clock
+  time it was registered.  A job without watermarks fires it only when the
+  final watermark arrives, i.e. when a bounded input (a replay of history)
+  ends; the operator then waits for that key's chain and commits it, so the
+  last events are not lost with the dropped processing-time timers.  (The
+  timestamp is a real time because Flink stamps the timer's outputs with it
+  and Kafka rejects records stamped far in the future.)  In a job with
+  watermarks the timer may fire earlier; it then only commits and re-arms.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 from pyflink.common import Types
 from pyflink.common.time import Time
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from streaming_agents.agent import Agent
@@ -37,10 +40,10 @@ from streaming_agents.llm.litellm_client import LiteLLMClient
 from streaming_agents.runtime.chains import ChainRunner, KeyChain, dead_letter
 from streaming_agents.runtime.metrics import OperatorMetrics
 
-__all__ = ["DEAD_LETTER_TAG", "END_OF_INPUT", "AgentFunction"]
+__all__ = ["DEAD_LETTER_TAG", "AgentFunction"]
 
 DEAD_LETTER_TAG = OutputTag("dead-letter", Types.STRING())
-END_OF_INPUT = 2**63 - 2
+FINAL_WATERMARK = 2**63 - 1
 DRAIN_TIMEOUT_S = 600.0
 
 
@@ -93,7 +96,9 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         assert self._runner is not None
         self._runner.enqueue(chain, event)
         timers = ctx.timer_service()
-        timers.register_event_time_timer(END_OF_INPUT)
+        if chain.end_timer is None:
+            chain.end_timer = max(timers.current_processing_time(), timers.current_watermark() + 1)
+            timers.register_event_time_timer(chain.end_timer)
         self._schedule(chain, timers)
         yield from self._commit(chain)
 
@@ -103,13 +108,21 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
             # its work is either committed already or restored from state.
             return
         chain = self._chain(str(ctx.get_current_key()))
-        if timestamp >= END_OF_INPUT:
-            self._runner.wait_idle(chain, DRAIN_TIMEOUT_S)
+        timers = ctx.timer_service()
+        if ctx.time_domain() == TimeDomain.EVENT_TIME:
+            chain.end_timer = None
+            if timers.current_watermark() >= FINAL_WATERMARK:
+                self._runner.wait_idle(chain, DRAIN_TIMEOUT_S)
         elif chain.next_timer is not None and timestamp >= chain.next_timer:
             chain.next_timer = None
         yield from self._commit(chain)
         if not chain.idle:
-            self._schedule(chain, ctx.timer_service())
+            self._schedule(chain, timers)
+            if chain.end_timer is None:
+                chain.end_timer = max(
+                    timers.current_processing_time(), timers.current_watermark() + 1
+                )
+                timers.register_event_time_timer(chain.end_timer)
 
     def _chain(self, key: str) -> KeyChain:
         """The key's chain; after a restore it is rebuilt from keyed state."""
