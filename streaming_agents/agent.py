@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streaming_agents.errors import ConfigError
 from streaming_agents.memory import ConversationMemory, Memory, MemoryPolicy
+from streaming_agents.tools import Tool
 
 __all__ = ["Agent", "AgentOutput", "LLMRequest", "LLMResult", "ModelSpec"]
 
@@ -96,7 +97,8 @@ def _default_step(agent: Agent[Any], event: Event, memory: Memory) -> LLMRequest
         messages.extend(memory.as_messages())
     messages.append({"role": "user", "content": agent.render_prompt(event)})
     schema = agent.output_schema.model_json_schema() if agent.output_schema else None
-    return LLMRequest(messages=tuple(messages), response_schema=schema)
+    tools = tuple(t.schema() for t in agent.tools)
+    return LLMRequest(messages=tuple(messages), response_schema=schema, tools=tools)
 
 
 def _default_reduce(
@@ -136,12 +138,21 @@ class Agent(Generic[MemoryT]):
     output_schema: type[BaseModel] | None = None
     step_fn: StepFn[MemoryT] | None = None
     reduce_fn: ReduceFn[MemoryT] | None = None
+    tools: tuple[Tool, ...] = ()
+    max_tool_iterations: int = 5
+    max_repairs: int = 1
 
     def __post_init__(self) -> None:
         if not self.name or not self.version:
             raise ConfigError("an Agent needs a non-empty name and version")
+        if len({t.name for t in self.tools}) != len(self.tools):
+            raise ConfigError(f"agent {self.name!r} has two tools with the same name")
         if not issubclass(self.memory, Memory):
             raise ConfigError(f"memory must subclass streaming_agents.Memory, got {self.memory!r}")
+
+    def tool(self, name: str) -> Tool | None:
+        """The tool called ``name``, if the agent has it."""
+        return next((t for t in self.tools if t.name == name), None)
 
     def render_prompt(self, event: Event) -> str:
         """The user message for ``event``."""

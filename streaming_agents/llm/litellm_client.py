@@ -19,6 +19,7 @@ from typing import Any
 
 from streaming_agents.agent import LLMRequest, LLMResult, ModelSpec
 from streaming_agents.errors import ConfigError, LLMCallError
+from streaming_agents.llm.throttle import AdaptiveLimiter
 
 __all__ = ["CallStats", "LiteLLMClient", "import_litellm"]
 
@@ -66,9 +67,17 @@ class LiteLLMClient:
     """Async chat completions through ``litellm.acompletion``."""
 
     def __init__(
-        self, spec: ModelSpec, *, backoff_base_s: float = 0.5, backoff_max_s: float = 20.0
+        self,
+        spec: ModelSpec,
+        limiter: AdaptiveLimiter,
+        *,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 20.0,
+        rate_limit_patience_s: float = 600.0,
     ):
         self.spec = spec
+        self.limiter = limiter
+        self.rate_limit_patience_s = rate_limit_patience_s
         self.stats = CallStats()
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
@@ -99,15 +108,22 @@ class LiteLLMClient:
             }
         if request.tools:
             kwargs["tools"] = list(request.tools)
+            # We run tools ourselves; litellm's MCP gateway (which needs the
+            # optional `mcp` package) must not intercept them.
+            kwargs["_skip_mcp_handler"] = True
         return kwargs
 
     async def complete(self, request: LLMRequest) -> LLMResult:
-        """One logical call: retries with backoff, then the fallbacks, in order."""
+        """One logical call: retries with backoff, then the fallbacks, in order.
+
+        Rate limits (429) are not counted against ``num_retries``: they shrink
+        the limiter and wait ``Retry-After``, for up to ``rate_limit_patience_s``
+        in all, so a 429 storm slows the job down instead of failing events.
+        """
         if self._litellm is None:
             self._litellm = import_litellm()
         litellm = self._litellm
         transient = (
-            litellm.RateLimitError,
             litellm.Timeout,
             litellm.APIConnectionError,
             litellm.InternalServerError,
@@ -116,29 +132,42 @@ class LiteLLMClient:
         )
         last: Exception | None = None
         for model in (self.spec.model, *self.spec.fallbacks):
-            for attempt in range(self.spec.num_retries + 1):
-                if attempt:
-                    self.stats.retries += 1
+            attempt, throttled_s = 0, 0.0
+            while attempt <= self.spec.num_retries:
                 started = time.perf_counter()
                 try:
-                    response = await litellm.acompletion(**self._kwargs(request, model))
+                    async with self.limiter.slot():
+                        response = await litellm.acompletion(**self._kwargs(request, model))
+                except litellm.RateLimitError as exc:
+                    last = exc
+                    self.stats.rate_limited += 1
+                    self.limiter.rate_limited()
+                    delay = _retry_after_s(exc) or self._backoff(attempt + 1)
+                    throttled_s += delay
+                    if throttled_s > self.rate_limit_patience_s:
+                        break
+                    await asyncio.sleep(delay * random.uniform(1.0, 1.2))
+                    continue
                 except transient as exc:
                     last = exc
-                    delay = min(self._backoff_max_s, self._backoff_base_s * 2**attempt)
-                    if isinstance(exc, litellm.RateLimitError):
-                        self.stats.rate_limited += 1
-                        delay = _retry_after_s(exc) or delay
-                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                    attempt += 1
+                    if attempt <= self.spec.num_retries:
+                        self.stats.retries += 1
+                        await asyncio.sleep(self._backoff(attempt) * random.uniform(0.5, 1.0))
                     continue
                 except litellm.BadRequestError as exc:
                     last = exc
                     break
+                self.limiter.succeeded()
                 self.stats.calls += 1
                 return self._result(response, model, (time.perf_counter() - started) * 1000)
         self.stats.failures += 1
         raise LLMCallError(
             f"LLM call failed after retries and fallbacks: {type(last).__name__}: {last}"
         )
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self._backoff_max_s, self._backoff_base_s * 2 ** (attempt - 1)))
 
     def _result(self, response: Any, model: str, latency_ms: float) -> LLMResult:
         message = response.choices[0].message
@@ -149,10 +178,9 @@ class LiteLLMClient:
             {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
             for c in (message.tool_calls or ())
         )
-        try:
-            cost = float(self._litellm.completion_cost(completion_response=response))
-        except Exception:  # noqa: BLE001 - unknown models have no price; cost is then 0
-            cost = 0.0
+        # litellm prices every response it knows the model of; unknown models cost 0.
+        hidden = getattr(response, "_hidden_params", None) or {}
+        cost = float(hidden.get("response_cost") or 0.0)
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += completion_tokens
         self.stats.cost_usd += cost

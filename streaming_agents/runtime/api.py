@@ -34,6 +34,7 @@ def run_agent(
     capacity: int = 100,
     journal: Journal | None = None,
     uid: str | None = None,
+    fence_side_effects: bool = False,
 ) -> DataStream:
     """Run ``agent`` on every key of ``keyed``; returns a stream of output JSON lines.
 
@@ -43,12 +44,19 @@ def run_agent(
     ``agent-<name>``) identifies its state in checkpoints and savepoints:
     keep it stable across versions that must read the same memory.
     Events the agent cannot use are on :func:`dead_letters` of the result.
+    ``fence_side_effects`` (replays, dark launches) records calls to tools
+    marked side-effecting instead of running them.
     """
     if not isinstance(keyed, KeyedStream):
         raise ConfigError("run_agent needs a KeyedStream: call .key_by(...) first")
     if capacity < 1:
         raise ConfigError(f"capacity must be at least 1, got {capacity}")
-    function = AgentFunction(agent, journal or default_journal(agent), capacity=capacity)
+    function = AgentFunction(
+        agent,
+        journal or default_journal(agent),
+        capacity=capacity,
+        fence_side_effects=fence_side_effects,
+    )
     op_uid = uid or f"agent-{agent.name}"
     use_thread_mode(keyed)
     stream = (

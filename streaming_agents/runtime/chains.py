@@ -5,8 +5,9 @@ queue of unprocessed events live in keyed state and are checkpointed.  This
 module only *computes ahead*: for every key with queued events it runs
 ``step -> LLM call -> reduce`` one event at a time, in arrival order, on an
 event loop in a background thread, with at most ``capacity`` calls in flight
-across all keys.  Results wait in ``KeyChain.done`` until the operator
-commits them to state and emits them inside a Flink callback for that key.
+across all keys (fewer while the provider rate-limits: ``llm/throttle.py``).
+Results wait in ``KeyChain.done`` until the operator commits them to state
+and emits them inside a Flink callback for that key.
 
 Nothing here is checkpointed.  If the process dies, the chains are lost and
 rebuilt from state after restore; calls already answered come back from the
@@ -27,13 +28,51 @@ from typing import Any
 from pydantic import ValidationError
 
 from streaming_agents.agent import Agent, AgentOutput, LLMRequest, LLMResult
-from streaming_agents.errors import StreamingAgentsError
+from streaming_agents.errors import RuntimeFailure, StreamingAgentsError
 from streaming_agents.llm.journal import Journal, request_digest
+from streaming_agents.llm.throttle import AdaptiveLimiter
 from streaming_agents.memory import Memory
 
-__all__ = ["ChainRunner", "Completion", "KeyChain", "RunnerStats"]
+__all__ = ["ChainRunner", "Completion", "KeyChain", "RunnerStats", "ToolLoopExceeded"]
 
 LLMCall = Callable[[LLMRequest], Awaitable[LLMResult]]
+
+
+class ToolLoopExceeded(RuntimeFailure):
+    """The model kept asking for tools past the agent's ``max_tool_iterations``."""
+
+
+def _reason(exc: StreamingAgentsError) -> str:
+    return "tool loop exceeded" if isinstance(exc, ToolLoopExceeded) else "llm call failed"
+
+
+def _assistant_tool_message(result: LLMResult) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": result.content or None,
+        "tool_calls": [
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
+            for c in result.tool_calls
+        ],
+    }
+
+
+def _repair_request(request: LLMRequest, result: LLMResult, exc: Exception) -> LLMRequest:
+    """Ask again, showing the model its invalid reply and the validation error."""
+    note = (
+        "Your previous reply failed validation against the required JSON schema: "
+        f"{exc}. Reply again with only JSON that matches the schema."
+    )
+    messages = (
+        *request.messages,
+        {"role": "assistant", "content": result.content},
+        {"role": "user", "content": note},
+    )
+    return request.model_copy(update={"messages": messages})
 
 
 @dataclass(frozen=True)
@@ -67,10 +106,10 @@ class KeyChain:
 class RunnerStats:
     """Counters read (and copied into Flink metrics) by the operator thread."""
 
-    in_flight: int = 0
-    max_in_flight: int = 0
-    waiting: int = 0
     llm_calls: int = 0
+    tool_calls: int = 0
+    tools_fenced: int = 0
+    repairs: int = 0
     journal_hits: int = 0
     dead_lettered: int = 0
     latency_ms_total: float = 0.0
@@ -90,9 +129,18 @@ def dead_letter(reason: str, key: str, payload: Any, error: str = "") -> str:
 class ChainRunner:
     """Runs every key's chain on one asyncio loop in a daemon thread."""
 
-    def __init__(self, agent: Agent[Any], call: LLMCall, journal: Journal, capacity: int) -> None:
+    def __init__(
+        self,
+        agent: Agent[Any],
+        call: LLMCall,
+        journal: Journal,
+        limiter: AdaptiveLimiter,
+        *,
+        fence_side_effects: bool = False,
+    ) -> None:
         self.agent = agent
-        self.capacity = capacity
+        self.limiter = limiter
+        self.fence_side_effects = fence_side_effects
         self.stats = RunnerStats()
         self._call = call
         self._journal = journal
@@ -103,7 +151,6 @@ class ChainRunner:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="agent-loop", daemon=True
         )
-        self._sem: asyncio.Semaphore | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -149,13 +196,13 @@ class ChainRunner:
         Polling every busy key at a fixed short interval costs more CPU than
         the LLM calls themselves once thousands of keys wait for capacity.
         """
-        stats = self.stats
+        stats, limiter = self.stats, self.limiter
         avg = stats.latency_ms_total / stats.llm_calls if stats.llm_calls else 50.0
         started = chain.call_started
         if started is not None:
             remaining = avg - (time.monotonic() - started) * 1000.0
         elif chain.running:
-            remaining = avg * (1.0 + stats.waiting / self.capacity)
+            remaining = avg * (1.0 + limiter.waiting / max(1.0, limiter.limit))
         else:
             remaining = 0.0
         return int(min(5000.0, max(float(floor_ms), remaining + 2.0)))
@@ -178,8 +225,6 @@ class ChainRunner:
     # --- on the event loop ------------------------------------------------------
 
     def _spawn(self, chain: KeyChain) -> None:
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self.capacity)
         self._loop.create_task(self._drive(chain))
 
     async def _drive(self, chain: KeyChain) -> None:
@@ -207,21 +252,22 @@ class ChainRunner:
             request = agent.step(event, memory)
         except (StreamingAgentsError, ValidationError, ValueError, KeyError, TypeError) as exc:
             return self._reject("step failed", key, event, exc, memory)
-        digest = request_digest(agent.name, key, agent.model, request)
-        result = self._journal.get(digest)
-        if result is not None:
-            self.stats.journal_hits += 1
-        else:
+        repairs = 0
+        while True:
             try:
-                result = await self._limited_call(chain, request)
+                request, result = await self._tool_loop(chain, request)
             except StreamingAgentsError as exc:
-                return self._reject("llm call failed", key, event, exc, memory)
-            self._journal.put(digest, result)
-        try:
-            new_memory, outputs = agent.reduce(event, memory, result)
-        except (StreamingAgentsError, ValidationError, ValueError, KeyError, TypeError) as exc:
-            payload = {"event": event, "reply": result.content}
-            return self._reject("unusable llm reply", key, payload, exc, memory)
+                return self._reject(_reason(exc), key, event, exc, memory)
+            try:
+                new_memory, outputs = agent.reduce(event, memory, result)
+                break
+            except (StreamingAgentsError, ValidationError, ValueError, KeyError, TypeError) as exc:
+                if repairs >= agent.max_repairs or agent.output_schema is None:
+                    payload = {"event": event, "reply": result.content}
+                    return self._reject("unusable llm reply", key, payload, exc, memory)
+                repairs += 1
+                self.stats.repairs += 1
+                request = _repair_request(request, result, exc)
         lines = tuple(
             AgentOutput(
                 agent=agent.name,
@@ -235,20 +281,66 @@ class ChainRunner:
         )
         return Completion(memory_json=new_memory.dump(), outputs=lines), new_memory
 
-    async def _limited_call(self, chain: KeyChain, request: LLMRequest) -> LLMResult:
-        assert self._sem is not None
+    async def _tool_loop(
+        self, chain: KeyChain, request: LLMRequest
+    ) -> tuple[LLMRequest, LLMResult]:
+        """Call the model; run the tools it asks for; repeat until it answers."""
+        agent = self.agent
+        for _ in range(agent.max_tool_iterations + 1):
+            result = await self._answer(chain, request)
+            if not result.tool_calls:
+                return request, result
+            messages = [*request.messages, _assistant_tool_message(result)]
+            for call in result.tool_calls:
+                output = await self._run_tool(chain, request, call)
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
+            request = request.model_copy(update={"messages": tuple(messages)})
+        raise ToolLoopExceeded(
+            f"the model still asked for tools after {agent.max_tool_iterations} iterations"
+        )
+
+    async def _answer(self, chain: KeyChain, request: LLMRequest) -> LLMResult:
+        """The journalled answer to ``request``, or a new call (recorded before use)."""
+        digest = request_digest(self.agent.name, chain.key, self.agent.model, request)
+        result = self._journal.get(digest)
+        if result is not None:
+            self.stats.journal_hits += 1
+            return result
+        result = await self._timed_call(chain, request)
+        self._journal.put(digest, result)
+        return result
+
+    async def _run_tool(self, chain: KeyChain, request: LLMRequest, call: dict[str, Any]) -> str:
+        """Run one tool call; its result is journalled so recovery never repeats it."""
+        agent = self.agent
+        tool = agent.tool(str(call["name"]))
+        if tool is None:
+            return json.dumps({"error": f"no tool named {call['name']!r}"})
+        if tool.side_effecting and self.fence_side_effects:
+            self.stats.tools_fenced += 1
+            return json.dumps({"fenced": True, "note": "side effects are off in this run"})
+        marker = LLMRequest(
+            messages=(*request.messages, {"role": "tool-call", "content": json.dumps(call)})
+        )
+        digest = request_digest(agent.name, chain.key, agent.model, marker)
+        recorded = self._journal.get(digest)
+        if recorded is not None:
+            self.stats.journal_hits += 1
+            return recorded.content
+        self.stats.tool_calls += 1
+        output = await asyncio.get_running_loop().run_in_executor(
+            None, tool.invoke, str(call.get("arguments") or "{}")
+        )
+        self._journal.put(digest, LLMResult(content=output, model=f"tool:{tool.name}"))
+        return output
+
+    async def _timed_call(self, chain: KeyChain, request: LLMRequest) -> LLMResult:
         stats = self.stats
-        stats.waiting += 1
-        async with self._sem:
-            stats.waiting -= 1
-            stats.in_flight += 1
-            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
-            chain.call_started = time.monotonic()
-            try:
-                result = await self._call(request)
-            finally:
-                stats.in_flight -= 1
-                chain.call_started = None
+        chain.call_started = time.monotonic()
+        try:
+            result = await self._call(request)
+        finally:
+            chain.call_started = None
         stats.llm_calls += 1
         stats.latency_ms_total += result.latency_ms
         stats.prompt_tokens += result.prompt_tokens

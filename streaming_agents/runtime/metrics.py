@@ -29,9 +29,12 @@ class OperatorMetrics:
         self._llm_calls = g.counter("llm_calls")
         self._journal_hits = g.counter("journal_hits")
         self._retries = g.counter("retries")
+        self._rate_limited = g.counter("rate_limited")
+        self._tool_calls = g.counter("tool_calls")
         self._tokens_in = g.counter("tokens_in")
         self._tokens_out = g.counter("tokens_out")
-        g.gauge("calls_in_flight", lambda: runner.stats.in_flight)
+        g.gauge("calls_in_flight", lambda: runner.limiter.in_flight)
+        g.gauge("concurrency_limit", lambda: int(runner.limiter.limit))
         g.gauge("llm_latency_ms_avg", self._avg_latency)
         g.gauge("cost_micro_usd", lambda: int(runner.stats.cost_usd * 1e6))
         self._seen: dict[str, int] = {}
@@ -49,6 +52,8 @@ class OperatorMetrics:
             ("journal_hits", self._journal_hits, stats.journal_hits),
             ("dead", self.dead_lettered, stats.dead_lettered),
             ("retries", self._retries, calls.retries),
+            ("rate_limited", self._rate_limited, calls.rate_limited),
+            ("tool_calls", self._tool_calls, stats.tool_calls),
             ("tokens_in", self._tokens_in, stats.prompt_tokens),
             ("tokens_out", self._tokens_out, stats.completion_tokens),
         ):

@@ -37,6 +37,7 @@ from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 from streaming_agents.agent import Agent
 from streaming_agents.llm.journal import Journal
 from streaming_agents.llm.litellm_client import LiteLLMClient
+from streaming_agents.llm.throttle import AdaptiveLimiter
 from streaming_agents.runtime.chains import ChainRunner, KeyChain, dead_letter
 from streaming_agents.runtime.metrics import OperatorMetrics
 
@@ -51,11 +52,17 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
     """Runs one :class:`Agent` on a keyed stream of JSON events (str or dict)."""
 
     def __init__(
-        self, agent: Agent[Any], journal: Journal, capacity: int = 100, poll_ms: int = 5
+        self,
+        agent: Agent[Any],
+        journal: Journal,
+        capacity: int = 100,
+        poll_ms: int = 5,
+        fence_side_effects: bool = False,
     ) -> None:
         self.agent = agent
         self.journal = journal
         self.capacity = capacity
+        self.fence_side_effects = fence_side_effects
         self.poll_ms = poll_ms
         self._runner: ChainRunner | None = None
 
@@ -71,8 +78,15 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
             )
         self._memory = runtime_context.get_state(memory)
         self._queue = runtime_context.get_state(ValueStateDescriptor("queue", Types.STRING()))
-        client = LiteLLMClient(self.agent.model)
-        self._runner = ChainRunner(self.agent, client.complete, self.journal, self.capacity)
+        limiter = AdaptiveLimiter(self.capacity)
+        client = LiteLLMClient(self.agent.model, limiter)
+        self._runner = ChainRunner(
+            self.agent,
+            client.complete,
+            self.journal,
+            limiter,
+            fence_side_effects=self.fence_side_effects,
+        )
         self._metrics = OperatorMetrics(runtime_context.get_metrics_group(), self._runner, client)
         self._runner.start()
 

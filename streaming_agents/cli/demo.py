@@ -1,0 +1,358 @@
+"""``streaming-agents demo``: the claim-triage job end to end on this machine.
+
+Steps: start a Kafka broker (KRaft, in a temporary folder) and, unless a real
+model is asked for, the fake LLM scripted with keyword rules; create the
+topics; write sample claims (a few malformed); run ``jobs/claims_triage`` on
+the Flink mini-cluster with a bounded source and exactly-once sinks; read the
+decisions and dead letters back as a ``read_committed`` consumer; print them
+and a summary.  Everything started here is stopped on the way out, also after
+an error, Ctrl-C or SIGTERM.
+
+Progress goes to stderr, the decisions and the summary to stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any, TextIO
+
+from streaming_agents.agent import ModelSpec
+from streaming_agents.errors import ConfigError, InfrastructureError
+
+__all__ = ["FAKE_KEY_ENV", "MODEL_ENV", "ROUTES", "SEED", "fake_rules", "run_demo"]
+
+MODEL_ENV = "STREAMING_AGENTS_MODEL"
+"""Names a litellm model (e.g. ``openai/gpt-4o-mini``) to use instead of the fake LLM."""
+FAKE_KEY_ENV = "STREAMING_AGENTS_FAKE_API_KEY"
+"""The (dummy) API key the job sends to the fake LLM."""
+SEED = 42
+MAX_EVENTS = 10_000
+ROUTES = ("auto_approve", "human_review", "request_more_info")
+IN_TOPIC, OUT_TOPIC, DLQ_TOPIC = "claims", "claims-decisions", "claims-dlq"
+
+
+def fake_rules() -> list[dict[str, Any]]:
+    """Fake-LLM rules: the first regex found in the claim text picks the reply.
+
+    Theft or cash in the description -> human_review (a higher fraud score
+    above 10,000); no documents -> request_more_info; anything else ->
+    auto_approve.  Replies are Decision JSON; ``claim_id`` is left empty
+    because the job takes it from the claim, not from the model.
+    """
+    fraud = r"(?im)^Description:.*\b(stolen|cash)\b"
+    big_fraud = r"(?im)^Amount: \d{5,}\.\d\d\nDescription:.*\b(stolen|cash)\b"
+
+    def decision(route: str, score: float, *reasons: str) -> dict[str, Any]:
+        return {"claim_id": "", "route": route, "fraud_score": score, "reasons": list(reasons)}
+
+    return [
+        {
+            "match": big_fraud,
+            "json": decision(
+                "human_review",
+                0.93,
+                "theft or cash payment mentioned",
+                "amount above 10,000",
+            ),
+        },
+        {
+            "match": fraud,
+            "json": decision(
+                "human_review",
+                0.78,
+                "theft or cash payment mentioned",
+                "needs an adjuster before payment",
+            ),
+        },
+        {
+            "match": r"(?m)^Documents: none$",
+            "json": decision(
+                "request_more_info",
+                0.12,
+                "no documents attached",
+                "need photos and an invoice or repair estimate",
+            ),
+        },
+        {
+            "match": r"^Claim ",
+            "json": decision(
+                "auto_approve",
+                0.04,
+                "covered event",
+                "documents attached",
+                "amount consistent with the description",
+            ),
+        },
+    ]
+
+
+def run_demo(events: int = 20, model: str | None = None, out: TextIO | None = None) -> int:
+    """Run the demo; returns the exit code (0 when every record was accounted for)."""
+    out = out or sys.stdout
+    if not 1 <= events <= MAX_EVENTS:
+        raise ConfigError(f"--events must be between 1 and {MAX_EVENTS}, got {events}")
+    model_name = (model or os.environ.get(MODEL_ENV) or "fake").strip()
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if model_name != "fake":
+        _check_model_env(model_name)
+    # The Flink worker reads the key; it must be set before PyFlink's JVM starts.
+    os.environ.setdefault(FAKE_KEY_ENV, "sk-fake-demo-key")
+    job = _load_job()
+    records: list[dict[str, Any] | str] = job.generate_claims(events, SEED)
+
+    started = time.monotonic()
+    stack = contextlib.ExitStack()
+    previous = _set_handler(signal.SIGTERM, _raise_interrupt)
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="sa-demo-"))
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        _progress(f"work folder {workdir}")
+        bootstrap = _start_kafka(stack, workdir / "kafka")
+        spec = _model_spec(stack, model_name)
+        _write_claims(bootstrap, records)
+        job_s = _run_job(job, bootstrap, spec, workdir)
+        decisions, dead = _read_back(bootstrap)
+    finally:
+        with _interrupts_ignored():
+            stack.close()
+        _set_handler(signal.SIGTERM, previous)
+    _report(out, decisions, dead, len(records), job_s, time.monotonic() - started)
+    return 0 if len(decisions) + len(dead) == len(records) else 1
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _check_model_env(model: str) -> None:
+    """Fail early (a user error) when the provider's API key variable is not set."""
+    from streaming_agents.llm.litellm_client import import_litellm
+
+    litellm = import_litellm()
+    try:
+        report = litellm.validate_environment(model=model)
+    except Exception as exc:  # litellm raises assorted errors for bad names
+        raise ConfigError(f"litellm does not know model {model!r}: {exc}") from exc
+    missing = report.get("missing_keys") or []
+    if missing:
+        raise ConfigError(
+            f"model {model!r} needs the environment variable(s) {', '.join(missing)}; "
+            f"set them or unset {MODEL_ENV} to use the fake LLM"
+        )
+
+
+def _load_job() -> ModuleType:
+    """``jobs.claims_triage`` from the source checkout (the package does not ship ``jobs``)."""
+    from streaming_agents.runtime.environment import repo_root
+
+    name = "jobs.claims_triage"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("jobs", name):
+            raise
+    root = repo_root()
+    if not (root / "jobs" / "claims_triage" / "job.py").exists():
+        raise ConfigError(
+            f"the demo needs the source checkout (no jobs/claims_triage under {root}); "
+            "set SA_REPO_ROOT to the checkout"
+        )
+    sys.path.insert(0, str(root))
+    return importlib.import_module(name)
+
+
+def _start_kafka(stack: contextlib.ExitStack, workdir: Path) -> str:
+    from streaming_agents.testing.kafka import LocalKafka, create_topics
+
+    t0 = time.monotonic()
+    broker = LocalKafka(workdir)
+    stack.callback(_stop_broker, broker)
+    broker.start()
+    create_topics(broker.bootstrap, [IN_TOPIC, OUT_TOPIC, DLQ_TOPIC])
+    _progress(
+        f"kafka broker {broker.bootstrap} (pid {broker.pid}) up, topics created "
+        f"in {time.monotonic() - t0:.1f} s"
+    )
+    return broker.bootstrap
+
+
+def _stop_broker(broker: Any) -> None:
+    pid = broker.pid
+    broker.stop()
+    _progress(f"kafka broker (pid {pid}) stopped")
+
+
+def _model_spec(stack: contextlib.ExitStack, model: str) -> ModelSpec:
+    if model != "fake":
+        _progress(f"model {model} (real LLM calls: they cost money)")
+        return ModelSpec(model=model, timeout_s=60.0, num_retries=2)
+    from streaming_agents.testing.fake_llm import FakeLLM
+
+    fake = FakeLLM({"rules": fake_rules(), "latency_ms": 5})
+    stack.callback(_stop_fake, fake)
+    fake.start()
+    _progress(f"fake LLM {fake.base_url} (scripted keyword rules)")
+    return ModelSpec(
+        model="openai/claims-triage-fake", api_base=fake.base_url, api_key_env=FAKE_KEY_ENV
+    )
+
+
+def _stop_fake(fake: Any) -> None:
+    url = fake.base_url if fake.running else None
+    fake.stop()
+    if url:
+        _progress(f"fake LLM {url} stopped")
+
+
+def _write_claims(bootstrap: str, records: list[dict[str, Any] | str]) -> None:
+    from streaming_agents.testing.kafka import produce
+
+    rows: list[tuple[bytes | str | None, bytes | str]] = []
+    for record in records:
+        if isinstance(record, dict):
+            rows.append((str(record["policy_id"]), json.dumps(record)))
+        else:
+            rows.append((None, record))
+    produce(bootstrap, IN_TOPIC, rows)
+    bad = sum(isinstance(r, str) for r in records)
+    _progress(f"wrote {len(records)} claims to '{IN_TOPIC}' ({bad} malformed)")
+
+
+def _run_job(job: ModuleType, bootstrap: str, spec: ModelSpec, workdir: Path) -> float:
+    from streaming_agents.llm.journal import SqliteJournal
+    from streaming_agents.runtime.environment import local_env
+
+    t0 = time.monotonic()
+    env = local_env(
+        checkpoint_interval_ms=1000,
+        extra_config={
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": "2",
+            "restart-strategy.fixed-delay.delay": "1 s",
+        },
+    )
+    job.build(
+        env,
+        bootstrap,
+        IN_TOPIC,
+        OUT_TOPIC,
+        DLQ_TOPIC,
+        spec,
+        bounded=True,
+        group_id="claims-triage-demo",
+        journal=SqliteJournal(workdir / "journal.sqlite"),
+    )
+    _progress("running the claims-triage job on the Flink mini-cluster (bounded input)")
+    try:
+        env.execute("claims-triage-demo")
+    except Exception as exc:  # py4j wraps the Java failure; keep its root cause
+        raise InfrastructureError(f"the Flink job failed: {_root_cause(exc)}") from exc
+    elapsed = time.monotonic() - t0
+    _progress(f"job finished in {elapsed:.1f} s")
+    return elapsed
+
+
+def _root_cause(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    causes = [ln for ln in lines if ln.startswith("Caused by:")]
+    return (causes[-1] if causes else (lines[0] if lines else type(exc).__name__))[:500]
+
+
+def _read_back(bootstrap: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Decisions and dead letters, as a read_committed consumer sees them."""
+    from streaming_agents.testing.kafka import consume_committed
+
+    def read(topic: str) -> list[dict[str, Any]]:
+        messages = consume_committed(bootstrap, topic, timeout_s=30, idle_s=1.0)
+        return [json.loads(m.value()) for m in messages]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        decisions, dead = pool.map(read, [OUT_TOPIC, DLQ_TOPIC])
+    return decisions, dead
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _report(
+    out: TextIO,
+    decisions: list[dict[str, Any]],
+    dead: list[dict[str, Any]],
+    total: int,
+    job_s: float,
+    total_s: float,
+) -> None:
+    def line(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
+    line(f"decisions (read_committed from '{OUT_TOPIC}'):")
+    routes: Counter[str] = Counter()
+    for record in sorted(decisions, key=lambda r: str(r["output"].get("claim_id"))):
+        decision, claim = record["output"], record["input"]
+        routes[decision["route"]] += 1
+        reasons = "; ".join(decision.get("reasons") or [])
+        line(
+            f"  {decision['claim_id']:<9} {claim.get('policy_id', '?'):<9} "
+            f"{decision['route']:<18} fraud={float(decision['fraud_score']):.2f}  "
+            f"{claim.get('amount', 0):>9.2f}  {reasons}"
+        )
+    line(f"dead letters (read_committed from '{DLQ_TOPIC}'):")
+    for record in dead:
+        payload = record.get("payload")
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        text = text if len(text) <= 70 else text[:67] + "..."
+        error = str(record.get("error") or "").splitlines()[0:1]
+        detail = f"  ({error[0][:70]})" if error else ""
+        line(f"  dead-letter  {record.get('reason', '?'):<18} {text}{detail}")
+    counts = " ".join(f"{route}={routes[route]}" for route in ROUTES)
+    line(
+        f"summary: {total} claims -> {counts} dead_lettered={len(dead)}"
+        f" | job {job_s:.1f} s, total {total_s:.1f} s"
+    )
+    if len(decisions) + len(dead) != total:
+        line(f"warning: {total - len(decisions) - len(dead)} claim(s) unaccounted for")
+
+
+def _progress(message: str) -> None:
+    print(f"demo: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- signals
+
+
+Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _set_handler(sig: signal.Signals, handler: Handler) -> Handler:
+    """Install ``handler`` (main thread only; elsewhere signals stay as they are)."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """Let cleanup finish: a second Ctrl-C must not leave the broker running."""
+    saved = {sig: _set_handler(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            _set_handler(sig, handler)

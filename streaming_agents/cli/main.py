@@ -1,0 +1,97 @@
+"""``streaming-agents``: the command-line entry point.
+
+Subcommands:
+
+* ``demo [--events N] [--model MODEL]`` -- triage sample insurance claims on a
+  local Kafka broker and the Flink mini-cluster, print the decisions.
+* ``version`` -- print the package version.
+
+Exit codes: 0 success, 1 a runtime failure (broker, cluster, LLM provider),
+2 a usage or user error (bad arguments, bad configuration), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from streaming_agents.errors import StreamingAgentsError, UserError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "streaming-agents"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Apache Flink (PyFlink) as the runtime for always-on LLM agents.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="triage sample insurance claims end to end (local Kafka + Flink + an LLM)",
+        description=(
+            "Start a local Kafka broker and a fake LLM, write sample insurance claims to "
+            "Kafka, run the claim-triage agent on the local Flink mini-cluster (exactly-once "
+            "output), print every decision and a summary, then stop everything it started. "
+            "Set STREAMING_AGENTS_MODEL (or --model) to a litellm model such as "
+            "openai/gpt-4o-mini to use a real LLM; its API key comes from the provider's "
+            "usual environment variable (e.g. OPENAI_API_KEY)."
+        ),
+    )
+    demo.add_argument(
+        "--events", type=int, default=20, metavar="N", help="number of sample claims (default 20)"
+    )
+    demo.add_argument(
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help="litellm model name, or 'fake' for the scripted fake LLM "
+        "(default: $STREAMING_AGENTS_MODEL, else fake)",
+    )
+
+    commands.add_parser("version", help="print the version", description="Print the version.")
+    return parser
+
+
+def _version() -> str:
+    from streaming_agents import __version__
+
+    return f"{PROG} {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        if args.version or args.command == "version":
+            print(_version())
+            return 0
+        if args.command == "demo":
+            from streaming_agents.cli.demo import run_demo
+
+            return run_demo(events=args.events, model=args.model)
+        parser.print_help(sys.stderr)
+        return 2
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except StreamingAgentsError as exc:
+        print(f"{PROG}: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
