@@ -73,3 +73,14 @@ def test_malformed_events_and_failed_calls_go_to_dead_letters(fake_llm: FakeLLM)
     k1 = [o for o in outputs if o["key"] == "k1"]
     assert [(o["input"]["seq"], o["turn"]) for o in k1] == [(0, 1), (2, 2)]
     assert len(outputs) == 5
+
+
+def test_429_storm_never_fails_the_job(fake_llm: FakeLLM) -> None:
+    # No restart strategy on this job: a single task failure would fail it.
+    fake_llm.configure({"rate_429": 0.4, "rate_500": 0.05, "retry_after_s": 0, "seed": 5})
+    outputs, dead = run_collect(echo_agent(fake_llm, num_retries=8), events(n_keys=30, per_key=3))
+    assert dead == []
+    assert len(outputs) == 90
+    for outs in by_key(outputs).values():
+        assert [o["turn"] for o in outs] == [1, 2, 3]
+    assert fake_llm.stats()["by_status"]["429"] >= 20

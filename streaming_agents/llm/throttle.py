@@ -33,10 +33,14 @@ class AdaptiveLimiter:
         self.rate_limited_total = 0
         self._last_cut = 0.0
         self._cond: asyncio.Condition | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _condition(self) -> asyncio.Condition:
-        if self._cond is None:
-            self._cond = asyncio.Condition()
+        # One condition per event loop: a limiter (and what it learnt) may
+        # outlive the loop it was first used on, e.g. across operator restarts.
+        loop = asyncio.get_running_loop()
+        if self._cond is None or self._loop is not loop:
+            self._cond, self._loop = asyncio.Condition(), loop
         return self._cond
 
     @asynccontextmanager
