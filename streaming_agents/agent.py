@@ -25,7 +25,7 @@ from streaming_agents.errors import ConfigError
 from streaming_agents.memory import ConversationMemory, Memory, MemoryPolicy
 from streaming_agents.tools import Tool
 
-__all__ = ["Agent", "AgentOutput", "LLMRequest", "LLMResult", "ModelSpec"]
+__all__ = ["Agent", "AgentOutput", "LLMRequest", "LLMResult", "ModelSpec", "Usage"]
 
 MemoryT = TypeVar("MemoryT", bound=Memory)
 Event = Mapping[str, Any]
@@ -78,6 +78,29 @@ class LLMResult(BaseModel):
     latency_ms: float = 0.0
 
 
+class Usage(BaseModel):
+    """What answering one event cost, summed over its LLM calls (tool rounds, repairs).
+
+    Taken from the recorded results, so a replay answered by the journal
+    reports the same figures as the original run.
+    """
+
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    model: str = ""
+
+    def add(self, result: LLMResult) -> None:
+        self.llm_calls += 1
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        self.cost_usd += result.cost_usd
+        self.latency_ms += result.latency_ms
+        self.model = result.model or self.model
+
+
 class AgentOutput(BaseModel):
     """What the agent operator emits for each event it consumed."""
 
@@ -87,6 +110,7 @@ class AgentOutput(BaseModel):
     input: dict[str, Any]
     output: Any
     turn: int
+    usage: Usage = Field(default_factory=Usage)
 
 
 def _default_step(agent: Agent[Any], event: Event, memory: Memory) -> LLMRequest:

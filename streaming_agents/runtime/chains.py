@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from streaming_agents.agent import Agent, AgentOutput, LLMRequest, LLMResult
+from streaming_agents.agent import Agent, AgentOutput, LLMRequest, LLMResult, Usage
 from streaming_agents.errors import RuntimeFailure, StreamingAgentsError
 from streaming_agents.llm.journal import Journal, request_digest
 from streaming_agents.llm.throttle import AdaptiveLimiter
@@ -252,10 +252,10 @@ class ChainRunner:
             request = agent.step(event, memory)
         except (StreamingAgentsError, ValidationError, ValueError, KeyError, TypeError) as exc:
             return self._reject("step failed", key, event, exc, memory)
-        repairs = 0
+        repairs, usage = 0, Usage()
         while True:
             try:
-                request, result = await self._tool_loop(chain, request)
+                request, result = await self._tool_loop(chain, request, usage)
             except StreamingAgentsError as exc:
                 return self._reject(_reason(exc), key, event, exc, memory)
             try:
@@ -276,18 +276,20 @@ class ChainRunner:
                 input=dict(event),
                 output=out,
                 turn=new_memory.turn_count,
+                usage=usage,
             ).model_dump_json()
             for out in outputs
         )
         return Completion(memory_json=new_memory.dump(), outputs=lines), new_memory
 
     async def _tool_loop(
-        self, chain: KeyChain, request: LLMRequest
+        self, chain: KeyChain, request: LLMRequest, usage: Usage
     ) -> tuple[LLMRequest, LLMResult]:
         """Call the model; run the tools it asks for; repeat until it answers."""
         agent = self.agent
         for _ in range(agent.max_tool_iterations + 1):
             result = await self._answer(chain, request)
+            usage.add(result)
             if not result.tool_calls:
                 return request, result
             messages = [*request.messages, _assistant_tool_message(result)]
