@@ -134,3 +134,41 @@ def test_500s_and_timeouts_are_retried(fake_llm: FakeLLM) -> None:
     done, _ = run_events(echo_agent(fake_llm, num_retries=6), evts)
     assert len(_outputs(done)) == 30 and _dead(done) == []
     assert fake_llm.stats()["requests_total"] > 30
+
+
+def test_fallback_model_answers_when_the_first_fails(fake_llm: FakeLLM) -> None:
+    from streaming_agents import Agent, ModelSpec
+
+    fake_llm.configure({"rules": [{"match": "#", "status": 400}]})
+    bad_first = ModelSpec(
+        model="openai/primary",
+        api_base=fake_llm.base_url,
+        api_key_env="FAKE_LLM_API_KEY",
+        num_retries=0,
+        fallbacks=("openai/secondary",),
+    )
+    agent = Agent(name="fb", version="1", model=bad_first, prompt="{k}#{seq}")
+    done, _ = run_events(agent, [{"k": "a", "seq": 0}])
+    # both models get the 400 here: the event is dead-lettered after the fallback tried
+    assert [d["reason"] for d in _dead(done)] == ["llm call failed"]
+    models = [r["model"] for r in fake_llm.requests(last=10)]
+    assert models == ["primary", "secondary"]
+
+
+def test_per_call_timeout_then_retry(fake_llm: FakeLLM) -> None:
+    from streaming_agents import Agent, ModelSpec
+
+    fake_llm.configure({"rules": [{"match": "slow", "fault": "timeout"}], "timeout_s": 5})
+    spec = ModelSpec(
+        model="openai/m",
+        api_base=fake_llm.base_url,
+        api_key_env="FAKE_LLM_API_KEY",
+        timeout_s=0.5,
+        num_retries=1,
+    )
+    agent = Agent(name="to", version="1", model=spec, prompt="{text}")
+    done, runner = run_events(agent, [{"k": "a", "text": "slow one"}, {"k": "b", "text": "fast"}])
+    dead = _dead(done)
+    assert [d["key"] for d in dead] == ["a"] and "Timeout" in dead[0]["error"]
+    assert [o["key"] for o in _outputs(done)] == ["b"]
+    assert fake_llm.stats()["requests_total"] == 3  # a, its one retry, b
