@@ -111,6 +111,7 @@ class AgentOutput(BaseModel):
     output: Any
     turn: int
     usage: Usage = Field(default_factory=Usage)
+    source: dict[str, Any] | None = None
 
 
 def _default_step(agent: Agent[Any], event: Event, memory: Memory) -> LLMRequest:

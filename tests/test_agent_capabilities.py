@@ -167,7 +167,7 @@ def test_per_call_timeout_then_retry(fake_llm: FakeLLM) -> None:
         num_retries=1,
     )
     agent = Agent(name="to", version="1", model=spec, prompt="{text}")
-    done, runner = run_events(agent, [{"k": "a", "text": "slow one"}, {"k": "b", "text": "fast"}])
+    done, _ = run_events(agent, [{"k": "a", "text": "slow one"}, {"k": "b", "text": "fast"}])
     dead = _dead(done)
     assert [d["key"] for d in dead] == ["a"] and "Timeout" in dead[0]["error"]
     assert [o["key"] for o in _outputs(done)] == ["b"]

@@ -35,6 +35,7 @@ def run_agent(
     journal: Journal | None = None,
     uid: str | None = None,
     fence_side_effects: bool = False,
+    max_event_bytes: int = 1 << 20,
 ) -> DataStream:
     """Run ``agent`` on every key of ``keyed``; returns a stream of output JSON lines.
 
@@ -45,7 +46,10 @@ def run_agent(
     keep it stable across versions that must read the same memory.
     Events the agent cannot use are on :func:`dead_letters` of the result.
     ``fence_side_effects`` (replays, dark launches) records calls to tools
-    marked side-effecting instead of running them.
+    marked side-effecting instead of running them.  Events larger than
+    ``max_event_bytes`` are dead-lettered, as are malformed ones; feed the
+    operator :func:`streaming_agents.connectors.kafka_records.kafka_records`
+    to have dead letters carry their source topic, partition and offset.
     """
     if not isinstance(keyed, KeyedStream):
         raise ConfigError("run_agent needs a KeyedStream: call .key_by(...) first")
@@ -56,6 +60,7 @@ def run_agent(
         journal or default_journal(agent),
         capacity=capacity,
         fence_side_effects=fence_side_effects,
+        max_event_bytes=max_event_bytes,
     )
     op_uid = uid or f"agent-{agent.name}"
     use_thread_mode(keyed)

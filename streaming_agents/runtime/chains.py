@@ -32,6 +32,7 @@ from streaming_agents.errors import RuntimeFailure, StreamingAgentsError
 from streaming_agents.llm.journal import Journal, request_digest
 from streaming_agents.llm.throttle import AdaptiveLimiter
 from streaming_agents.memory import Memory
+from streaming_agents.runtime.events import Envelope, dead_letter
 
 __all__ = ["ChainRunner", "Completion", "KeyChain", "RunnerStats", "ToolLoopExceeded"]
 
@@ -90,7 +91,7 @@ class KeyChain:
 
     key: str
     memory: Memory
-    todo: deque[dict[str, Any]] = field(default_factory=deque)
+    todo: deque[Envelope] = field(default_factory=deque)
     done: deque[Completion] = field(default_factory=deque)
     running: bool = False
     next_timer: int | None = None
@@ -116,14 +117,6 @@ class RunnerStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-
-
-def dead_letter(reason: str, key: str, payload: Any, error: str = "") -> str:
-    """The JSON record written to the dead-letter output."""
-    return json.dumps(
-        {"reason": reason, "error": error, "key": key, "payload": payload, "ts": time.time()},
-        default=str,
-    )
 
 
 class ChainRunner:
@@ -166,7 +159,7 @@ class ChainRunner:
         with self._lock:
             return self._chains.get(key)
 
-    def ensure_chain(self, key: str, memory: Memory, queued: list[dict[str, Any]]) -> KeyChain:
+    def ensure_chain(self, key: str, memory: Memory, queued: list[Envelope]) -> KeyChain:
         """The key's chain, rebuilt from state (memory + queued events) if absent."""
         with self._lock:
             chain = self._chains.get(key)
@@ -176,9 +169,9 @@ class ChainRunner:
                 self._kick(chain)
             return chain
 
-    def enqueue(self, chain: KeyChain, event: dict[str, Any]) -> None:
+    def enqueue(self, chain: KeyChain, envelope: Envelope) -> None:
         with self._lock:
-            chain.todo.append(event)
+            chain.todo.append(envelope)
             self._kick(chain)
 
     def take_done(self, chain: KeyChain) -> list[Completion]:
@@ -234,37 +227,39 @@ class ChainRunner:
                     chain.running = False
                     self._changed.notify_all()
                     return
-                event, memory = chain.todo[0], chain.memory
+                envelope, memory = chain.todo[0], chain.memory
             try:
-                completion, memory = await self._process(chain, event, memory)
+                completion, memory = await self._process(chain, envelope, memory)
             except Exception as exc:  # noqa: BLE001 - a dying task would stall the key forever
-                completion, memory = self._reject("internal error", chain.key, event, exc, memory)
+                completion, memory = self._reject(
+                    "internal error", chain.key, envelope, envelope["e"], exc, memory
+                )
             with self._lock:
                 chain.todo.popleft()
                 chain.memory = memory
                 chain.done.append(completion)
 
     async def _process(
-        self, chain: KeyChain, event: dict[str, Any], memory: Memory
+        self, chain: KeyChain, envelope: Envelope, memory: Memory
     ) -> tuple[Completion, Memory]:
-        agent, key = self.agent, chain.key
+        agent, key, event = self.agent, chain.key, envelope["e"]
         try:
             request = agent.step(event, memory)
         except (StreamingAgentsError, ValidationError, ValueError, KeyError, TypeError) as exc:
-            return self._reject("step failed", key, event, exc, memory)
+            return self._reject("step failed", key, envelope, event, exc, memory)
         repairs, usage = 0, Usage()
         while True:
             try:
                 request, result = await self._tool_loop(chain, request, usage)
             except StreamingAgentsError as exc:
-                return self._reject(_reason(exc), key, event, exc, memory)
+                return self._reject(_reason(exc), key, envelope, event, exc, memory)
             try:
                 new_memory, outputs = agent.reduce(event, memory, result)
                 break
             except (StreamingAgentsError, ValidationError, ValueError, KeyError, TypeError) as exc:
                 if repairs >= agent.max_repairs or agent.output_schema is None:
                     payload = {"event": event, "reply": result.content}
-                    return self._reject("unusable llm reply", key, payload, exc, memory)
+                    return self._reject("unusable llm reply", key, envelope, payload, exc, memory)
                 repairs += 1
                 self.stats.repairs += 1
                 request = _repair_request(request, result, exc)
@@ -277,6 +272,7 @@ class ChainRunner:
                 output=out,
                 turn=new_memory.turn_count,
                 usage=usage,
+                source=envelope.get("s"),
             ).model_dump_json()
             for out in outputs
         )
@@ -351,8 +347,22 @@ class ChainRunner:
         return result
 
     def _reject(
-        self, reason: str, key: str, payload: Any, exc: Exception, memory: Memory
+        self,
+        reason: str,
+        key: str,
+        envelope: Envelope,
+        payload: Any,
+        exc: Exception,
+        memory: Memory,
     ) -> tuple[Completion, Memory]:
         self.stats.dead_lettered += 1
-        record = dead_letter(reason, key, payload, f"{type(exc).__name__}: {exc}")
+        record = dead_letter(
+            reason,
+            key,
+            payload,
+            f"{type(exc).__name__}: {exc}",
+            source=envelope.get("s"),
+            agent=self.agent.name,
+            version=self.agent.version,
+        )
         return Completion(memory_json=memory.dump(), dead_letter=record), memory

@@ -38,7 +38,8 @@ from streaming_agents.agent import Agent
 from streaming_agents.llm.journal import Journal
 from streaming_agents.llm.litellm_client import LiteLLMClient
 from streaming_agents.llm.throttle import AdaptiveLimiter
-from streaming_agents.runtime.chains import ChainRunner, KeyChain, dead_letter
+from streaming_agents.runtime.chains import ChainRunner, KeyChain
+from streaming_agents.runtime.events import Rejected, dead_letter, parse_event
 from streaming_agents.runtime.metrics import OperatorMetrics
 
 __all__ = ["DEAD_LETTER_TAG", "AgentFunction"]
@@ -58,8 +59,10 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         capacity: int = 100,
         poll_ms: int = 5,
         fence_side_effects: bool = False,
+        max_event_bytes: int = 1 << 20,
     ) -> None:
         self.agent = agent
+        self.max_event_bytes = max_event_bytes
         self.journal = journal
         self.capacity = capacity
         self.fence_side_effects = fence_side_effects
@@ -98,17 +101,29 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         key = str(ctx.get_current_key())
         self._metrics.events_in.inc()
-        event = _parse(value)
-        if event is None:
+        envelope = parse_event(value, self.max_event_bytes)
+        if isinstance(envelope, Rejected):
             self._metrics.dead_lettered.inc()
-            yield DEAD_LETTER_TAG, dead_letter("malformed event", key, _printable(value))
+            yield (
+                DEAD_LETTER_TAG,
+                dead_letter(
+                    envelope.reason,
+                    key,
+                    envelope.payload,
+                    envelope.error,
+                    raw=envelope.raw,
+                    source=envelope.source,
+                    agent=self.agent.name,
+                    version=self.agent.version,
+                ),
+            )
             return
         chain = self._chain(key)
         queue = json.loads(self._queue.value() or "[]")
-        queue.append(event)
+        queue.append(envelope)
         self._queue.update(json.dumps(queue))
         assert self._runner is not None
-        self._runner.enqueue(chain, event)
+        self._runner.enqueue(chain, envelope)
         timers = ctx.timer_service()
         if chain.end_timer is None:
             chain.end_timer = max(timers.current_processing_time(), timers.current_watermark() + 1)
@@ -173,27 +188,3 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
                 yield line
             if completion.dead_letter is not None:
                 yield DEAD_LETTER_TAG, completion.dead_letter
-
-
-def _parse(value: Any) -> dict[str, Any] | None:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, dict) else None
-    as_dict = getattr(value, "as_dict", None)
-    return as_dict() if callable(as_dict) else None
-
-
-def _printable(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="backslashreplace")
-    return str(value)
