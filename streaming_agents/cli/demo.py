@@ -14,8 +14,9 @@ Progress goes to stderr, the decisions and the summary to stdout.
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.util
 import json
+import logging
 import os
 import shutil
 import signal
@@ -109,8 +110,9 @@ def run_demo(events: int = 20, model: str | None = None, out: TextIO | None = No
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     if model_name != "fake":
         _check_model_env(model_name)
-    # The Flink worker reads the key; it must be set before PyFlink's JVM starts.
+    # The Flink worker reads these; they must be set before PyFlink's JVM starts.
     os.environ.setdefault(FAKE_KEY_ENV, "sk-fake-demo-key")
+    os.environ.setdefault("LITELLM_LOG", "WARNING")
     job = _load_job()
     records: list[dict[str, Any] | str] = job.generate_claims(events, SEED)
 
@@ -121,11 +123,15 @@ def run_demo(events: int = 20, model: str | None = None, out: TextIO | None = No
         workdir = Path(tempfile.mkdtemp(prefix="sa-demo-"))
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         _progress(f"work folder {workdir}")
-        bootstrap = _start_kafka(stack, workdir / "kafka")
+        # The broker takes longest to start: the JVM and the job graph are built meanwhile.
+        broker = _BrokerStart(workdir / "kafka")
+        stack.callback(broker.stop)
         spec = _model_spec(stack, model_name)
-        _write_claims(bootstrap, records)
-        job_s = _run_job(job, bootstrap, spec, workdir)
-        decisions, dead = _read_back(bootstrap)
+        env = _build_job(job, broker.bootstrap, spec, workdir)
+        broker.wait()
+        _write_claims(broker.bootstrap, records)
+        job_s = _run_job(env)
+        decisions, dead = _read_back(broker.bootstrap)
     finally:
         with _interrupts_ignored():
             stack.close()
@@ -138,61 +144,141 @@ def run_demo(events: int = 20, model: str | None = None, out: TextIO | None = No
 
 
 def _check_model_env(model: str) -> None:
-    """Fail early (a user error) when the provider's API key variable is not set."""
+    """Fail early (a user error) for an unknown model or a missing API key variable."""
     from streaming_agents.llm.litellm_client import import_litellm
 
     litellm = import_litellm()
     try:
-        report = litellm.validate_environment(model=model)
-    except Exception as exc:  # litellm raises assorted errors for bad names
-        raise ConfigError(f"litellm does not know model {model!r}: {exc}") from exc
-    missing = report.get("missing_keys") or []
-    if missing:
+        litellm.get_llm_provider(model)
+    except Exception as exc:  # litellm raises BadRequestError for an unknown provider
         raise ConfigError(
-            f"model {model!r} needs the environment variable(s) {', '.join(missing)}; "
-            f"set them or unset {MODEL_ENV} to use the fake LLM"
+            f"litellm cannot tell the provider of model {model!r}; use provider/model, "
+            "e.g. openai/gpt-4o-mini"
+        ) from exc
+    missing = list(litellm.validate_environment(model=model).get("missing_keys") or [])
+    secrets = [name for name in missing if "KEY" in name or "TOKEN" in name]
+    if secrets:
+        raise ConfigError(
+            f"model {model!r} needs the environment variable(s) {', '.join(secrets)}; "
+            f"set them, or unset {MODEL_ENV} to use the fake LLM"
         )
+    if missing:  # e.g. OLLAMA_API_BASE, which has a usable default
+        _progress(f"note: {', '.join(missing)} not set; litellm uses its defaults")
 
 
 def _load_job() -> ModuleType:
-    """``jobs.claims_triage`` from the source checkout (the package does not ship ``jobs``)."""
+    """``jobs/claims_triage`` of the source checkout, imported by path as ``claims_triage``.
+
+    The installed package does not ship ``jobs``, and a ``jobs`` package elsewhere
+    on ``sys.path`` (``tests/jobs``) could shadow it, so it is loaded by location.
+    """
     from streaming_agents.runtime.environment import repo_root
 
-    name = "jobs.claims_triage"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("jobs", name):
-            raise
-    root = repo_root()
-    if not (root / "jobs" / "claims_triage" / "job.py").exists():
+    name = "claims_triage"
+    if name in sys.modules:
+        return sys.modules[name]
+    init = repo_root() / "jobs" / "claims_triage" / "__init__.py"
+    if not init.exists():
         raise ConfigError(
-            f"the demo needs the source checkout (no jobs/claims_triage under {root}); "
-            "set SA_REPO_ROOT to the checkout"
+            f"the demo needs the source checkout (no {init}); set SA_REPO_ROOT to the checkout"
         )
-    sys.path.insert(0, str(root))
-    return importlib.import_module(name)
-
-
-def _start_kafka(stack: contextlib.ExitStack, workdir: Path) -> str:
-    from streaming_agents.testing.kafka import LocalKafka, create_topics
-
-    t0 = time.monotonic()
-    broker = LocalKafka(workdir)
-    stack.callback(_stop_broker, broker)
-    broker.start()
-    create_topics(broker.bootstrap, [IN_TOPIC, OUT_TOPIC, DLQ_TOPIC])
-    _progress(
-        f"kafka broker {broker.bootstrap} (pid {broker.pid}) up, topics created "
-        f"in {time.monotonic() - t0:.1f} s"
+    spec = importlib.util.spec_from_file_location(
+        name, init, submodule_search_locations=[str(init.parent)]
     )
-    return broker.bootstrap
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
-def _stop_broker(broker: Any) -> None:
-    pid = broker.pid
-    broker.stop()
-    _progress(f"kafka broker (pid {pid}) stopped")
+class _BrokerStart:
+    """Starts a LocalKafka broker (and the demo topics) in a background thread.
+
+    ``LocalKafka.is_running`` reads ``/proc/PID/cmdline``, which a busy JVM
+    now and then returns empty: the start may then report a live broker as
+    "exited during start", and ``stop()`` may skip it.  So a failed start is
+    retried once and ``stop`` checks the pid itself afterwards.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        from streaming_agents.testing.kafka import LocalKafka
+
+        self._broker = LocalKafka(workdir)
+        self._pids: list[int] = []
+        self.bootstrap: str = self._broker.bootstrap  # the port is chosen up front
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="kafka-start", daemon=True)
+        self._t0 = time.monotonic()
+        self._thread.start()
+
+    def _start(self) -> None:
+        from streaming_agents.testing.kafka import create_topics
+
+        try:
+            for attempt in (1, 2):
+                try:
+                    self._broker.start()
+                    break
+                except InfrastructureError:
+                    self._remember_pid()
+                    if attempt == 2:
+                        raise
+                    self._terminate()
+                    _progress("kafka broker start failed; retrying once")
+            self._remember_pid()
+            create_topics(self.bootstrap, [IN_TOPIC, OUT_TOPIC, DLQ_TOPIC])
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread by wait()
+            self._error = exc
+
+    def _remember_pid(self) -> None:
+        pid = self._broker.pid
+        if pid is not None and pid not in self._pids:
+            self._pids.append(pid)
+
+    def wait(self) -> None:
+        """Block until the broker answers and the topics exist; re-raise its failure."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        _progress(
+            f"kafka broker {self.bootstrap} (pid {self._broker.pid}) up, topics created "
+            f"{time.monotonic() - self._t0:.1f} s after start"
+        )
+
+    def stop(self) -> None:
+        """Stop the broker, waiting for a start still under way first."""
+        self._thread.join()
+        self._remember_pid()
+        if self._pids:
+            self._terminate()
+            _progress(f"kafka broker (pid {', '.join(map(str, self._pids))}) stopped")
+
+    def _terminate(self) -> None:
+        self._broker.stop()
+        for pid in self._pids:  # in case stop() misread the broker as gone
+            started, sig = time.monotonic(), signal.SIGTERM
+            while _broker_alive(pid, self._broker.workdir) and time.monotonic() - started < 40:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+                if time.monotonic() - started > 30:
+                    sig = signal.SIGKILL
+                time.sleep(0.2)
+
+
+def _broker_alive(pid: int, workdir: Path) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process of the broker in ``workdir``."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    # an empty cmdline is the transient misread: treat it as the broker
+    return state != "Z" and (not cmdline or str(workdir).encode() in cmdline)
 
 
 def _model_spec(stack: contextlib.ExitStack, model: str) -> ModelSpec:
@@ -218,20 +304,40 @@ def _stop_fake(fake: Any) -> None:
 
 
 def _write_claims(bootstrap: str, records: list[dict[str, Any] | str]) -> None:
-    from streaming_agents.testing.kafka import produce
+    """Claims keyed by policy_id; malformed records as they are, without a key."""
+    from confluent_kafka import Producer
 
-    rows: list[tuple[bytes | str | None, bytes | str]] = []
+    # librdkafka's own log goes to a quiet logger: against a fresh broker it warns
+    # (e.g. "Coordinator load in progress") while it retries by itself.
+    quiet = logging.getLogger("streaming_agents.demo.rdkafka")
+    quiet.setLevel(logging.ERROR)
+    errors: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "logger": quiet}
+    )
     for record in records:
         if isinstance(record, dict):
-            rows.append((str(record["policy_id"]), json.dumps(record)))
+            key: str | None = str(record["policy_id"])
+            value = json.dumps(record)
         else:
-            rows.append((None, record))
-    produce(bootstrap, IN_TOPIC, rows)
+            key, value = None, record
+        producer.produce(IN_TOPIC, value=value, key=key, on_delivery=on_delivery)
+        producer.poll(0)
+    if producer.flush(30) > 0:
+        errors.append("records still unacknowledged after 30 s")
+    if errors:
+        raise InfrastructureError(f"writing the claims to '{IN_TOPIC}' failed: {errors[:3]}")
     bad = sum(isinstance(r, str) for r in records)
     _progress(f"wrote {len(records)} claims to '{IN_TOPIC}' ({bad} malformed)")
 
 
-def _run_job(job: ModuleType, bootstrap: str, spec: ModelSpec, workdir: Path) -> float:
+def _build_job(job: ModuleType, bootstrap: str, spec: ModelSpec, workdir: Path) -> Any:
+    """The mini-cluster environment with the claims-triage job added (starts PyFlink's JVM)."""
     from streaming_agents.llm.journal import SqliteJournal
     from streaming_agents.runtime.environment import local_env
 
@@ -255,7 +361,13 @@ def _run_job(job: ModuleType, bootstrap: str, spec: ModelSpec, workdir: Path) ->
         group_id="claims-triage-demo",
         journal=SqliteJournal(workdir / "journal.sqlite"),
     )
+    _progress(f"job graph built in {time.monotonic() - t0:.1f} s")
+    return env
+
+
+def _run_job(env: Any) -> float:
     _progress("running the claims-triage job on the Flink mini-cluster (bounded input)")
+    t0 = time.monotonic()
     try:
         env.execute("claims-triage-demo")
     except Exception as exc:  # py4j wraps the Java failure; keep its root cause
@@ -299,6 +411,7 @@ def _report(
         print(text, file=out, flush=True)
 
     line(f"decisions (read_committed from '{OUT_TOPIC}'):")
+    line(f"  {'claim':<9} {'policy':<9} {'route':<18} {'fraud':<11} {'amount':>9}  reasons")
     routes: Counter[str] = Counter()
     for record in sorted(decisions, key=lambda r: str(r["output"].get("claim_id"))):
         decision, claim = record["output"], record["input"]
