@@ -1,7 +1,7 @@
 """streaming_agents: Apache Flink as the runtime for always-on LLM agents.
 
 The public API is what ``__all__`` lists (pinned by tests/test_exported_members.py).
-Names that need PyFlink (``run_agent``, ``dead_letters``) are imported on
+Names that need PyFlink (``run_agent``, ``dead_letters``, ``audit_log``) are imported on
 first use, so ``import streaming_agents`` stays cheap and starts no JVM.
 """
 
@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from streaming_agents.agent import Agent, AgentOutput, LLMRequest, LLMResult, ModelSpec
+from streaming_agents.agent import (
+    Agent,
+    AgentOutput,
+    CircuitBreaker,
+    LLMRequest,
+    LLMResult,
+    ModelSpec,
+    Usage,
+)
 from streaming_agents.errors import (
     BudgetExceeded,
     ConfigError,
@@ -20,15 +28,19 @@ from streaming_agents.errors import (
     UnusableReply,
     UserError,
 )
+from streaming_agents.llm.budget import Budget
 from streaming_agents.llm.journal import Journal, NullJournal, SqliteJournal
 from streaming_agents.memory import ConversationMemory, Memory, MemoryPolicy, Turn
+from streaming_agents.tools import Tool, tool
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
     "AgentOutput",
+    "Budget",
     "BudgetExceeded",
+    "CircuitBreaker",
     "ConfigError",
     "ConversationMemory",
     "InfrastructureError",
@@ -43,15 +55,19 @@ __all__ = [
     "RuntimeFailure",
     "SqliteJournal",
     "StreamingAgentsError",
+    "Tool",
     "Turn",
     "UnusableReply",
+    "Usage",
     "UserError",
     "__version__",
+    "audit_log",
     "dead_letters",
     "run_agent",
+    "tool",
 ]
 
-_LAZY = {"run_agent", "dead_letters"}
+_LAZY = {"run_agent", "dead_letters", "audit_log"}
 
 
 def __getattr__(name: str) -> Any:

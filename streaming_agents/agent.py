@@ -22,10 +22,19 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from streaming_agents.errors import ConfigError
+from streaming_agents.llm.budget import Budget
 from streaming_agents.memory import ConversationMemory, Memory, MemoryPolicy
 from streaming_agents.tools import Tool
 
-__all__ = ["Agent", "AgentOutput", "LLMRequest", "LLMResult", "ModelSpec", "Usage"]
+__all__ = [
+    "Agent",
+    "AgentOutput",
+    "CircuitBreaker",
+    "LLMRequest",
+    "LLMResult",
+    "ModelSpec",
+    "Usage",
+]
 
 MemoryT = TypeVar("MemoryT", bound=Memory)
 Event = Mapping[str, Any]
@@ -48,6 +57,21 @@ class ModelSpec(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0)
     num_retries: int = Field(default=2, ge=0)
     fallbacks: tuple[str, ...] = ()
+
+
+class CircuitBreaker(BaseModel):
+    """Pause a key that sends events faster than ``max_events`` per ``per_seconds``.
+
+    Events over the rate are dead-lettered with reason ``circuit open`` (kept,
+    never dropped) and reported on the audit output; the key resumes once its
+    rate falls below the limit.  A key looping on tools is stopped by the
+    agent's ``max_tool_iterations`` (reason ``tool loop exceeded``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    max_events: int = Field(ge=1)
+    per_seconds: float = Field(gt=0)
 
 
 class LLMRequest(BaseModel):
@@ -112,6 +136,8 @@ class AgentOutput(BaseModel):
     turn: int
     usage: Usage = Field(default_factory=Usage)
     source: dict[str, Any] | None = None
+    trace_id: str = ""
+    shadow: bool = False
 
 
 def _default_step(agent: Agent[Any], event: Event, memory: Memory) -> LLMRequest:
@@ -166,6 +192,8 @@ class Agent(Generic[MemoryT]):
     tools: tuple[Tool, ...] = ()
     max_tool_iterations: int = 5
     max_repairs: int = 1
+    budget: Budget | None = None
+    breaker: CircuitBreaker | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.version:

@@ -38,7 +38,7 @@ def run_events(
             key = str(event["k"])
             chain = chains.get(key) or runner.ensure_chain(key, agent.memory.load(None), [])
             chains[key] = chain
-            runner.enqueue(chain, event)
+            runner.enqueue(chain, {"e": event, "s": None})
         done: dict[str, list[Completion]] = {}
         deadline = time.monotonic() + timeout_s
         for key, chain in chains.items():

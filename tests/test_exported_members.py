@@ -9,36 +9,17 @@ def test_all_exports_resolve() -> None:
 
 
 def test_public_api_is_pinned() -> None:
-    assert sorted(streaming_agents.__all__) == sorted(
-        [
-            "Agent",
-            "AgentOutput",
-            "BudgetExceeded",
-            "ConfigError",
-            "ConversationMemory",
-            "InfrastructureError",
-            "Journal",
-            "LLMCallError",
-            "LLMRequest",
-            "LLMResult",
-            "Memory",
-            "MemoryPolicy",
-            "ModelSpec",
-            "NullJournal",
-            "RuntimeFailure",
-            "SqliteJournal",
-            "StreamingAgentsError",
-            "Turn",
-            "UnusableReply",
-            "UserError",
-            "__version__",
-            "dead_letters",
-            "run_agent",
-        ]
-    )
+    expected = [
+        "Agent", "AgentOutput", "Budget", "BudgetExceeded", "CircuitBreaker", "ConfigError",
+        "ConversationMemory", "InfrastructureError", "Journal", "LLMCallError", "LLMRequest",
+        "LLMResult", "Memory", "MemoryPolicy", "ModelSpec", "NullJournal", "RuntimeFailure",
+        "SqliteJournal", "StreamingAgentsError", "Tool", "Turn", "UnusableReply", "Usage",
+        "UserError", "__version__", "audit_log", "dead_letters", "run_agent", "tool",
+    ]  # fmt: skip
+    assert sorted(streaming_agents.__all__) == sorted(expected)
 
 
 def test_no_private_names_leak() -> None:
     public = {n for n in dir(streaming_agents) if not n.startswith("_")}
-    modules = {"agent", "errors", "llm", "memory", "runtime", "testing", "connectors"}
+    modules = {"agent", "errors", "llm", "memory", "runtime", "testing", "connectors", "tools"}
     assert public - set(streaming_agents.__all__) - modules == {"annotations", "Any"}

@@ -14,9 +14,9 @@ from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
 from streaming_agents.llm.journal import Journal, SqliteJournal
 from streaming_agents.runtime.execution import use_thread_mode
-from streaming_agents.runtime.operator import DEAD_LETTER_TAG, AgentFunction
+from streaming_agents.runtime.operator import AUDIT_TAG, DEAD_LETTER_TAG, AgentFunction
 
-__all__ = ["dead_letters", "default_journal", "run_agent"]
+__all__ = ["audit_log", "dead_letters", "default_journal", "run_agent"]
 
 
 def default_journal(agent: Agent[Any]) -> Journal:
@@ -72,9 +72,19 @@ def run_agent(
     # Declaring the side output registers its tag with the operator; without it
     # PyFlink would emit dead-letter tuples on the main output.
     stream.get_side_output(DEAD_LETTER_TAG)
+    stream.get_side_output(AUDIT_TAG)
     return stream
 
 
 def dead_letters(agent_stream: DataStream) -> DataStream:
     """The dead-letter records (JSON with the reason) of a ``run_agent`` result."""
     return agent_stream.get_side_output(DEAD_LETTER_TAG)
+
+
+def audit_log(agent_stream: DataStream) -> DataStream:
+    """The audit records (JSON: LLM calls, tool calls, decisions) of a ``run_agent`` result.
+
+    Write them with :func:`streaming_agents.connectors.audit.audit_sink` to get
+    the trace id in Kafka headers.
+    """
+    return agent_stream.get_side_output(AUDIT_TAG)

@@ -38,13 +38,15 @@ from streaming_agents.agent import Agent
 from streaming_agents.llm.journal import Journal
 from streaming_agents.llm.litellm_client import LiteLLMClient
 from streaming_agents.llm.throttle import AdaptiveLimiter
+from streaming_agents.runtime.breaker import RateBreaker
 from streaming_agents.runtime.chains import ChainRunner, KeyChain
 from streaming_agents.runtime.events import Rejected, dead_letter, parse_event
 from streaming_agents.runtime.metrics import OperatorMetrics
 
-__all__ = ["DEAD_LETTER_TAG", "AgentFunction"]
+__all__ = ["AUDIT_TAG", "DEAD_LETTER_TAG", "AgentFunction"]
 
 DEAD_LETTER_TAG = OutputTag("dead-letter", Types.STRING())
+AUDIT_TAG = OutputTag("audit", Types.STRING())
 FINAL_WATERMARK = 2**63 - 1
 DRAIN_TIMEOUT_S = 600.0
 
@@ -90,6 +92,7 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
             limiter,
             fence_side_effects=self.fence_side_effects,
         )
+        self._breaker = RateBreaker(self.agent.breaker) if self.agent.breaker else None
         self._metrics = OperatorMetrics(runtime_context.get_metrics_group(), self._runner, client)
         self._runner.start()
 
@@ -117,6 +120,22 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
                     version=self.agent.version,
                 ),
             )
+            return
+        if self._breaker is not None and not self._breaker.admit(key):
+            self._metrics.dead_lettered.inc()
+            yield (
+                DEAD_LETTER_TAG,
+                dead_letter(
+                    "circuit open",
+                    key,
+                    envelope["e"],
+                    self._breaker.describe(),
+                    source=envelope["s"],
+                    agent=self.agent.name,
+                    version=self.agent.version,
+                ),
+            )
+            yield AUDIT_TAG, self._breaker.report(key, self.agent.name, self.agent.version)
             return
         chain = self._chain(key)
         queue = json.loads(self._queue.value() or "[]")
@@ -188,3 +207,5 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
                 yield line
             if completion.dead_letter is not None:
                 yield DEAD_LETTER_TAG, completion.dead_letter
+            for line in completion.audit:
+                yield AUDIT_TAG, line
