@@ -97,6 +97,8 @@ def local_env(
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
 
+    from streaming_agents.runtime.execution import thread_mode_settings
+
     config = Configuration()
     settings: dict[str, str] = {
         "python.executable": sys.executable,
@@ -104,6 +106,8 @@ def local_env(
         "python.fn-execution.bundle.time": "10",
         "pipeline.jars": ";".join(jar.as_uri() for jar in connector_jars()),
         "state.backend.type": state_backend,
+        # the agent operator needs thread mode; set it before any operator is built
+        **thread_mode_settings(),
     }
     if checkpoint_interval_ms is not None:
         settings["execution.checkpointing.interval"] = f"{checkpoint_interval_ms} ms"

@@ -20,7 +20,7 @@ import site
 from pyflink.datastream import DataStream
 from pyflink.util.java_utils import get_j_env_configuration
 
-__all__ = ["use_thread_mode"]
+__all__ = ["thread_mode_settings", "use_thread_mode"]
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,24 @@ _MODE = "python.execution-mode"
 _PYTHONPATH = "python.pythonpath"
 
 
+def thread_mode_settings(pythonpath: str | None = None) -> dict[str, str]:
+    """Job options for thread mode (``pythonpath``: what the job already has)."""
+    paths = [p for p in (pythonpath or "").split(":") if p]
+    paths += [p for p in site.getsitepackages() if p not in paths]
+    return {_MODE: "thread", _PYTHONPATH: ":".join(paths)}
+
+
 def use_thread_mode(stream: DataStream) -> None:
-    """Configure the job that ``stream`` belongs to for thread mode."""
+    """Configure the job that ``stream`` belongs to for thread mode.
+
+    Python operators built before this call keep the mode they were built
+    with (they still work, in a separate worker process); building the whole
+    job with :func:`streaming_agents.runtime.environment.local_env`, which
+    sets thread mode from the start, avoids that extra process.
+    """
     j_conf = get_j_env_configuration(stream._j_data_stream.getExecutionEnvironment())
-    paths = [p for p in (j_conf.getString(_PYTHONPATH, None) or "").split(":") if p]
-    for path in site.getsitepackages():
-        if path not in paths:
-            paths.append(path)
-    j_conf.setString(_PYTHONPATH, ":".join(paths))
+    settings = thread_mode_settings(j_conf.getString(_PYTHONPATH, None))
+    j_conf.setString(_PYTHONPATH, settings[_PYTHONPATH])
     previous = j_conf.getString(_MODE, None)
     if previous not in (None, "thread"):
         log.warning(

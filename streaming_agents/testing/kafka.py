@@ -152,7 +152,11 @@ class LocalKafka:
         if pid is None or not _pid_alive(pid):
             return False
         cmdline = Path(f"/proc/{pid}/cmdline")
-        return not cmdline.exists() or str(self.workdir).encode() in cmdline.read_bytes()
+        if not cmdline.exists():
+            return True
+        # A busy JVM sometimes reads back an empty cmdline: alive, not a stranger.
+        content = cmdline.read_bytes()
+        return not content or str(self.workdir).encode() in content
 
     def _read_state(self) -> dict[str, Any]:
         exists = self.state_file.exists()
