@@ -217,6 +217,11 @@ class ChainRunner:
             remaining = 0.0
         return int(min(5000.0, max(float(floor_ms), remaining + 2.0)))
 
+    def has_work(self, chain: KeyChain) -> bool:
+        """Whether the key still needs a timer: work running, queued, or done but not taken."""
+        with self._lock:
+            return not chain.idle or bool(chain.done)
+
     def wait_idle(self, chain: KeyChain, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._lock:

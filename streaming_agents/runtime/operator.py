@@ -164,7 +164,9 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         elif chain.next_timer is not None and timestamp >= chain.next_timer:
             chain.next_timer = None
         yield from self._commit(chain)
-        if not chain.idle:
+        # The chain may finish its last event between the commit and here: a
+        # result left in ``done`` must still get a timer, or it waits forever.
+        if self._runner.has_work(chain):
             self._schedule(chain, timers)
             if chain.end_timer is None:
                 chain.end_timer = max(
