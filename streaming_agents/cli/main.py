@@ -4,6 +4,9 @@ Subcommands:
 
 * ``demo [--events N] [--model MODEL]`` -- triage sample insurance claims on a
   local Kafka broker and the Flink mini-cluster, print the decisions.
+* ``replay`` / ``shadow`` / ``compare`` -- replay history or dark-launch a
+  candidate agent version into a shadow topic, and compare it with production
+  (``cli/replay_cmd.py``, docs/replay.md).
 * ``version`` -- print the package version.
 
 Exit codes: 0 success, 1 a runtime failure (broker, cluster, LLM provider),
@@ -16,6 +19,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from streaming_agents.cli.replay_cmd import add_replay_commands
 from streaming_agents.errors import StreamingAgentsError, UserError
 
 __all__ = ["build_parser", "main"]
@@ -55,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $STREAMING_AGENTS_MODEL, else fake)",
     )
 
+    add_replay_commands(commands)
     commands.add_parser("version", help="print the version", description="Print the version.")
     return parser
 
@@ -80,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from streaming_agents.cli.demo import run_demo
 
             return run_demo(events=args.events, model=args.model)
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args))
         parser.print_help(sys.stderr)
         return 2
     except UserError as exc:

@@ -1,0 +1,232 @@
+"""``streaming-agents replay | shadow | compare``: replays, dark launches, comparison reports.
+
+* ``replay --agent MODULE:ATTR --topic T --from POS --to POS --shadow-topic S
+  [--journal PATH] [--key FIELD] [--production-topic P [--html FILE]]``
+* ``shadow --agent MODULE:ATTR --topic T --shadow-topic S [--starting latest|TIME]``
+* ``compare --production TOPIC --candidate TOPIC [--html report.html]``
+
+Positions: ISO-8601 times (UTC unless an offset is given), epoch
+milliseconds, ``offset:N`` / ``offset:P=N,P=N``, ``earliest``, ``latest``.
+Bad ranges, missing topics, records that are not what they should be and
+unsafe shadow topics are user errors (exit code 2).  Progress goes to
+stderr, reports to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_replay_commands", "run_compare", "run_replay", "run_shadow"]
+
+BOOTSTRAP_ENV = "STREAMING_AGENTS_KAFKA_BOOTSTRAP"
+
+
+def _bootstrap(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap",
+        default=None,
+        metavar="HOST:PORT",
+        help=f"Kafka bootstrap servers (default: ${BOOTSTRAP_ENV}, else localhost:9092)",
+    )
+
+
+def _resolve_bootstrap(args: argparse.Namespace) -> str:
+    return str(args.bootstrap or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092")
+
+
+def add_replay_commands(subparsers: Any) -> None:
+    """Add ``replay``, ``shadow`` and ``compare`` to the CLI's subparsers.
+
+    Each parser's ``handler`` default is the function to call with the
+    parsed arguments; it returns the exit code.
+    """
+    rp = subparsers.add_parser(
+        "replay",
+        help="replay a slice of a topic through an agent version into a shadow topic",
+        description=(
+            "Run an agent version over [--from, --to) of a Kafka topic (a bounded Flink job) "
+            "and write its outputs, marked shadow, to --shadow-topic. Side-effecting tools are "
+            "not run. Production topics and consumer groups are only read. With --journal (a "
+            "production journal file, copied, never written) calls the record can answer are "
+            "not made again, and the first request that differs from the record is reported "
+            "per key."
+        ),
+    )
+    rp.add_argument("--agent", required=True, metavar="MODULE:ATTR", help="the agent to run")
+    rp.add_argument("--topic", required=True, help="the topic to replay")
+    rp.add_argument("--from", dest="start", default="earliest", metavar="POS", help="start (incl.)")
+    rp.add_argument("--to", dest="stop", default="latest", metavar="POS", help="end (excl.)")
+    rp.add_argument("--shadow-topic", required=True, help="where the outputs go")
+    rp.add_argument("--key", default="key", metavar="FIELD", help="event field to key by")
+    rp.add_argument("--journal", default=None, metavar="PATH", help="production journal file")
+    rp.add_argument(
+        "--production-topic",
+        default=None,
+        metavar="TOPIC",
+        help="production's output topic: refused as shadow topic; compared with after the run",
+    )
+    rp.add_argument("--html", default=None, metavar="FILE", help="HTML comparison report")
+    rp.add_argument("--audit-topic", default=None, metavar="TOPIC", help="audit records go here")
+    rp.add_argument("--capacity", type=int, default=100, help="LLM calls in flight (default 100)")
+    rp.add_argument("--mode", choices=["streaming", "batch"], default="streaming")
+    rp.add_argument("--run-dir", default=None, help="where run files go (journal copy, summary)")
+    rp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _bootstrap(rp)
+    rp.set_defaults(handler=run_replay)
+
+    sp = subparsers.add_parser(
+        "shadow",
+        help="run a candidate agent on the live topic beside production",
+        description=(
+            "Dark launch: consume the live topic in the candidate's own consumer group and "
+            "write its outputs, marked shadow, to --shadow-topic; side-effecting tools are not "
+            "run. Runs until Ctrl-C or --duration."
+        ),
+    )
+    sp.add_argument("--agent", required=True, metavar="MODULE:ATTR")
+    sp.add_argument("--topic", required=True)
+    sp.add_argument("--shadow-topic", required=True)
+    sp.add_argument("--key", default="key", metavar="FIELD")
+    sp.add_argument(
+        "--starting", default="latest", help="latest, earliest or a time (ISO-8601 / epoch ms)"
+    )
+    sp.add_argument("--group-id", default=None)
+    sp.add_argument("--production-topic", default=None, metavar="TOPIC")
+    sp.add_argument("--audit-topic", default=None, metavar="TOPIC", help="audit records go here")
+    sp.add_argument("--duration", type=float, default=None, metavar="SECONDS")
+    sp.add_argument("--capacity", type=int, default=100)
+    _bootstrap(sp)
+    sp.set_defaults(handler=run_shadow)
+
+    cp = subparsers.add_parser(
+        "compare",
+        help="compare a candidate's outputs with production's",
+        description=(
+            "Join two output topics by input (the input's id field, else key + the input's "
+            "canonical JSON) and report agreement (overall and per output field), the differing "
+            "cases, token/cost deltas and latency percentiles."
+        ),
+    )
+    cp.add_argument("--production", required=True, metavar="TOPIC")
+    cp.add_argument("--candidate", required=True, metavar="TOPIC")
+    cp.add_argument("--html", default=None, metavar="FILE", help="write the HTML report here")
+    cp.add_argument("--json", default=None, metavar="FILE", help="write the numbers as JSON")
+    cp.add_argument("--join", choices=["auto", "id", "input"], default="auto")
+    cp.add_argument("--run", default=None, metavar="RUN_ID", help="which replay run to compare")
+    cp.add_argument("--cases", type=int, default=10, help="differing cases to print")
+    _bootstrap(cp)
+    cp.set_defaults(handler=run_compare)
+
+
+def _write(path: str, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from streaming_agents.replay import (
+        ReplayRange,
+        compare,
+        load_agent,
+        parse_position,
+        render_html,
+        render_table,
+        replay,
+    )
+
+    rng = ReplayRange(
+        parse_position(args.start, what="--from"), parse_position(args.stop, what="--to")
+    )
+    rng.check()
+    if args.html and not args.production_topic:
+        from streaming_agents.errors import ConfigError
+
+        raise ConfigError("--html needs --production-topic (the outputs to compare with)")
+    agent = load_agent(args.agent)
+    bootstrap = _resolve_bootstrap(args)
+    result = replay(
+        agent,
+        bootstrap=bootstrap,
+        topic=args.topic,
+        shadow_topic=args.shadow_topic,
+        range=rng,
+        key_field=args.key,
+        journal=args.journal,
+        production_topic=args.production_topic,
+        capacity=args.capacity,
+        mode=args.mode,
+        progress=not args.no_progress,
+        run_dir=args.run_dir,
+        audit_topic=args.audit_topic,
+    )
+    print(result.summary())
+    if args.production_topic:
+        report = compare(bootstrap, args.production_topic, args.shadow_topic, run_id=result.run_id)
+        print()
+        print(render_table(report))
+        if args.html:
+            _write(args.html, render_html(report, f"{agent.name}@{agent.version} vs production"))
+            print(f"HTML report: {args.html}", file=sys.stderr)
+    return 0
+
+
+def run_shadow(args: argparse.Namespace) -> int:
+    from streaming_agents.replay import load_agent, parse_position, shadow
+
+    starting: Any = args.starting
+    if starting not in ("latest", "earliest"):
+        pos = parse_position(starting, what="--starting")
+        if pos.timestamp_ms is None:
+            from streaming_agents.errors import ConfigError
+
+            raise ConfigError("--starting takes latest, earliest or a time")
+        starting = pos.timestamp_ms
+    agent = load_agent(args.agent)
+    run = shadow(
+        agent,
+        bootstrap=_resolve_bootstrap(args),
+        topic=args.topic,
+        shadow_topic=args.shadow_topic,
+        key_field=args.key,
+        starting=starting,
+        group_id=args.group_id,
+        production_topic=args.production_topic,
+        capacity=args.capacity,
+        audit_topic=args.audit_topic,
+    )
+    print(
+        f"shadow {run.run_id}: job {run.job_id}, group {run.group_id} -> {run.shadow_topic}",
+        file=sys.stderr,
+    )
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        run.stop()
+    fenced = run.fenced_calls(agent.name)
+    print(f"stopped; side-effecting tool calls not run: {len(fenced)}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from streaming_agents.replay import compare, render_html, render_table
+
+    report = compare(
+        _resolve_bootstrap(args), args.production, args.candidate, join=args.join, run_id=args.run
+    )
+    print(render_table(report, max_cases=args.cases))
+    if args.html:
+        _write(args.html, render_html(report))
+        print(f"HTML report: {args.html}", file=sys.stderr)
+    if args.json:
+        _write(args.json, json.dumps(report.to_dict(), indent=1, default=str))
+    return 0

@@ -1,0 +1,521 @@
+"""Replay history and dark-launch a candidate: the Flink jobs and their bookkeeping.
+
+**Replay** (:func:`replay`): a bounded ``KafkaSource`` reads exact offsets
+(the resolved :class:`ReplayRange`), the agent runs with side effects fenced,
+and every output -- marked ``"shadow": true`` with the run id -- goes to the
+shadow topic through the exactly-once sink.  The source's consumer group is
+the run's own and commits nothing; the production group, input and output
+topics are only read.  With ``journal=`` (a production journal file) the
+replay works on a copy: calls the record can answer cost nothing and are
+answered exactly as in production; the calls it had to make show where the
+candidate diverged (:mod:`streaming_agents.replay.divergence`).
+
+**Execution mode.**  Streaming mode with a bounded source is the default:
+keys are processed concurrently (up to ``capacity`` calls in flight).  The
+agent operator's end-of-input event-time timer commits each key's last
+events when the input ends (processing-time timers are dropped then).
+``mode="batch"`` runs Flink's BATCH mode: verified to emit every output,
+but BATCH sorts the input by key and keeps one key's state at a time, so the
+operator finishes a key (its end-of-key event-time timer) before the next
+starts -- LLM calls run one at a time.  It fits replays answered entirely
+from a journal (no calls to wait for), not ones that pay for calls.
+
+**Live shadow** (:func:`shadow`): an unbounded source in its own consumer
+group from ``latest`` (or a timestamp), same fencing and marking; returns a
+handle to stop it.
+
+A replay starts every key with empty memory: to reproduce production, start
+the range where the keys' histories start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from streaming_agents.agent import Agent
+from streaming_agents.errors import ConfigError
+from streaming_agents.llm.journal import SqliteJournal
+from streaming_agents.replay.compare import parse_outputs
+from streaming_agents.replay.divergence import (
+    Divergence,
+    FencedCall,
+    fenced_calls,
+    find_divergences,
+)
+from streaming_agents.replay.errors import SchemaMismatch
+from streaming_agents.replay.progress import ProgressBar
+from streaming_agents.replay.ranges import ReplayRange, ResolvedRange
+from streaming_agents.replay.topics import (
+    check_shadow_target,
+    ensure_topic,
+    read_topic,
+    refuse_unsafe_names,
+    topic_end_offsets,
+)
+
+if TYPE_CHECKING:
+    from pyflink.datastream import DataStream, StreamExecutionEnvironment
+
+__all__ = ["KeyField", "ReplayResult", "ShadowMark", "ShadowRun", "replay", "shadow"]
+
+Mode = Literal["streaming", "batch"]
+MALFORMED_KEY = "__malformed__"
+
+
+class KeyField:
+    """Key selector: the event's JSON field ``name`` (malformed events share one key)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, raw: Any) -> str:
+        try:
+            event = json.loads(raw)
+        except (ValueError, TypeError):
+            return MALFORMED_KEY
+        if not isinstance(event, dict) or self.name not in event:
+            return MALFORMED_KEY
+        return str(event[self.name])
+
+
+class ShadowMark:
+    """Map function: mark an output (or dead letter) as a shadow run's."""
+
+    def __init__(self, run_id: str, source_topic: str, dead_letter: bool = False) -> None:
+        self.run_id = run_id
+        self.source_topic = source_topic
+        self.dead_letter = dead_letter
+
+    def __call__(self, line: str) -> str:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = {"raw": line}
+        if not isinstance(doc, dict):
+            doc = {"raw": doc}
+        doc["shadow"] = True
+        doc["replay"] = {"run": self.run_id, "topic": self.source_topic}
+        if self.dead_letter:
+            doc["dead_letter"] = True
+        return json.dumps(doc)
+
+
+def _run_dir(run_dir: str | Path | None, run_id: str) -> Path:
+    root = run_dir or os.environ.get("STREAMING_AGENTS_REPLAY_DIR")
+    base = Path(root) if root else Path(tempfile.gettempdir()) / "streaming_agents" / "replay"
+    path = base / run_id
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def _new_run_id(agent: Agent[Any]) -> str:
+    safe = "".join(
+        ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{agent.name}-{agent.version}"
+    )
+    return f"{safe}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def _open_journal(journal: str | Path | None, run_path: Path) -> tuple[SqliteJournal, bool]:
+    target = run_path / "journal.sqlite"
+    if journal is None:
+        return SqliteJournal(target), False
+    return SqliteJournal.copy(journal, target), True
+
+
+def _check_events(bootstrap: str, resolved: ResolvedRange, key_field: str) -> None:
+    """The range's first records must be JSON objects with the key field."""
+    start = {p: a for p, (a, b) in resolved.offsets.items() if b > a}
+    if not start:
+        return
+    sample = read_topic(bootstrap, resolved.topic, start=start, timeout_s=30)[:20]
+    for record in sample:
+        try:
+            event = json.loads(record.value or b"")
+        except ValueError:
+            continue
+        if isinstance(event, dict) and key_field in event:
+            return
+    first = (sample[0].value or b"")[:200].decode("utf-8", "replace") if sample else ""
+    raise SchemaMismatch(
+        f"the first records of {resolved.topic} are not JSON objects with the key field "
+        f"{key_field!r} (e.g. {first!r}): pass the field production keys by (--key)"
+    )
+
+
+def _env(mode: Mode, checkpoint_interval_ms: int | None) -> StreamExecutionEnvironment:
+    from pyflink.datastream import RuntimeExecutionMode
+
+    from streaming_agents.runtime.environment import local_env
+
+    # Modules next to the caller (agents loaded from the current directory).
+    extra = {"python.pythonpath": os.getcwd()}
+    if mode == "batch":
+        env = local_env(checkpoint_interval_ms=None, extra_config=extra)
+        env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+        return env
+    return local_env(checkpoint_interval_ms=checkpoint_interval_ms, extra_config=extra)
+
+
+def _agent_stream(
+    env: StreamExecutionEnvironment,
+    source: Any,
+    source_name: str,
+    agent: Agent[Any],
+    journal: SqliteJournal,
+    *,
+    key_field: str,
+    capacity: int,
+    run_id: str,
+    topic: str,
+    bootstrap: str,
+    audit_topic: str | None,
+) -> DataStream:
+    from pyflink.common import Types, WatermarkStrategy
+
+    from streaming_agents.runtime.api import audit_log, dead_letters, run_agent
+
+    events = env.from_source(source, WatermarkStrategy.no_watermarks(), source_name)
+    keyed = events.key_by(KeyField(key_field), key_type=Types.STRING())
+    out = run_agent(
+        keyed,
+        agent,
+        capacity=capacity,
+        journal=journal,
+        uid=f"shadow-agent-{agent.name}",
+        fence_side_effects=True,
+    )
+    marked = out.map(ShadowMark(run_id, topic), output_type=Types.STRING())
+    dead = dead_letters(out).map(ShadowMark(run_id, topic, True), output_type=Types.STRING())
+    if audit_topic is not None:  # audit records of a fenced run carry "shadow": true
+        from streaming_agents.connectors.audit import audit_sink
+
+        audit_sink(env, audit_log(out), bootstrap, audit_topic, f"sa-audit-{run_id}")
+    return marked.union(dead)
+
+
+def _prepare_targets(
+    bootstrap: str,
+    topics: list[str | None],
+    *,
+    source_topic: str,
+    production_topic: str | None,
+    partitions: int,
+) -> None:
+    """Create the shadow (and audit) topics if needed; refuse unsafe ones."""
+    for target in topics:
+        if target is not None:
+            ensure_topic(bootstrap, target, partitions=partitions)
+            check_shadow_target(
+                bootstrap, target, source_topic=source_topic, production_topic=production_topic
+            )
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did; ``summary()`` prints it."""
+
+    run_id: str
+    agent: str
+    version: str
+    topic: str
+    shadow_topic: str
+    range: ResolvedRange
+    outputs: int
+    dead_letters: int
+    llm_calls_made: int
+    fenced: list[FencedCall]
+    divergences: list[Divergence]
+    journal_path: str
+    journal_given: bool
+    elapsed_s: float
+    run_dir: str
+    shadow_start: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> int:
+        return self.range.expected
+
+    def summary(self) -> str:
+        lines = [
+            f"replay {self.run_id}: {self.agent}@{self.version} on {self.range.describe()}",
+            f"  -> {self.shadow_topic}: {self.outputs} outputs, {self.dead_letters} dead letters "
+            f"in {self.elapsed_s:.1f} s",
+            f"  LLM calls made: {self.llm_calls_made}"
+            + (
+                " (every other call answered from the production journal)"
+                if self.journal_given
+                else ""
+            ),
+            f"  side-effecting tool calls not run: {len(self.fenced)}",
+        ]
+        for call in self.fenced[:10]:
+            where = f"key {call.key!r} turn {call.turn}"
+            lines.append(f"    {where}: {call.tool}({call.arguments}) [{call.outcome}]")
+        if self.journal_given:
+            if self.divergences:
+                lines.append(f"  diverged from the record on {len(self.divergences)} keys:")
+                for div in self.divergences[:20]:
+                    lines.extend("    " + ln for ln in div.describe().splitlines())
+            else:
+                lines.append("  every request matched the record (deterministic re-run)")
+        lines.append(f"  run files: {self.run_dir}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "agent": self.agent,
+            "version": self.version,
+            "topic": self.topic,
+            "shadow_topic": self.shadow_topic,
+            "range": {str(p): list(v) for p, v in self.range.offsets.items()},
+            "expected": self.expected,
+            "outputs": self.outputs,
+            "dead_letters": self.dead_letters,
+            "llm_calls_made": self.llm_calls_made,
+            "fenced": [c.to_dict() for c in self.fenced],
+            "divergences": [d.to_dict() for d in self.divergences],
+            "journal": self.journal_path,
+            "elapsed_s": self.elapsed_s,
+        }
+
+
+def replay(
+    agent: Agent[Any],
+    *,
+    bootstrap: str,
+    topic: str,
+    shadow_topic: str,
+    range: ReplayRange | None = None,
+    key_field: str = "key",
+    journal: str | Path | None = None,
+    production_topic: str | None = None,
+    capacity: int = 100,
+    mode: Mode = "streaming",
+    progress: bool | TextIO = True,
+    run_dir: str | Path | None = None,
+    checkpoint_interval_ms: int = 1000,
+    audit_topic: str | None = None,
+) -> ReplayResult:
+    """Run ``agent`` over ``range`` of ``topic`` into ``shadow_topic``; see the module doc.
+
+    ``journal`` is a production journal file to copy and answer from;
+    ``production_topic`` (optional) is refused as a shadow topic;
+    ``audit_topic`` (optional) receives the run's audit records.  Raises
+    :class:`~streaming_agents.replay.errors.ReplayError` subclasses (user
+    errors) for bad ranges, missing topics, events without the key field and
+    unsafe shadow topics -- before any job starts.
+    """
+    if mode not in ("streaming", "batch"):
+        raise ConfigError(f"mode must be 'streaming' or 'batch', got {mode!r}")
+    for target in (shadow_topic, audit_topic):
+        if target is not None:
+            refuse_unsafe_names(target, source_topic=topic, production_topic=production_topic)
+    rng = range or ReplayRange()
+    resolved = rng.resolve(bootstrap, topic)
+    _check_events(bootstrap, resolved, key_field)
+    _prepare_targets(
+        bootstrap,
+        [shadow_topic, audit_topic],
+        source_topic=topic,
+        production_topic=production_topic,
+        partitions=len(resolved.offsets),
+    )
+
+    run_id = _new_run_id(agent)
+    run_path = _run_dir(run_dir, run_id)
+    store, journal_given = _open_journal(journal, run_path)
+    since = store.last_request_seq()
+    store.close()
+    baseline = topic_end_offsets(bootstrap, shadow_topic)
+
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream.connectors.kafka import (
+        KafkaOffsetsInitializer,
+        KafkaSource,
+        KafkaTopicPartition,
+    )
+
+    from streaming_agents.connectors.kafka import exactly_once_sink
+
+    def offsets(index: int) -> Any:
+        return KafkaOffsetsInitializer.offsets(
+            {KafkaTopicPartition(topic, p): bounds[index] for p, bounds in resolved.offsets.items()}
+        )
+
+    source = (
+        KafkaSource.builder()
+        .set_bootstrap_servers(bootstrap)
+        .set_topics(topic)
+        .set_group_id(f"sa-replay-{run_id}")
+        .set_starting_offsets(offsets(0))
+        .set_bounded(offsets(1))
+        .set_value_only_deserializer(SimpleStringSchema())
+        .set_property("isolation.level", "read_committed")
+        .set_property("commit.offsets.on.checkpoint", "false")
+        .build()
+    )
+    env = _env(mode, checkpoint_interval_ms)
+    stream = _agent_stream(
+        env,
+        source,
+        f"replay:{topic}",
+        agent,
+        SqliteJournal(store.path),
+        key_field=key_field,
+        capacity=capacity,
+        run_id=run_id,
+        topic=topic,
+        bootstrap=bootstrap,
+        audit_topic=audit_topic,
+    )
+    stream.sink_to(exactly_once_sink(bootstrap, shadow_topic, f"sa-replay-{run_id}"))
+
+    started = time.monotonic()
+    if progress:
+        out_stream = progress if not isinstance(progress, bool) else sys.stderr
+        bar = ProgressBar(bootstrap, shadow_topic, resolved.expected, baseline, stream=out_stream)
+        with bar:
+            env.execute(f"replay {agent.name}@{agent.version} {run_id}")
+    else:
+        env.execute(f"replay {agent.name}@{agent.version} {run_id}")
+    elapsed = time.monotonic() - started
+
+    written = [
+        doc
+        for doc in parse_outputs(read_topic(bootstrap, shadow_topic, start=baseline), shadow_topic)
+        if (doc.get("replay") or {}).get("run") == run_id
+    ]
+    dead = sum(1 for doc in written if doc.get("dead_letter") is True)
+    if progress:
+        bar.finish(len(written) - dead)
+    store = SqliteJournal(store.path)
+    try:
+        made = len(store.recorded_requests(agent=agent.name, kind="llm", after_seq=since))
+        fenced = fenced_calls(store, agent.name, since)
+        divergences = find_divergences(store, agent.name, since) if journal_given else []
+    finally:
+        store.close()
+    result = ReplayResult(
+        run_id=run_id,
+        agent=agent.name,
+        version=agent.version,
+        topic=topic,
+        shadow_topic=shadow_topic,
+        range=resolved,
+        outputs=len(written) - dead,
+        dead_letters=dead,
+        llm_calls_made=made,
+        fenced=fenced,
+        divergences=divergences,
+        journal_path=str(store.path),
+        journal_given=journal_given,
+        elapsed_s=elapsed,
+        run_dir=str(run_path),
+        shadow_start=baseline,
+    )
+    (run_path / "summary.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
+    return result
+
+
+@dataclass
+class ShadowRun:
+    """A live shadow job; :meth:`stop` cancels it."""
+
+    run_id: str
+    shadow_topic: str
+    group_id: str
+    journal_path: str
+    job_client: Any
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job_client.get_job_id())
+
+    def status(self) -> str:
+        return str(self.job_client.get_job_status().result())
+
+    def stop(self) -> None:
+        """Cancel the job; outputs since its last checkpoint (an open transaction) are dropped."""
+        try:
+            self.job_client.cancel().result()
+        except Exception as exc:  # finished or failed already: nothing to stop
+            if "not found" not in str(exc).lower() and "terminal" not in str(exc).lower():
+                raise
+
+    def fenced_calls(self, agent: str) -> list[FencedCall]:
+        store = SqliteJournal(self.journal_path)
+        try:
+            return fenced_calls(store, agent, 0)
+        finally:
+            store.close()
+
+
+def shadow(
+    agent: Agent[Any],
+    *,
+    bootstrap: str,
+    topic: str,
+    shadow_topic: str,
+    key_field: str = "key",
+    starting: Literal["latest", "earliest"] | int = "latest",
+    group_id: str | None = None,
+    production_topic: str | None = None,
+    capacity: int = 100,
+    run_dir: str | Path | None = None,
+    checkpoint_interval_ms: int = 1000,
+    audit_topic: str | None = None,
+) -> ShadowRun:
+    """Start ``agent`` on the live ``topic`` beside production; outputs go to ``shadow_topic``.
+
+    ``starting`` is ``latest`` (only what arrives from now on), ``earliest``
+    or a timestamp in epoch milliseconds.  The job uses its own consumer group
+    (``group_id``, default ``sa-shadow-<agent>-<version>``) and a fresh
+    journal, fences side effects and marks every output ``"shadow": true``;
+    ``audit_topic`` (optional) receives its audit records.
+    """
+    from streaming_agents.connectors.kafka import exactly_once_sink, kafka_source
+
+    for target in (shadow_topic, audit_topic):
+        if target is not None:
+            refuse_unsafe_names(target, source_topic=topic, production_topic=production_topic)
+    end = topic_end_offsets(bootstrap, topic)  # MissingTopic when absent
+    if isinstance(starting, int) and starting > int(time.time() * 1000) + 60_000:
+        raise ConfigError(f"starting={starting} is more than a minute in the future")
+    _prepare_targets(
+        bootstrap,
+        [shadow_topic, audit_topic],
+        source_topic=topic,
+        production_topic=production_topic,
+        partitions=len(end),
+    )
+    run_id = _new_run_id(agent)
+    run_path = _run_dir(run_dir, run_id)
+    group = group_id or f"sa-shadow-{agent.name}-{agent.version}"
+    journal = SqliteJournal(run_path / "journal.sqlite")
+    env = _env("streaming", checkpoint_interval_ms)
+    source = kafka_source(bootstrap, topic, group, starting=starting)
+    stream = _agent_stream(
+        env,
+        source,
+        f"shadow:{topic}",
+        agent,
+        journal,
+        key_field=key_field,
+        capacity=capacity,
+        run_id=run_id,
+        topic=topic,
+        bootstrap=bootstrap,
+        audit_topic=audit_topic,
+    )
+    stream.sink_to(exactly_once_sink(bootstrap, shadow_topic, f"sa-shadow-{run_id}"))
+    client = env.execute_async(f"shadow {agent.name}@{agent.version} {run_id}")
+    return ShadowRun(run_id, shadow_topic, group, journal.path, client)
