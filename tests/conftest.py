@@ -12,7 +12,13 @@ pytest_plugins = ["streaming_agents.testing.fixtures"]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _fake_api_key() -> None:
-    """The API key agents in tests read (set before any JVM starts, so workers see it)."""
+def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Set before any JVM or cluster starts, so Flink workers see it too.
+
+    The API key agents in tests read, and a journal directory of this session
+    only: a journal left by an earlier run would answer this run's LLM calls.
+    """
     os.environ.setdefault("FAKE_LLM_API_KEY", "sk-fake-test-key")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    journal_dir = tmp_path_factory.mktemp("journal")
+    os.environ["STREAMING_AGENTS_JOURNAL_DIR"] = str(journal_dir)
