@@ -7,6 +7,9 @@ Subcommands:
 * ``replay`` / ``shadow`` / ``compare`` -- replay history or dark-launch a
   candidate agent version into a shadow topic, and compare it with production
   (``cli/replay_cmd.py``, docs/replay.md).
+* ``agents``, ``run JOB``, ``submit JOB``, ``status``, ``savepoint``, ``cancel``,
+  ``fake-llm-config`` -- the job registry, local runs and a Flink cluster
+  (``cli/jobs_cmd.py``).
 * ``version`` -- print the package version.
 
 Exit codes: 0 success, 1 a runtime failure (broker, cluster, LLM provider),
@@ -19,6 +22,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from streaming_agents.cli.jobs_cmd import add_job_commands
 from streaming_agents.cli.replay_cmd import add_replay_commands
 from streaming_agents.errors import StreamingAgentsError, UserError
 
@@ -59,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $STREAMING_AGENTS_MODEL, else fake)",
     )
 
+    add_job_commands(commands)
     add_replay_commands(commands)
     commands.add_parser("version", help="print the version", description="Print the version.")
     return parser
