@@ -10,6 +10,8 @@ Subcommands:
 * ``agents``, ``run JOB``, ``submit JOB``, ``status``, ``savepoint``, ``cancel``,
   ``fake-llm-config`` -- the job registry, local runs and a Flink cluster
   (``cli/jobs_cmd.py``).
+* ``sql SCRIPT`` -- run a Flink SQL script with CREATE MODEL / TOOL / AGENT and
+  AI_RUN_AGENT (``cli/sql_cmd.py``, docs/sql.md).
 * ``version`` -- print the package version.
 
 Exit codes: 0 success, 1 a runtime failure (broker, cluster, LLM provider),
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 
 from streaming_agents.cli.jobs_cmd import add_job_commands
 from streaming_agents.cli.replay_cmd import add_replay_commands
+from streaming_agents.cli.sql_cmd import add_sql_commands
 from streaming_agents.errors import StreamingAgentsError, UserError
 
 __all__ = ["build_parser", "main"]
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_job_commands(commands)
     add_replay_commands(commands)
+    add_sql_commands(commands)
     commands.add_parser("version", help="print the version", description="Print the version.")
     return parser
 

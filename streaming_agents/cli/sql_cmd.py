@@ -1,0 +1,99 @@
+"""``streaming-agents sql SCRIPT``: run a SQL script with CREATE MODEL / TOOL / AGENT.
+
+Statements run in order on the local mini-cluster (checkpointing on,
+exactly-once); each INSERT is a Flink job and the command waits for all of
+them (bounded sources end, unbounded ones run until interrupted).
+``--check`` parses the script and checks its models, tools and agents
+without starting Flink.  ``${name}`` in the script is replaced by
+``--var name=value``, else the environment variable, else
+``${name:-default}``'s default.  Python modules next to the script can be
+named by ``CREATE TOOL ... USING FUNCTION 'module.function'``.
+See docs/sql.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from streaming_agents.errors import ConfigError
+
+__all__ = ["add_sql_commands", "run_sql_command"]
+
+
+def add_sql_commands(subparsers: Any) -> None:
+    """Add ``sql`` to the CLI's subparsers (its ``handler`` returns the exit code)."""
+    parser = subparsers.add_parser(
+        "sql",
+        help="run a Flink SQL script with CREATE MODEL / TOOL / AGENT and AI_RUN_AGENT",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    parser.add_argument("script", help="the .sql file")
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set ${NAME} in the script (repeatable)",
+    )
+    parser.add_argument("--check", action="store_true", help="check the script, run nothing")
+    parser.add_argument("--parallelism", type=int, default=1, help="default parallelism (1)")
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=int,
+        default=5000,
+        metavar="MS",
+        help="exactly-once checkpoint interval in ms; also the output latency (5000)",
+    )
+    parser.add_argument("--checkpoint-dir", default=None, help="where checkpoints are kept")
+    parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"], default="hashmap")
+    parser.add_argument("--journal-dir", default=None, help="LLM journal directory")
+    parser.set_defaults(handler=run_sql_command)
+
+
+def _variables(pairs: list[str]) -> dict[str, str]:
+    variables = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--var needs NAME=VALUE, got {pair!r}")
+        variables[name.strip()] = value
+    return variables
+
+
+def run_sql_command(args: argparse.Namespace) -> int:
+    """Run (or check) the script; returns the exit code."""
+    path = Path(args.script)
+    if not path.is_file():
+        raise ConfigError(f"no such SQL script: {path}")
+    text = path.read_text(encoding="utf-8")
+    variables = _variables(args.var)
+    if args.check:
+        from streaming_agents.sql.check import check_script
+
+        for line in check_script(text, variables, path.parent):
+            print(line)
+        print(f"{path}: OK")
+        return 0
+    from pyflink.table import StreamTableEnvironment
+
+    from streaming_agents.runtime.environment import local_env
+    from streaming_agents.sql.session import run_sql_script
+
+    env = local_env(
+        parallelism=args.parallelism,
+        checkpoint_interval_ms=args.checkpoint_interval,
+        state_backend=args.state_backend,
+        checkpoint_dir=args.checkpoint_dir,
+    )
+    run_sql_script(
+        text,
+        t_env=StreamTableEnvironment.create(env),
+        variables=variables,
+        journal_dir=args.journal_dir,
+        base_dir=path.parent,
+        out=sys.stdout,
+    )
+    return 0

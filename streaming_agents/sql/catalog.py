@@ -1,0 +1,269 @@
+"""The session's connections, models, tools and agents, built from their DDL.
+
+Option names are case-insensitive; ``<provider>.`` prefixes (Confluent's
+``'openai.system_prompt'``, ``'openai.connection'``) are accepted.  Unknown
+options are errors, so a typo never silently changes behaviour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from streaming_agents.agent import Agent, ModelSpec
+from streaming_agents.errors import ConfigError
+from streaming_agents.sql.agents import parse_duration, resolve_callable, sql_agent
+from streaming_agents.sql.ddl import AgentDef, ConnectionDef, Definition, DropDef, ModelDef, ToolDef
+from streaming_agents.sql.lexer import SqlScriptError, Statement, ident_value
+from streaming_agents.sql.typemap import to_pydantic
+from streaming_agents.sql.typeparse import parse_columns
+from streaming_agents.sql.types import SqlType
+from streaming_agents.tools import Tool, tool
+
+__all__ = ["Catalog", "SqlModel"]
+
+_SECRET = ("api-key", "api_key", "apikey", "key", "secret", "token")
+_MODEL_KEYS = {
+    "provider", "model", "model_version", "endpoint", "api_base", "api_key_env", "connection",
+    "system_prompt", "temperature", "max_tokens", "top_p", "seed", "timeout", "num_retries",
+    "fallbacks", "task", "input_format", "output_format", "journal",
+}  # fmt: skip
+_CONNECTION_KEYS = {"type", "endpoint", "api_base", "api_key_env"}
+_TOOL_KEYS = {"type", "description", "side_effecting"}
+_AGENT_KEYS = {
+    "max_iterations", "max_consecutive_failures", "max_turns", "memory_ttl", "capacity",
+    "version", "max_repairs", "output",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    """A model from ``CREATE MODEL``: how to call it, and what it returns."""
+
+    name: str
+    spec: ModelSpec
+    system_prompt: str = ""
+    output: SqlType | None = None  # None: text
+    response_name: str = "response"
+    journal: bool = True  # AI_COMPLETE answers repeated prompts from the journal
+
+    @property
+    def columns(self) -> list[str]:
+        return self.output.names if self.output is not None else [self.response_name]
+
+
+def _options(
+    statement: Statement, what: str, options: dict[str, str], known: set[str], prefix: str = ""
+) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for raw, value in options.items():
+        key = raw.removeprefix(f"{prefix}.") if prefix else raw
+        key = key.removeprefix("params.").replace("-", "_")
+        if key in _SECRET or key.endswith(("api_key", "secret")):
+            raise statement.error(
+                f"{what}: option {raw!r} would put a secret in the script; set an environment "
+                "variable and name it with 'api_key_env'"
+            )
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise statement.error(f"{what}: unknown option {raw!r} ({hint}known: {sorted(known)})")
+        result[key] = value
+    return result
+
+
+def _number(statement: Statement, what: str, key: str, value: str, kind: type) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise statement.error(f"{what}: option {key!r} must be a number, got {value!r}") from None
+
+
+class Catalog:
+    """Everything ``CREATE CONNECTION/MODEL/TOOL/AGENT`` defined in a session."""
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        self.base_dir = base_dir
+        self.connections: dict[str, dict[str, str]] = {}
+        self.models: dict[str, SqlModel] = {}
+        self.tools: dict[str, Tool] = {}
+        self.agents: dict[str, AgentDef] = {}
+        self.python_functions: dict[str, str] = {}  # CREATE FUNCTION name AS 'path' LANGUAGE PYTHON
+
+    def note_function(self, statement: Statement) -> None:
+        """Remember ``CREATE FUNCTION name AS 'module.fn' LANGUAGE PYTHON`` for CREATE TOOL."""
+        words = [w.upper for w in statement.words]
+        if words[0] != "CREATE" or "FUNCTION" not in words[:5] or "PYTHON" not in words:
+            return
+        at = words.index("FUNCTION") + 1
+        if words[at : at + 3] == ["IF", "NOT", "EXISTS"]:
+            at += 3
+        if at + 2 < len(words) and words[at + 1] == "AS":
+            name, path = statement.words[at], statement.words[at + 2]
+            self.python_functions[ident_value(name)] = ident_value(path)
+
+    def _table(self, kind: str) -> dict[str, Any]:
+        tables: dict[str, dict[str, Any]] = {
+            "CONNECTION": self.connections,
+            "MODEL": self.models,
+            "TOOL": self.tools,
+            "AGENT": self.agents,
+        }
+        return tables[kind]
+
+    def apply(self, definition: Definition, statement: Statement) -> str:
+        """Add (or drop) a definition; returns a one-line description of what was done."""
+        if isinstance(definition, DropDef):
+            table = self._table(definition.kind)
+            if definition.name not in table and not definition.if_exists:
+                raise statement.error(f"no {definition.kind.lower()} named {definition.name!r}")
+            table.pop(definition.name, None)
+            return f"dropped {definition.kind.lower()} {definition.name}"
+        kind = type(definition).__name__.removesuffix("Def").upper()
+        if definition.name in self._table(kind):
+            if definition.if_not_exists:
+                return f"{kind.lower()} {definition.name} exists"
+            raise statement.error(f"{kind.lower()} {definition.name!r} already exists")
+        if isinstance(definition, ConnectionDef):
+            self.connections[definition.name] = _options(
+                statement, f"connection {definition.name!r}", definition.options, _CONNECTION_KEYS
+            )
+        elif isinstance(definition, ModelDef):
+            self.models[definition.name] = self._model(definition, statement)
+        elif isinstance(definition, ToolDef):
+            self.tools[definition.name] = self._tool(definition, statement)
+        else:
+            self._agent_options(definition, statement)
+            unknown = [t for t in definition.tools if t not in self.tools]
+            if definition.model not in self.models:
+                raise statement.error(
+                    f"agent {definition.name!r}: no model {definition.model!r} "
+                    f"(models: {sorted(self.models) or 'none yet'})"
+                )
+            if unknown:
+                raise statement.error(
+                    f"agent {definition.name!r}: no tool(s) {unknown} "
+                    f"(tools: {sorted(self.tools) or 'none yet'})"
+                )
+            self.agents[definition.name] = definition
+        return f"created {kind.lower()} {definition.name}"
+
+    def _model(self, definition: ModelDef, statement: Statement) -> SqlModel:
+        what = f"model {definition.name!r}"
+        provider = definition.options.get("provider", "").strip()
+        opts = _options(statement, what, definition.options, _MODEL_KEYS, provider)
+        connection_name = opts.get("connection")
+        if connection_name is not None:
+            if connection_name not in self.connections:
+                raise statement.error(f"{what}: no connection {connection_name!r}")
+            opts = {**self.connections[connection_name], **opts}
+        model = opts.get("model") or opts.get("model_version")
+        if not model:
+            raise statement.error(f"{what}: needs 'model' (e.g. 'gpt-4o-mini' with 'provider')")
+        if "/" not in model:
+            if not provider:
+                raise statement.error(f"{what}: 'model' {model!r} needs a 'provider' (openai, ...)")
+            model = f"{provider}/{model}"
+        endpoint = opts.get("api_base") or opts.get("endpoint")
+        if endpoint:
+            endpoint = endpoint.removesuffix("/chat/completions").removesuffix("/")
+        params: dict[str, Any] = {}
+        for key, kind in (("temperature", float), ("top_p", float), ("max_tokens", int)):
+            if key in opts:
+                params[key] = _number(statement, what, key, opts[key], kind)
+        if "seed" in opts:
+            params["seed"] = _number(statement, what, "seed", opts["seed"], int)
+        spec = ModelSpec(
+            model=model,
+            api_base=endpoint or None,
+            api_key_env=opts.get("api_key_env") or None,
+            params=params,
+            timeout_s=_number(statement, what, "timeout", opts.get("timeout", "60"), float),
+            num_retries=_number(statement, what, "num_retries", opts.get("num_retries", "2"), int),
+            fallbacks=tuple(f.strip() for f in opts.get("fallbacks", "").split(",") if f.strip()),
+        )
+        output = definition.output
+        response = "response"
+        if output is not None and len(output.fields) == 1 and output.fields[0][1].kind == "STRING":
+            response, output = output.fields[0][0], None
+        journal = opts.get("journal", "true").lower() not in ("false", "no", "0")
+        system_prompt = opts.get("system_prompt", "")
+        return SqlModel(definition.name, spec, system_prompt, output, response, journal)
+
+    def _tool(self, definition: ToolDef, statement: Statement) -> Tool:
+        what = f"tool {definition.name!r}"
+        opts = _options(statement, what, definition.options, _TOOL_KEYS)
+        if opts.get("type", "function").lower() != "function":
+            raise statement.error(f"{what}: only 'type' = 'function' tools are supported")
+        path = self.python_functions.get(definition.function, definition.function)
+        target = resolve_callable(path, self.base_dir)
+        if target is None:
+            raise statement.error(
+                f"{what}: cannot import {path!r}: give 'module.function' (a module next to the "
+                "script or on PYTHONPATH) or a function created with CREATE FUNCTION ... "
+                "LANGUAGE PYTHON"
+            )
+        side = opts.get("side_effecting", "false").lower() in ("true", "yes", "1")
+        description = opts.get("description") or definition.comment
+        if isinstance(target, Tool):
+            found = target
+        else:
+            try:
+                found = tool(target, name=definition.name, side_effecting=side)
+            except ConfigError as exc:
+                raise statement.error(f"{what}: {exc}") from exc
+        return dataclasses.replace(
+            found,
+            name=definition.name,
+            description=description or found.description,
+            side_effecting=found.side_effecting or side,
+        )
+
+    def _agent_options(self, definition: AgentDef, statement: Statement) -> dict[str, str]:
+        return _options(statement, f"agent {definition.name!r}", definition.options, _AGENT_KEYS)
+
+    def agent(self, name: str, *, stateless: bool, statement: Statement) -> tuple[Agent[Any], int]:
+        """The :class:`Agent` for ``AI_RUN_AGENT(name, ...)`` and its capacity."""
+        definition = self.agents.get(name)
+        if definition is None:
+            raise statement.error(f"no agent {name!r} (agents: {sorted(self.agents) or 'none'})")
+        what = f"agent {name!r}"
+        opts = self._agent_options(definition, statement)
+        model = self.models[definition.model]
+        output: SqlType | None = model.output
+        if "output" in opts:
+            try:
+                output = parse_columns(opts["output"])
+            except SqlScriptError as exc:
+                raise statement.error(f"{what}: option 'output': {exc}") from exc
+        output_model: type[BaseModel] | None = (
+            to_pydantic(output, f"{name}_output") if output is not None else None
+        )
+        ttl = opts.get("memory_ttl")
+        try:
+            agent = sql_agent(
+                name,
+                model.spec,
+                system_prompt=definition.prompt or model.system_prompt,
+                tools=tuple(self.tools[t] for t in definition.tools),
+                output_model=output_model,
+                stateless=stateless,
+                version=opts.get("version", "1"),
+                max_turns=_number(statement, what, "max_turns", opts.get("max_turns", "20"), int),
+                ttl_seconds=parse_duration(ttl) if ttl else None,
+                max_tool_iterations=_number(
+                    statement, what, "max_iterations", opts.get("max_iterations", "5"), int
+                ),
+                max_repairs=_number(
+                    statement, what, "max_repairs", opts.get("max_repairs", "1"), int
+                ),
+            )
+        except (ConfigError, ValueError) as exc:
+            raise statement.error(f"{what}: {exc}") from exc
+        capacity = _number(statement, what, "capacity", opts.get("capacity", "100"), int)
+        return agent, capacity

@@ -1,0 +1,183 @@
+"""``AI_COMPLETE``: a stateless LLM completion as an async scalar function.
+
+:func:`completion_function` returns a PyFlink ``AsyncScalarFunction``
+(``prompt STRING`` in; ``STRING`` or a typed ``ROW`` out) to register with
+``t_env.create_temporary_function``.  Calls go through the same litellm client
+as agents (retries, fallbacks, 429 back-off) and, with a journal, a replay
+after a failure is answered from it instead of paying again.  A call that
+still fails, or a reply that does not fit the output type, yields NULL (the
+row is kept; count NULLs to alert).
+
+FLINK-39532 (PyFlink 2.3.0): ``AsyncScalarFunctionOperation`` reads its
+input only when the event loop runs the call, from a list the decoder
+reuses for the next row, so under concurrency most calls see another row's
+arguments (measured: 941 of 1,000 rows wrong).  Work-around, installed by
+:func:`guard_inputs` from the function's ``open()``: the operation's queue
+``put`` (which runs synchronously in ``process_element``) copies each input
+into a FIFO, and the operation's eval hook takes the copies in order; the
+event loop starts calls in submission order and each call evaluates its
+arguments before its first ``await``, so each call gets its own row.
+Flink-side retries of async scalar functions are switched off for these
+functions (they would break that order; the client retries itself).
+``tests/test_sql_functions.py`` checks every output against its input.
+
+Async scalar functions run only in PyFlink's process mode, and the agent
+operator needs thread mode, so ``AI_COMPLETE`` and an agent cannot share a
+job (the SQL runner reports it; run them as separate INSERTs).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+from pyflink.table.udf import AsyncScalarFunction
+
+from streaming_agents.agent import LLMRequest, ModelSpec
+from streaming_agents.errors import StreamingAgentsError
+from streaming_agents.llm.journal import Journal, NullJournal, SqliteJournal, request_digest
+from streaming_agents.sql.typemap import to_pydantic
+from streaming_agents.sql.types import SqlType
+
+__all__ = ["completion_function", "guard_inputs"]
+
+log = logging.getLogger(__name__)
+
+
+def guard_inputs(function: Any) -> bool:
+    """Install the FLINK-39532 work-around on the operation running ``function``.
+
+    Call from ``open()``; returns False when no async scalar operation is on
+    the call stack (e.g. a future PyFlink calls ``open`` differently).
+    """
+    try:
+        from pyflink.fn_execution.table.async_function.operations import (
+            AsyncScalarFunctionOperation,
+        )
+    except ImportError:
+        return False
+    frame = sys._getframe(1)
+    operation = None
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, AsyncScalarFunctionOperation):
+            operation = candidate
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if operation is None or getattr(operation, "_sa_guarded", False):
+        return operation is not None
+    copies: collections.deque[list[Any]] = collections.deque()
+    queue, evaluate = operation._queue, operation._eval_func
+    put = queue.put
+
+    def put_copy(*args: Any) -> Any:
+        copies.append(list(args[-1]))
+        return put(*args)
+
+    queue.put = put_copy
+    operation._eval_func = lambda _reused: evaluate(copies.popleft())
+    operation._retry_enabled = False
+    operation._sa_guarded = True
+    return True
+
+
+class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
+    """``eval(prompt) -> STRING | ROW``; one LLM call per row, many in flight."""
+
+    def __init__(
+        self,
+        name: str,
+        model: ModelSpec,
+        system_prompt: str = "",
+        output: SqlType | None = None,
+        journal_path: str | None = None,
+        capacity: int = 100,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.system_prompt = system_prompt
+        self.output = output
+        self.journal_path = journal_path
+        self.capacity = capacity
+        self._journal: Journal = NullJournal()
+        self._client: Any = None
+        self._output_model: Any = None
+        self.guarded = False
+
+    def open(self, function_context: Any) -> None:
+        from streaming_agents.llm.litellm_client import LiteLLMClient
+        from streaming_agents.llm.throttle import AdaptiveLimiter
+
+        self.guarded = guard_inputs(self)
+        if not self.guarded:
+            log.warning("%s: FLINK-39532 guard not installed; inputs may be mixed up", self.name)
+        self._client = LiteLLMClient(self.model, AdaptiveLimiter(self.capacity))
+        if self.journal_path:
+            self._journal = SqliteJournal(self.journal_path)
+        if self.output is not None:
+            self._output_model = to_pydantic(self.output, "Completion")
+
+    def close(self) -> None:
+        self._journal.close()
+
+    def request(self, prompt: str) -> LLMRequest:
+        messages: list[dict[str, Any]] = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        schema = self._output_model.model_json_schema() if self._output_model else None
+        return LLMRequest(messages=tuple(messages), response_schema=schema)
+
+    async def eval(self, prompt: Any) -> Any:
+        if prompt is None:
+            return None
+        request = self.request(str(prompt))
+        digest = request_digest(f"complete:{self.name}", "", self.model, request)
+        result = self._journal.get(digest)
+        if result is None:
+            try:
+                result = await self._client.complete(request)
+            except StreamingAgentsError as exc:
+                log.warning("%s: call failed, returning NULL: %s", self.name, exc)
+                return None
+            self._journal.put(digest, result)
+        if self.output is None:
+            return result.content
+        try:
+            data = self._output_model.model_validate_json(result.content).model_dump(mode="json")
+            return self.output.with_nullable(True).from_json(data)
+        except (ValidationError, TypeError, ValueError) as exc:
+            log.warning("%s: reply does not fit the output type (NULL): %s", self.name, exc)
+            return None
+
+
+def completion_function(
+    model: ModelSpec,
+    *,
+    name: str = "ai_complete",
+    system_prompt: str = "",
+    output: SqlType | None = None,
+    journal_path: str | None = None,
+    capacity: int = 100,
+) -> Any:
+    """An async scalar UDF ``f(prompt)`` calling ``model``; register it under ``name``.
+
+    ``output`` (a ROW :class:`SqlType`, e.g. ``from_pydantic(MyModel)`` or
+    ``parse_columns("label STRING, score DOUBLE")``) asks for JSON of that
+    shape and returns a ROW; without it the reply text.  Concurrency is
+    ``table.exec.async-scalar.max-concurrent-operations`` per subtask.
+    """
+    from pyflink.table.udf import udf
+
+    result_type = output.with_nullable(True).data_type() if output is not None else _string_type()
+    function = CompletionFunction(name, model, system_prompt, output, journal_path, capacity)
+    return udf(function, result_type=result_type, name=name)
+
+
+def _string_type() -> Any:
+    from pyflink.table import DataTypes
+
+    return DataTypes.STRING()

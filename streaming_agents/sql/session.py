@@ -1,0 +1,294 @@
+"""Run SQL scripts with ``CREATE MODEL / TOOL / AGENT`` next to ordinary Flink SQL.
+
+Every statement is either one of ours (kept in the session's catalog), a
+``SET``, or Flink SQL, in which ``AI_RUN_AGENT`` / ``AI_COMPLETE`` /
+``ML_PREDICT`` calls are rewritten first (:mod:`streaming_agents.sql.rewrite`).
+Each ``INSERT`` (or statement set) is one Flink job; ``SELECT`` results are
+printed.  Jobs with an agent run in PyFlink's thread mode, jobs with
+``AI_COMPLETE`` in process mode (async scalar functions need it), so the two
+cannot share a job.  Errors name the statement (number, line) and are
+:class:`~streaming_agents.sql.lexer.SqlScriptError`; a job that fails is
+:class:`SqlJobFailed`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+from streaming_agents.llm.journal import Journal, SqliteJournal
+from streaming_agents.sql.catalog import Catalog, SqlModel
+from streaming_agents.sql.ddl import is_own_ddl, parse_ddl
+from streaming_agents.sql.functions import completion_function
+from streaming_agents.sql.lexer import (
+    SqlScriptError,
+    Statement,
+    ident_value,
+    split_statements,
+    substitute,
+    tokenize,
+)
+from streaming_agents.sql.outcome import (
+    SqlJobFailed,
+    StatementResult,
+    done_message,
+    flink_message,
+    wait_for_jobs,
+)
+from streaming_agents.sql.rewrite import rewrite_laterals, rewrite_scalars
+from streaming_agents.sql.views import ViewBuilder
+
+__all__ = ["SqlJobFailed", "SqlSession", "StatementResult", "run_sql_script"]
+
+_MODE = "python.execution-mode"
+_THREAD_ONLY = "not supported for 'thread' mode"
+
+
+class SqlSession:
+    """A ``StreamTableEnvironment`` plus the models, tools and agents a script defines."""
+
+    def __init__(
+        self,
+        t_env: Any = None,
+        *,
+        journal_dir: str | Path | None = None,
+        base_dir: str | Path | None = None,
+        out: IO[str] | None = None,
+        concurrency: int = 100,
+    ) -> None:
+        if t_env is None:
+            from pyflink.table import StreamTableEnvironment
+
+            from streaming_agents.runtime.environment import local_env
+
+            t_env = StreamTableEnvironment.create(local_env())
+        self.t_env = t_env
+        self.base_dir = Path(base_dir).resolve() if base_dir else None
+        self.catalog = Catalog(self.base_dir)
+        self.out = out
+        self.journal_dir = Path(
+            journal_dir
+            or os.environ.get("STREAMING_AGENTS_JOURNAL_DIR")
+            or Path(tempfile.gettempdir(), "streaming_agents", "journal")
+        )
+        self.results: list[StatementResult] = []
+        self._agent_views: set[str] = set()
+        self._completion_views: set[str] = set()
+        self._functions: dict[str, str] = {}
+        self._count = 0
+        self._token = uuid.uuid4().hex[:6]  # names of helper views/functions are per session
+        self.uids: set[str] = set()  # agent operator uids: stable in script order
+        self._statement_set: list[Statement] | None = None
+        config = t_env.get_config()
+        if config.get("table.exec.async-scalar.max-concurrent-operations", None) is None:
+            config.set("table.exec.async-scalar.max-concurrent-operations", str(concurrency))
+        if config.get("table.exec.async-scalar.timeout", None) is None:
+            config.set("table.exec.async-scalar.timeout", "10 min")
+        if self.base_dir is not None:
+            sys.path.insert(0, str(self.base_dir))
+            config.set("python.files", str(self.base_dir))
+
+    # -- helpers used by the view builder --------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        if self.out is not None:
+            print(text, file=self.out, flush=True)
+
+    def model(self, name: str, statement: Statement) -> SqlModel:
+        found = self.catalog.models.get(name)
+        if found is None:
+            models = sorted(self.catalog.models) or "none"
+            raise statement.error(f"no model {name!r} (models: {models})")
+        return found
+
+    def journal(self, name: str) -> Journal:
+        return SqliteJournal(self.journal_dir / f"{name}.sqlite")
+
+    def completion_function(self, model_name: str, statement: Statement) -> str:
+        """The name of ``model_name``'s completion function (registered on first use)."""
+        if model_name not in self._functions:
+            model = self.model(model_name, statement)
+            name = f"sa_complete_{self._token}_{len(self._functions) + 1}"
+            path = (
+                str(self.journal_dir / f"complete-{model_name}.sqlite") if model.journal else None
+            )
+            function = completion_function(
+                model.spec,
+                name=name,
+                system_prompt=model.system_prompt,
+                output=model.output,
+                journal_path=str(path) if model.journal else None,
+            )
+            self.t_env.create_temporary_function(name, function)
+            self._functions[model_name] = name
+        return self._functions[model_name]
+
+    def query(self, text: str, statement: Statement) -> Any:
+        try:
+            return self.t_env.sql_query(text)
+        except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
+            raise statement.error(flink_message(exc, statement, True)) from None
+
+    def register_view(self, table: Any, *, agents: bool) -> str:
+        self._count += 1
+        name = f"sa_view_{self._token}_{self._count}"
+        self.t_env.create_temporary_view(name, table)
+        (self._agent_views if agents else self._completion_views).add(name)
+        return name
+
+    # -- statements --------------------------------------------------------------------------
+
+    def execute(
+        self, script: str, variables: dict[str, str] | None = None
+    ) -> list[StatementResult]:
+        """Run every statement of ``script`` (``${var}`` substituted); jobs are not awaited."""
+        done = [self.execute_statement(s) for s in split_statements(substitute(script, variables))]
+        if self._statement_set is not None:
+            raise SqlScriptError("BEGIN STATEMENT SET without END at the end of the script")
+        return [r for r in done if r is not None]
+
+    def execute_statement(self, statement: Statement) -> StatementResult | None:
+        words = [w.upper for w in statement.words]
+        if self._statement_set is not None:
+            if words == ["END"]:
+                inner, self._statement_set = self._statement_set, None
+                return self._record(self._run_set(statement, inner))
+            if words[0] != "INSERT":
+                raise statement.error("only INSERT statements belong in a statement set")
+            self._statement_set.append(statement)
+            return None
+        if words[:3] == ["BEGIN", "STATEMENT", "SET"]:
+            self._statement_set = []
+            return None
+        if words[:4] == ["EXECUTE", "STATEMENT", "SET", "BEGIN"]:
+            return self._record(self._run_set(statement, statement.inner_statements()))
+        if is_own_ddl(statement):
+            message = self.catalog.apply(parse_ddl(statement), statement)
+            return self._record(StatementResult(statement.number, statement.line, "ddl", message))
+        if words[0] == "SET" and "=" in statement.text:
+            key, _, value = statement.text[3:].partition("=")
+            key, value = key.strip().strip("'`\""), value.strip().strip("'\"")
+            self.t_env.get_config().set(key, value)
+            return self._record(StatementResult(statement.number, statement.line, "set", key))
+        self.catalog.note_function(statement)
+        text, uses = self._rewrite(statement)
+        kind = "query" if words[0] in ("SELECT", "WITH", "VALUES") else "statement"
+        if words[0] == "INSERT" or words[:2] == ["EXECUTE", "INSERT"]:
+            kind = "insert"
+        result = self._run(statement, lambda: self.t_env.execute_sql(text), uses)
+        record = StatementResult(
+            statement.number,
+            statement.line,
+            kind,
+            done_message(kind, result, [w.text for w in statement.words]),
+            result,
+        )
+        if words[0] == "CREATE" and "VIEW" in words[:4]:
+            view = statement.words[words.index("VIEW") + 1]
+            name = view.text.strip("`")
+            if uses[0]:
+                self._agent_views.add(name)
+            if uses[1]:
+                self._completion_views.add(name)
+        if kind == "query":
+            with result.collect() as rows:
+                for row in rows:
+                    record.rows.append(row)
+                    self._say(f"{row.get_row_kind()} {list(row)}")
+        return self._record(record)
+
+    def _record(self, result: StatementResult) -> StatementResult:
+        self.results.append(result)
+        if result.message:
+            self._say(f"[{result.number}] {result.message}")
+        return result
+
+    def _rewrite(self, statement: Statement) -> tuple[str, tuple[bool, bool]]:
+        builder = ViewBuilder(self, statement)
+        try:
+            text = rewrite_laterals(statement.text, builder, statement.line)
+            text = rewrite_scalars(
+                text, lambda m, line: self.completion_function(m, statement), statement.line
+            )
+        except SqlScriptError as exc:
+            if str(exc).startswith("statement "):
+                raise
+            raise statement.error(str(exc)) from None
+        names = {ident_value(t) for t in tokenize(text) if t.kind in ("ident", "qident")}
+        agents = builder.uses_agents or bool(names & self._agent_views)
+        completions = builder.uses_completions or bool(
+            names & (self._completion_views | set(self._functions.values()))
+        )
+        return text, (agents, completions)
+
+    def _run(self, statement: Statement, submit: Any, uses: tuple[bool, bool]) -> Any:
+        agents, completions = uses
+        if agents and completions:
+            raise statement.error(
+                "AI_COMPLETE and AI_RUN_AGENT cannot run in one job (PyFlink runs async "
+                "functions only in process mode, the agent operator in thread mode); write "
+                "the completions to a table in one INSERT and run the agent in another"
+            )
+        config = self.t_env.get_config()
+        if agents:
+            config.set(_MODE, "thread")
+        elif completions:
+            config.set(_MODE, "process")
+        config.set("pipeline.name", f"sql statement {statement.number} (line {statement.line})")
+        rewritten = agents or completions
+        try:
+            return submit()
+        except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
+            message = flink_message(exc, statement, rewritten)
+            if _THREAD_ONLY in message and not agents:
+                config.set(_MODE, "process")  # a user's async UDF: process mode works
+                try:
+                    return submit()
+                except Exception as again:  # noqa: BLE001
+                    message = flink_message(again, statement, rewritten)
+            raise statement.error(message) from None
+
+    def _run_set(self, statement: Statement, inner: list[Statement]) -> StatementResult:
+        statement_set = self.t_env.create_statement_set()
+        agents = completions = False
+        for item in inner:
+            text, (a, c) = self._rewrite(item)
+            agents, completions = agents or a, completions or c
+            try:
+                statement_set.add_insert_sql(text)
+            except Exception as exc:  # noqa: BLE001
+                raise item.error(flink_message(exc, item, a or c)) from None
+        result = self._run(statement, statement_set.execute, (agents, completions))
+        message = done_message("insert", result, ["STATEMENT", "SET"])
+        return StatementResult(statement.number, statement.line, "insert", message, result)
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Wait for every job the session started (bounded jobs end; others run on)."""
+        wait_for_jobs(self.results, timeout_s)
+
+
+def run_sql_script(
+    text: str,
+    *,
+    t_env: Any = None,
+    variables: dict[str, str] | None = None,
+    wait: bool = True,
+    journal_dir: str | Path | None = None,
+    base_dir: str | Path | None = None,
+    out: IO[str] | None = None,
+) -> SqlSession:
+    """Run a script (see :class:`SqlSession`); with ``wait`` block until its jobs end.
+
+    Without ``t_env`` a local mini-cluster environment is used
+    (:func:`~streaming_agents.runtime.environment.local_env`: checkpointing on,
+    exactly-once, the Kafka connector on the class path).
+    """
+    session = SqlSession(t_env, journal_dir=journal_dir, base_dir=base_dir, out=out)
+    session.execute(text, variables)
+    if wait:
+        session.wait()
+    return session
