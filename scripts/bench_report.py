@@ -1,0 +1,238 @@
+"""Tables and ``docs/benchmarks.md`` for ``scripts.bench``."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.bench_probe import ProbeResult
+
+__all__ = ["Row", "Run", "render", "write_doc"]
+
+
+@dataclass
+class Run:
+    """A child's own result (``RESULT`` line) and what the probe measured."""
+
+    result: dict[str, Any]
+    probe: ProbeResult
+
+
+@dataclass
+class Row:
+    section: str
+    label: str
+    run: Run
+    capacity: int
+    latency_ms: float
+    keys: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return int(self.run.result["n"])
+
+    @property
+    def by_outputs(self) -> bool:
+        """No LLM request was made: throughput is timed by the collected outputs."""
+        return self.run.probe.requests < 2
+
+    @property
+    def rate(self) -> float:
+        if not self.by_outputs:
+            return self.run.probe.rate
+        r = self.run.result
+        span = r.get("out_last", 0.0) - r.get("out_first", 0.0)
+        return (self.events - 1) / span if span > 0 else 0.0
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """(start, end) unix times of the measured window."""
+        p, r = self.run.probe, self.run.result
+        if self.by_outputs:
+            return r.get("out_first", 0.0), r.get("out_last", 0.0)
+        return p.first_t, p.first_t + p.window_s
+
+    @property
+    def cpu_ms(self) -> float:
+        """CPU ms per event of the measured process tree (JVM included) in the window."""
+        p, r = self.run.probe, self.run.result
+        cpu = p.cpu_s if not self.by_outputs else p.cpu_between(r["out_first"], r["out_last"])
+        n = p.requests if not self.by_outputs else self.events
+        return 1000.0 * cpu / n if n else 0.0
+
+    @property
+    def bound(self) -> float | None:
+        """Little's law: at most min(C, keys) calls in flight, each taking L."""
+        if self.latency_ms <= 0 or not self.keys:
+            return None
+        return min(self.capacity, self.keys) / (self.latency_ms / 1000.0)
+
+
+def _f(x: float | None, fmt: str = "{:,.0f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def _ceiling(rows: list[Row], row: Row) -> Row | None:
+    return next(
+        (
+            r
+            for r in rows
+            if r.label.startswith("asyncio")
+            and r.capacity == row.capacity
+            and r.latency_ms == row.latency_ms
+        ),
+        None,
+    )
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def render(rows: list[Row], args: argparse.Namespace) -> tuple[str, str]:
+    """(the main table, the detail notes) as Markdown."""
+    head = (
+        "| | workload | C | L ms | events | el/s | Little bound | ceiling | ratio | "
+        "CPU ms/event | events per CPU-s | max in flight |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    notes: list[str] = []
+    baseline = next((r for r in rows if r.section == "c"), None)
+    for row in rows:
+        is_op = row.section in "bd" and not row.label.startswith("asyncio")
+        ceiling = _ceiling(rows, row) if is_op else None
+        ratio = None
+        if ceiling is not None and not row.by_outputs:
+            ratio = row.rate / min(row.bound or ceiling.rate, ceiling.rate)
+        rate = _f(row.rate, "{:,.1f}") + (" (outputs)" if row.by_outputs else "")
+        lines.append(
+            f"| {row.section} | {row.label} | {row.capacity} | {row.latency_ms:g} | "
+            f"{row.events:,} | {rate} | {_f(row.bound)} | "
+            f"{_f(ceiling.rate if ceiling else None)} | {_f(ratio, '{:.2f}')} | "
+            f"{row.cpu_ms:.2f} | {_f(1000 / row.cpu_ms if row.cpu_ms else None)} | "
+            f"{row.run.probe.max_concurrent} |"
+        )
+    for row in rows:
+        if row.section == "b" and baseline is not None and baseline.rate:
+            notes.append(
+                f"- (b)/(c): {row.label}: {row.rate / baseline.rate:,.0f}x the synchronous map "
+                f"({row.rate:,.1f} vs {baseline.rate:,.2f} el/s)."
+            )
+    ops = [r for r in rows if r.section == "d" and r.label.startswith("run_agent, Null")]
+    plain = [r for r in rows if r.section == "d" and r.label.startswith("asyncio")]
+    if ops and plain:
+        op, pl = ops[0], plain[0]
+        notes.append(
+            f"- (d) L=0: operator {op.cpu_ms:.2f} CPU ms/event (JVM + embedded Python, "
+            f"{op.rate:,.0f} el/s) vs plain litellm {pl.cpu_ms:.2f} CPU ms/call "
+            f"({pl.rate:,.0f} calls/s): {op.cpu_ms - pl.cpu_ms:+.2f} ms per event is the "
+            f"operator's own cost. Fake LLM server: "
+            f"{1000 * op.run.probe.fake_cpu_s / max(1, op.run.probe.requests):.2f} ms/request."
+        )
+    replay = next((r for r in rows if r.section == "d" and "journal hits" in r.label), None)
+    if replay is not None:
+        notes.append(
+            f"- (d) journal replay: {replay.run.probe.requests} requests reached the fake LLM "
+            f"(asserted 0); {replay.events:,} events at {replay.rate:,.0f} el/s, "
+            f"{replay.cpu_ms:.2f} CPU ms/event (timed from first to last collected output)."
+        )
+    scale = [r for r in rows if r.section == "e"]
+    for row in scale:
+        p = row.run.probe
+        cps = p.checkpoints
+        secs = sorted(c["duration_ms"] / 1000 for c in cps)
+        durations = (
+            f"median {secs[len(secs) // 2]:.1f}, max {secs[-1]:.1f}" if secs else "none seen"
+        )
+        last = max(cps, key=lambda c: c["state_size"]) if cps else None
+        notes.append(
+            f"- (e) {row.label}: {row.events:,} events at {row.rate:,.1f} el/s; peak RocksDB "
+            f"dir {_mb(p.peak_dir_bytes.get('rocksdb', 0))}; largest completed checkpoint: full "
+            f"state {_mb(last['state_size']) if last else '-'}, incremental "
+            f"{_mb(last['checkpointed_size']) if last else '-'}; checkpoint dir peak "
+            f"{_mb(p.peak_dir_bytes.get('checkpoints', 0))}, at end "
+            f"{_mb(row.extra.get('checkpoint_dir_bytes', 0))}; "
+            f"{len(cps)} checkpoints completed (seen by REST), end-to-end duration s: {durations}."
+        )
+    if len(scale) == 2 and scale[0].rate:
+        notes.append(
+            f"- (e) throughput {scale[1].keys:,} keys / {scale[0].keys:,} keys: "
+            f"{scale[1].rate / scale[0].rate:.2f}."
+        )
+    for row in rows:
+        t0, t1 = row.window
+        top = row.run.probe.top_threads(t0, t1)
+        if top and row.section != "c" and t1 - t0 >= 5:
+            threads = ", ".join(f"{n} {c:.2f}" for n, c in top)
+            notes.append(f"- busiest threads (cores), {row.section} {row.label}: {threads}")
+    return "\n".join(lines), "\n".join(notes)
+
+
+METHOD = """\
+## How it is measured
+
+- One fake LLM subprocess (`streaming_agents.testing.fake_llm`, fixed latency L) serves every
+  run; each workload runs in its own child process (`scripts/bench_jobs.py`).
+- **el/s** = LLM requests seen by the fake, from the first to the last one, divided by that
+  time. The fake keeps no per-request timestamps, so the driver polls `/_admin/stats` every
+  20 ms and times the first and last change of `requests_total` (job start-up and the drain
+  after the last request are excluded). Rows marked *(outputs)* made no LLM request: they are
+  timed from the first to the last output collected by the client.
+- **ceiling** = (a) at the same C and L: plain asyncio + `litellm.acompletion`, the same
+  1,000 conversations (one chain of turns per key, memory sent with each call).
+  **ratio** = el/s / min(Little bound, ceiling).
+- **CPU ms/event**: CPU time (user + sys, `/proc`) during the window divided by requests (or
+  outputs): of the ceiling's process; for Flink runs of the processes the client started
+  (the mini-cluster JVM, which runs the operator's Python embedded in thread mode, plus
+  (c)'s Python worker), not of the client that collects results. The fake LLM's CPU is not
+  included. **events per CPU-s** is its inverse.
+  When the load average exceeds the 2 cores, el/s measures the CPU share each process got
+  from the scheduler as much as the code; CPU per event is the figure that survives the load.
+- **busiest threads**: CPU of each thread (`/proc/<pid>/task`, sampled every 0.5 s) over the
+  window, in cores. Python threads started inside the JVM inherit the name of the thread that
+  started them, so the operator's event-loop thread is also called `agent:<name>@<version>`.
+- (c) runs a plain `map` in PyFlink's default process mode, no key_by, one blocking call each.
+- (d) journal: the first run fills a SqliteJournal (in a temp dir), the second run of the same
+  events is answered entirely from it; the fake LLM must see zero requests (asserted).
+- (e) A key's first event makes its reduce prefill memory with 20 synthetic turns (random hex
+  seeded by the key, 200 chars a turn; hex compresses at most 2x): 100,000 keys hold
+  20 turns each after one event per key (2,000,000 real turns would take hours here). The
+  scale agent's step sends only the new prompt and its calls are answered by a journal
+  pre-filled before the job starts (untimed): L is 0 in the strictest sense and litellm's CPU
+  is out of the way, so what is measured is the runtime plus state; the fake LLM must see
+  zero requests (asserted). `--scale-llm-calls` makes real calls at L=0 instead (several
+  times slower). The 1,000-key comparison uses the same agent, backend and event count
+  (100 events per key). RocksDB with incremental checkpoints every 10 s; state and
+  checkpoint sizes and durations from Flink REST `/jobs/<id>/checkpoints` (polled every
+  0.5 s, so the final checkpoint can be missed) and from the local RocksDB and checkpoint
+  directories (peak; Flink deletes the checkpoints when a bounded job finishes).
+- The machine is shared: other engineers' test runs compete for the 2 cores (see load).
+"""
+
+
+def write_doc(
+    path: Path,
+    command: str,
+    before: dict[str, str],
+    after: dict[str, str],
+    elapsed_s: float,
+    table: str,
+    details: str,
+) -> None:
+    facts = (
+        f"- command: `make bench` (= `{command}`, `LITELLM_LOCAL_MODEL_COST_MAP=True`)\n"
+        f"- date: {before['date']}; total time {elapsed_s / 60:.1f} min\n"
+        f"- machine: nproc {before['nproc']}, {before['cpu']}\n"
+        f"- code: {before['code']}\n"
+        f"- load average (1/5/15 min): {before['load']} at start, {after['load']} at end\n"
+    )
+    text = (
+        "# Benchmarks\n\nGenerated by `make bench` (`scripts/bench.py`); numbers from one run.\n\n"
+        f"{facts}\n## Results\n\n{table}\n\n{details}\n\n{METHOD}"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
