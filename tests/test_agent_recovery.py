@@ -9,11 +9,14 @@ the journal must answer every call that had already been answered.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
+import cloudpickle
 from agent_support import echo_agent, events
 
-from streaming_agents import SqliteJournal, run_agent
+from streaming_agents import SqliteJournal, run_agent, tool
 from streaming_agents.connectors.kafka import exactly_once_sink, kafka_source
 from streaming_agents.runtime.environment import local_env
 from streaming_agents.testing.fake_llm import FakeLLM
@@ -21,6 +24,8 @@ from streaming_agents.testing.faults import CrashOnce, attempt_logs
 from streaming_agents.testing.kafka import consume_committed, produce
 
 KEYS, PER_KEY = 20, 10
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def test_forced_failure_loses_nothing_duplicates_nothing_repays_nothing(
@@ -76,3 +81,59 @@ def test_forced_failure_loses_nothing_duplicates_nothing_repays_nothing(
     repeated = stats["requests_total"] - stats["requests_distinct"]
     assert repeated <= KEYS, stats
     assert produced_twice > repeated
+
+
+def _side_effect_tool(path: str) -> Any:
+    @tool(side_effecting=True)
+    def record_action(note: str) -> dict[str, str]:
+        """Record an action in the outside world (a file standing in for an API)."""
+        with open(path, "a") as out:
+            out.write(note + "\n")
+        return {"recorded": note}
+
+    return record_action
+
+
+def test_forced_failure_does_not_repeat_recorded_tool_side_effects(
+    fake_llm: FakeLLM, kafka_bootstrap: str, topic_factory, tmp_path: Path
+) -> None:
+    from pyflink.common import Types, WatermarkStrategy
+
+    keys, per_key = 10, 6
+    total = keys * per_key
+    rule = {"match": "#", "tool_calls": [{"name": "record_action", "arguments": {"note": "x"}}]}
+    fake_llm.configure(
+        {"rules": [rule], "latency_ms": {"kind": "uniform", "min_ms": 20, "max_ms": 60}}
+    )
+    src, dst = topic_factory("in"), topic_factory("out")
+    produce(kafka_bootstrap, src, [(None, e) for e in events(keys, per_key)])
+    effects = tmp_path / "effects.log"
+
+    env = local_env(
+        checkpoint_interval_ms=10_000,
+        extra_config={
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": "3",
+            "restart-strategy.fixed-delay.delay": "500 ms",
+        },
+    )
+    source = kafka_source(kafka_bootstrap, src, "tool-recovery", bounded=True)
+    stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "events")
+    keyed = stream.key_by(lambda s: json.loads(s)["k"], key_type=Types.STRING())
+    agent = echo_agent(fake_llm, tools=(_side_effect_tool(str(effects)),))
+    out = run_agent(keyed, agent, journal=SqliteJournal(tmp_path / "journal.sqlite"))
+    crash_dir = str(tmp_path / "crash")
+    out.map(CrashOnce(crash_dir, at_record=total // 2), output_type=Types.STRING()).sink_to(
+        exactly_once_sink(kafka_bootstrap, dst, f"tools-{dst}")
+    )
+    env.execute("tool-recovery")
+
+    logs = attempt_logs(crash_dir)
+    assert sorted(logs) == [0, 1]
+    produced_twice = len(logs[0]) + len(logs[1]) - total
+    committed = consume_committed(kafka_bootstrap, dst, expected=total, timeout_s=60, linger_s=2)
+    assert len(committed) == total
+    runs = effects.read_text().splitlines()
+    # one side effect per event; only a tool call in flight at the crash may run twice
+    assert total <= len(runs) <= total + keys, len(runs)
+    assert len(runs) - total < produced_twice
