@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -154,43 +153,4 @@ def test_demo_decides_every_claim_once_by_its_rule() -> None:
         expected.count("request_more_info"),
     )
     assert dead == len(malformed)
-    assert_nothing_left(proc.pid, stderr)
-
-
-def test_demo_ctrl_c_stops_everything() -> None:
-    proc = subprocess.Popen(
-        [*DEMO, "--events", "6"],
-        cwd=ROOT,
-        env=demo_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    job_running = threading.Event()
-
-    def read_stderr() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            # interrupt while the demo is still setting up: the job cannot have
-            # finished yet, and the broker and the fake LLM are already running
-            if "topics created" in line:
-                job_running.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    try:
-        assert job_running.wait(240), "".join(lines)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    reader.join(timeout=10)
-    stderr = "".join(lines)
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr
     assert_nothing_left(proc.pid, stderr)
