@@ -19,7 +19,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from streaming_agents.agent import Agent, AgentOutput, LLMRequest, LLMResult
-from streaming_agents.errors import BudgetExceeded, RuntimeFailure, StreamingAgentsError
+from streaming_agents.errors import (
+    BudgetExceeded,
+    InfrastructureError,
+    RuntimeFailure,
+    StreamingAgentsError,
+)
 from streaming_agents.llm.budget import BudgetLedger, default_ledger_path
 from streaming_agents.llm.journal import Journal, request_digest
 from streaming_agents.memory import Memory
@@ -41,6 +46,8 @@ def _reason(exc: StreamingAgentsError) -> str:
         return "tool loop exceeded"
     if isinstance(exc, BudgetExceeded):
         return "over budget"
+    if isinstance(exc, InfrastructureError):
+        return "tool failed"  # e.g. an MCP server that cannot be reached
     return "llm call failed"
 
 

@@ -1,0 +1,69 @@
+"""A tiny MCP server for tests and demos (needs the ``mcp`` extra).
+
+Run it over stdio (what :class:`streaming_agents.mcp_tools.MCPServer` spawns)::
+
+    python -m streaming_agents.testing.mcp_server --tickets /tmp/tickets.jsonl
+
+or over streamable HTTP with ``--http PORT`` (served at ``/mcp``).  Two
+deterministic tools: ``lookup_policy`` (annotated read-only) and
+``open_ticket`` (side-effecting: appends one JSON line per ticket to the file
+named by ``--tickets`` or ``$SA_MCP_TICKETS``, so a test can count the side
+effects that really happened).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from typing import Any
+
+from mcp.server.fastmcp import FastMCP
+from mcp.types import ToolAnnotations
+
+__all__ = ["POLICIES", "TICKETS_ENV", "build_server", "main"]
+
+TICKETS_ENV = "SA_MCP_TICKETS"
+POLICIES: dict[str, dict[str, Any]] = {
+    "P-100": {"policy_id": "P-100", "holder": "ada", "coverage": "home", "deductible": 500},
+    "P-200": {"policy_id": "P-200", "holder": "bob", "coverage": "car", "deductible": 250},
+}
+
+
+def build_server(tickets: str | None, *, port: int = 8000) -> FastMCP:
+    """The server with its two tools; ``tickets`` is the side-effect file."""
+    server = FastMCP("streaming-agents-test", host="127.0.0.1", port=port, log_level="WARNING")
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+    def lookup_policy(policy_id: str) -> dict[str, Any]:
+        """Look up an insurance policy by its id."""
+        if policy_id not in POLICIES:
+            raise ValueError(f"no policy {policy_id!r}")
+        return POLICIES[policy_id]
+
+    @server.tool()
+    def open_ticket(summary: str, priority: int = 1) -> dict[str, Any]:
+        """Open a support ticket; every call files a new one."""
+        ticket = "T-" + hashlib.sha256(summary.encode()).hexdigest()[:8]
+        path = tickets or os.environ.get(TICKETS_ENV)
+        if not path:
+            raise ValueError(f"no ticket file: pass --tickets or set {TICKETS_ENV}")
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"ticket": ticket, "summary": summary}) + "\n")
+        return {"ticket": ticket, "summary": summary, "priority": priority}
+
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--tickets", help=f"side-effect file (default: ${TICKETS_ENV})")
+    parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP")
+    args = parser.parse_args(argv)
+    server = build_server(args.tickets, port=args.http or 8000)
+    server.run(transport="streamable-http" if args.http else "stdio")
+
+
+if __name__ == "__main__":
+    main()
