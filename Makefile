@@ -46,6 +46,9 @@ lint: install ## ruff + mypy --strict
 bench: install jars ## Benchmarks: prints measured ratios side by side (writes docs/benchmarks.md)
 	$(PY) -m scripts.bench
 
+chaos: install jars ## Crash the agent job on a real cluster (TM/JM kill -9, broker restart); prints the exactly-once report
+	$(PY) -m streaming_agents.chaos
+
 demo: install jars ## Run the demo job against a local broker and the fake LLM
 	$(PY) -m streaming_agents.cli.main demo
 

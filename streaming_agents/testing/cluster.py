@@ -71,6 +71,16 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+# Flink's PythonEnvUtils logs the whole environment of `flink run -py`'s Python
+# driver at INFO ("Starting Python process with environment variables: {...}"),
+# masking only names Flink deems sensitive: OPENAI_API_KEY would be written in
+# clear into the client log.  tests/test_secrets.py shows both sides.
+_MASK_CLIENT_ENV = """
+logger.sa_python_env.name = org.apache.flink.client.python.PythonEnvUtils
+logger.sa_python_env.level = WARN
+"""
+
+
 class FlinkCluster:
     """Start, drive and stop a standalone cluster whose REST API is ``rest_url``."""
 
@@ -79,7 +89,10 @@ class FlinkCluster:
         conf_src: Path | None = None,
         run_dir: Path | None = None,
         rest_url: str = "http://localhost:8081",
+        *,
+        mask_client_env_log: bool = True,
     ) -> None:
+        self.mask_client_env_log = mask_client_env_log
         self.conf_src = Path(conf_src or repo_root() / "flink-conf").resolve()
         self.run_dir = Path(run_dir or repo_root() / ".run" / "flink").resolve()
         self.rest_url = rest_url.rstrip("/")
@@ -112,6 +125,9 @@ class FlinkCluster:
         text = (self.conf_src / "config.yaml").read_text()
         text = text.replace("{{RUN_DIR}}", str(self.run_dir)).replace("{{PYTHON}}", _venv_python())
         (self.conf_dir / "config.yaml").write_text(text)
+        if self.mask_client_env_log:
+            with (self.conf_dir / "log4j-cli.properties").open("a") as props:
+                props.write(_MASK_CLIENT_ENV)
         (self.conf_dir / "workers").write_text("localhost\n")
         (self.conf_dir / "masters").write_text("localhost:8081\n")
         return self.conf_dir

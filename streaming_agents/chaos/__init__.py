@@ -1,0 +1,43 @@
+"""Chaos runs: exactly-once of the agent job proven on a real cluster, with counts.
+
+``python -m streaming_agents.chaos`` (``make chaos``) runs the long variant and
+prints the report; ``tests/test_chaos.py`` runs the short one.  See
+docs/reliability.md for what the figures mean.
+"""
+
+from streaming_agents.chaos.harness import run_chaos
+from streaming_agents.chaos.plan import ChaosPlan, ChaosResult, long_plan, short_plan
+from streaming_agents.chaos.report import FaultRecord, Verdict, render, verdict
+
+__all__ = [
+    "ChaosPlan",
+    "ChaosResult",
+    "FaultRecord",
+    "Verdict",
+    "judge",
+    "long_plan",
+    "render",
+    "run_chaos",
+    "short_plan",
+    "verdict",
+]
+
+
+def judge(result: ChaosResult) -> tuple[Verdict, str]:
+    """The verdict of a run and its printed report."""
+    found = verdict(
+        result.inputs, result.outputs, len(result.dead_letters), result.errors, result.leaks
+    )
+    extra = {
+        "jobs submitted": ", ".join(result.jobs) or "-",
+        "restored from retained checkpoint": ", ".join(result.restored_from) or "-",
+        "checkpoints of the last job": result.checkpoints or "-",
+        "files searched for the API key": result.files_scanned,
+        "backlog worked off after production stopped": f"{result.drain_s:.0f} s",
+        "input produced -> output committed and seen (s)": ", ".join(
+            f"{k} {v:.1f}" for k, v in result.lag_s.items()
+        )
+        or "-",
+    }
+    title = "Chaos run: Kafka -> agent (RocksDB keyed memory) -> EXACTLY_ONCE Kafka"
+    return found, render(title, result.settings(), result.faults, found, result.llm, extra)
