@@ -43,6 +43,7 @@ def run_collect(
     *,
     capacity: int = 100,
     journal: Journal | None = None,
+    llm_processes: int = 0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run the agent on the mini-cluster over a bounded collection.
 
@@ -56,7 +57,13 @@ def run_collect(
     env = local_env(checkpoint_interval_ms=None)
     source = env.from_collection(raw_events, type_info=Types.STRING())
     keyed = source.key_by(_key_of, key_type=Types.STRING())
-    out = run_agent(keyed, agent, capacity=capacity, journal=journal or NullJournal())
+    out = run_agent(
+        keyed,
+        agent,
+        capacity=capacity,
+        journal=journal or NullJournal(),
+        llm_processes=llm_processes,
+    )
     tagged = out.map(lambda s: "OUT " + s, output_type=Types.STRING()).union(
         dead_letters(out).map(lambda s: "DLQ " + s, output_type=Types.STRING())
     )

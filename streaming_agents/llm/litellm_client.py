@@ -14,16 +14,27 @@ import logging
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from streaming_agents.agent import LLMRequest, LLMResult, ModelSpec
 from streaming_agents.errors import ConfigError, LLMCallError
 from streaming_agents.llm.throttle import AdaptiveLimiter
 
-__all__ = ["CallStats", "LiteLLMClient", "import_litellm"]
+__all__ = ["Attempt", "CallStats", "LiteLLMClient", "Transport", "attempt_call", "import_litellm"]
 
 log = logging.getLogger(__name__)
+
+# In the kwargs sent to a worker process: the *name* of the API key's variable.
+API_KEY_ENV_ARG = "_sa_api_key_env"
+
+
+# Loggers that log at DEBUG on every call.  Inside a Flink worker the root
+# logger lets DEBUG through to PyFlink's handler, and the openai SDK then
+# formats and ships every request's options: about a tenth of a call's CPU
+# (py-spy on the agent operator).  Raised to WARNING unless set explicitly.
+_PER_CALL_LOGGERS = ("openai", "httpx", "httpcore", "aiohttp")
 
 
 def import_litellm() -> Any:
@@ -33,6 +44,10 @@ def import_litellm() -> Any:
 
     litellm.suppress_debug_info = True
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)
+    for name in _PER_CALL_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
     return litellm
 
 
@@ -63,8 +78,78 @@ def _retry_after_s(exc: Exception) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One litellm call's outcome, classified where the call ran (here or in a worker).
+
+    ``rate_limited`` (429) and ``transient`` (timeouts, 5xx, connection errors,
+    malformed bodies) are retried by :class:`LiteLLMClient`; ``failed`` (a bad
+    request, bad credentials, an unknown model) is not.
+    """
+
+    kind: Literal["ok", "rate_limited", "transient", "failed"]
+    result: LLMResult | None = None
+    retry_after_s: float | None = None
+    error: str = ""
+
+
+Transport = Callable[[dict[str, Any]], Awaitable[Attempt]]
+
+
+async def attempt_call(kwargs: dict[str, Any]) -> Attempt:
+    """Make one ``litellm.acompletion`` call with ``kwargs``; never raises for its failure."""
+    litellm = import_litellm()
+    transient = (
+        litellm.Timeout,
+        litellm.APIConnectionError,
+        litellm.InternalServerError,
+        litellm.ServiceUnavailableError,
+        litellm.APIError,
+    )
+    try:
+        response = await litellm.acompletion(**kwargs)
+    except litellm.RateLimitError as exc:
+        return Attempt("rate_limited", retry_after_s=_retry_after_s(exc), error=_describe(exc))
+    except transient as exc:
+        return Attempt("transient", error=_describe(exc))
+    except litellm.BadRequestError as exc:
+        return Attempt("failed", error=_describe(exc))
+    except Exception as exc:  # noqa: BLE001 - auth, not found, ...: a failed call, not a bug
+        return Attempt("failed", error=_describe(exc))
+    return Attempt("ok", result=_result(response, str(kwargs["model"])))
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _result(response: Any, model: str) -> LLMResult:
+    message = response.choices[0].message
+    usage = getattr(response, "usage", None)
+    tool_calls = tuple(
+        {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+        for c in (message.tool_calls or ())
+    )
+    # litellm prices every response it knows the model of; unknown models cost 0.
+    hidden = getattr(response, "_hidden_params", None) or {}
+    return LLMResult(
+        content=message.content or "",
+        tool_calls=tool_calls,
+        model=model,
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost_usd=float(hidden.get("response_cost") or 0.0),
+    )
+
+
 class LiteLLMClient:
-    """Async chat completions through ``litellm.acompletion``."""
+    """Async chat completions through ``litellm.acompletion``.
+
+    ``transport`` makes one call: :func:`attempt_call` in this process by
+    default, or :class:`~streaming_agents.llm.call_pool.CallPool` to run
+    litellm's CPU-heavy work in worker processes.  Limits, retries and
+    fallbacks stay here either way.
+    """
 
     def __init__(
         self,
@@ -74,6 +159,8 @@ class LiteLLMClient:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 20.0,
         rate_limit_patience_s: float = 600.0,
+        transport: Transport | None = None,
+        remote_key: bool = False,
     ):
         self.spec = spec
         self.limiter = limiter
@@ -81,7 +168,10 @@ class LiteLLMClient:
         self.stats = CallStats()
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
-        self._litellm: Any = None
+        self._transport: Transport = transport or attempt_call
+        # A worker resolves the API key from its own environment: the key
+        # never crosses the pipe.
+        self._remote_key = remote_key
 
     def _kwargs(self, request: LLMRequest, model: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(self.spec.params)
@@ -95,12 +185,14 @@ class LiteLLMClient:
         if self.spec.api_base:
             kwargs["api_base"] = self.spec.api_base
         if self.spec.api_key_env:
-            key = os.environ.get(self.spec.api_key_env)
-            if key is None:
+            if os.environ.get(self.spec.api_key_env) is None:
                 raise ConfigError(
                     f"environment variable {self.spec.api_key_env} (the API key) is not set"
                 )
-            kwargs["api_key"] = key
+            if self._remote_key:
+                kwargs[API_KEY_ENV_ARG] = self.spec.api_key_env
+            else:
+                kwargs["api_key"] = os.environ[self.spec.api_key_env]
         if request.response_schema is not None:
             kwargs["response_format"] = {
                 "type": "json_schema",
@@ -120,76 +212,43 @@ class LiteLLMClient:
         the limiter and wait ``Retry-After``, for up to ``rate_limit_patience_s``
         in all, so a 429 storm slows the job down instead of failing events.
         """
-        if self._litellm is None:
-            self._litellm = import_litellm()
-        litellm = self._litellm
-        transient = (
-            litellm.Timeout,
-            litellm.APIConnectionError,
-            litellm.InternalServerError,
-            litellm.ServiceUnavailableError,
-            litellm.APIError,
-        )
-        last: Exception | None = None
+        last = "no attempt"
         for model in (self.spec.model, *self.spec.fallbacks):
             attempt, throttled_s = 0, 0.0
             while attempt <= self.spec.num_retries:
+                kwargs = self._kwargs(request, model)
                 started = time.perf_counter()
-                try:
-                    async with self.limiter.slot():
-                        response = await litellm.acompletion(**self._kwargs(request, model))
-                except litellm.RateLimitError as exc:
-                    last = exc
+                async with self.limiter.slot():
+                    outcome = await self._transport(kwargs)
+                last = outcome.error or last
+                if outcome.kind == "rate_limited":
                     self.stats.rate_limited += 1
                     self.limiter.rate_limited()
-                    delay = _retry_after_s(exc) or self._backoff(attempt + 1)
+                    delay = outcome.retry_after_s or self._backoff(attempt + 1)
                     throttled_s += delay
                     if throttled_s > self.rate_limit_patience_s:
                         break
                     await asyncio.sleep(delay * random.uniform(1.0, 1.2))
                     continue
-                except transient as exc:
-                    last = exc
+                if outcome.kind == "transient":
                     attempt += 1
                     if attempt <= self.spec.num_retries:
                         self.stats.retries += 1
                         await asyncio.sleep(self._backoff(attempt) * random.uniform(0.5, 1.0))
                     continue
-                except litellm.BadRequestError as exc:
-                    last = exc
+                if outcome.kind == "failed" or outcome.result is None:
                     break
                 self.limiter.succeeded()
                 self.stats.calls += 1
-                return self._result(response, model, (time.perf_counter() - started) * 1000)
+                return self._account(outcome.result, (time.perf_counter() - started) * 1000)
         self.stats.failures += 1
-        raise LLMCallError(
-            f"LLM call failed after retries and fallbacks: {type(last).__name__}: {last}"
-        )
+        raise LLMCallError(f"LLM call failed after retries and fallbacks: {last}")
 
     def _backoff(self, attempt: int) -> float:
         return float(min(self._backoff_max_s, self._backoff_base_s * 2 ** (attempt - 1)))
 
-    def _result(self, response: Any, model: str, latency_ms: float) -> LLMResult:
-        message = response.choices[0].message
-        usage = getattr(response, "usage", None)
-        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        tool_calls = tuple(
-            {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-            for c in (message.tool_calls or ())
-        )
-        # litellm prices every response it knows the model of; unknown models cost 0.
-        hidden = getattr(response, "_hidden_params", None) or {}
-        cost = float(hidden.get("response_cost") or 0.0)
-        self.stats.prompt_tokens += prompt_tokens
-        self.stats.completion_tokens += completion_tokens
-        self.stats.cost_usd += cost
-        return LLMResult(
-            content=message.content or "",
-            tool_calls=tool_calls,
-            model=model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_usd=cost,
-            latency_ms=latency_ms,
-        )
+    def _account(self, result: LLMResult, latency_ms: float) -> LLMResult:
+        self.stats.prompt_tokens += result.prompt_tokens
+        self.stats.completion_tokens += result.completion_tokens
+        self.stats.cost_usd += result.cost_usd
+        return result.model_copy(update={"latency_ms": latency_ms})

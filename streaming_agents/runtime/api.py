@@ -36,6 +36,7 @@ def run_agent(
     uid: str | None = None,
     fence_side_effects: bool = False,
     max_event_bytes: int = 1 << 20,
+    llm_processes: int = 0,
 ) -> DataStream:
     """Run ``agent`` on every key of ``keyed``; returns a stream of output JSON lines.
 
@@ -50,17 +51,24 @@ def run_agent(
     ``max_event_bytes`` are dead-lettered, as are malformed ones; feed the
     operator :func:`streaming_agents.connectors.kafka_records.kafka_records`
     to have dead letters carry their source topic, partition and offset.
+    ``llm_processes > 0`` runs litellm's calls in that many worker processes
+    per subtask (:mod:`streaming_agents.llm.call_pool`): litellm's CPU per call
+    then no longer shares the operator's interpreter lock, which caps a
+    subtask at one core's worth of calls (see docs/benchmarks.md).
     """
     if not isinstance(keyed, KeyedStream):
         raise ConfigError("run_agent needs a KeyedStream: call .key_by(...) first")
     if capacity < 1:
         raise ConfigError(f"capacity must be at least 1, got {capacity}")
+    if llm_processes < 0:
+        raise ConfigError(f"llm_processes must be 0 (in process) or more, got {llm_processes}")
     function = AgentFunction(
         agent,
         journal or default_journal(agent),
         capacity=capacity,
         fence_side_effects=fence_side_effects,
         max_event_bytes=max_event_bytes,
+        llm_processes=llm_processes,
     )
     op_uid = uid or f"agent-{agent.name}"
     use_thread_mode(keyed)

@@ -26,6 +26,7 @@ Design (see docs/design.md for the measurements behind it):
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, 
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from streaming_agents.agent import Agent
+from streaming_agents.llm.call_pool import CallPool
 from streaming_agents.llm.journal import Journal
 from streaming_agents.llm.litellm_client import LiteLLMClient
 from streaming_agents.llm.throttle import AdaptiveLimiter
@@ -62,14 +64,20 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         poll_ms: int = 5,
         fence_side_effects: bool = False,
         max_event_bytes: int = 1 << 20,
+        llm_processes: int = 0,
     ) -> None:
         self.agent = agent
+        self.llm_processes = llm_processes
+        # Taken where the job is built: inside a thread-mode worker
+        # ``sys.executable`` is the base interpreter, not the job's venv.
+        self.worker_python = sys.executable
         self.max_event_bytes = max_event_bytes
         self.journal = journal
         self.capacity = capacity
         self.fence_side_effects = fence_side_effects
         self.poll_ms = poll_ms
         self._runner: ChainRunner | None = None
+        self._pool: CallPool | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
         memory = ValueStateDescriptor("memory", Types.STRING())
@@ -84,7 +92,11 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         self._memory = runtime_context.get_state(memory)
         self._queue = runtime_context.get_state(ValueStateDescriptor("queue", Types.STRING()))
         limiter = AdaptiveLimiter(self.capacity)
-        client = LiteLLMClient(self.agent.model, limiter)
+        if self.llm_processes > 0:
+            self._pool = CallPool(self.llm_processes, self.worker_python, sys.path)
+        client = LiteLLMClient(
+            self.agent.model, limiter, transport=self._pool, remote_key=self._pool is not None
+        )
         self._runner = ChainRunner(
             self.agent,
             client.complete,
@@ -100,6 +112,9 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         if self._runner is not None:
             self._runner.stop()
             self._runner = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         key = str(ctx.get_current_key())
