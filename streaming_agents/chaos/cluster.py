@@ -10,10 +10,7 @@ folder, so a run is isolated and its files can be scanned afterwards.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -103,17 +100,6 @@ class ChaosCluster(FlinkCluster):
             return super()._script(name, *args, timeout_s=timeout_s)
         finally:
             self._cli = False
-
-    def kill_jobmanager(self) -> list[int]:
-        """``kill -9`` the JobManager (no HA: its jobs are gone until resubmitted)."""
-        pids = self._pids("standalonesession")
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in pids:
-            while Path(f"/proc/{pid}").exists():
-                time.sleep(0.05)
-        return pids
 
     def restart(self) -> tuple[float, float]:
         """Stop what is left of the cluster, start it again (same ports and folders).

@@ -201,18 +201,27 @@ class FlinkCluster:
                     pids.append(int(line))
         return pids
 
-    def kill_taskmanager(self) -> list[int]:
-        """``kill -9`` every TaskManager of this cluster and its Python workers (a machine
-        crash); returns the TaskManager pids.  Jobs fail over once a TaskManager is back."""
-        pids = self._pids("taskexecutor")
-        victims = [*pids, *(child for pid in pids for child in _descendants(pid))]
-        for pid in victims:
+    def _kill(self, role: str, descendants: bool = False) -> list[int]:
+        """``kill -9`` this cluster's ``role`` processes (and their descendants), wait until
+        they are gone; returns their pids."""
+        pids = self._pids(role)
+        children = [child for pid in pids for child in _descendants(pid)] if descendants else []
+        for pid in [*pids, *children]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for pid in pids:
             while Path(f"/proc/{pid}").exists():
                 time.sleep(0.05)
         return pids
+
+    def kill_taskmanager(self) -> list[int]:
+        """``kill -9`` every TaskManager of this cluster and its Python workers (a machine
+        crash); returns the TaskManager pids.  Jobs fail over once a TaskManager is back."""
+        return self._kill("taskexecutor", descendants=True)
+
+    def kill_jobmanager(self) -> list[int]:
+        """``kill -9`` the JobManager (no HA: its jobs are gone until resubmitted)."""
+        return self._kill("standalonesession")
 
     def start_taskmanager(self, timeout_s: float = 60.0) -> None:
         """Start one more TaskManager and wait until it has registered with the JobManager."""
