@@ -34,6 +34,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--per-key", type=int, help="events per key of the main runs (default 10)")
     ap.add_argument("--capacities", type=int, nargs="+", help="default 100 500")
     ap.add_argument("--latency-ms", type=float, default=200.0)
+    ap.add_argument(
+        "--llm-processes",
+        type=int,
+        nargs="+",
+        default=[0, 2],
+        help="run_agent(llm_processes=...) values of the (b) rows; 0 = litellm in the operator",
+    )
+    ap.add_argument(
+        "--model",
+        default="openai/gpt-4o-mini",
+        help="litellm model string sent to the fake LLM; one in litellm's cost map by default "
+        "(an unknown model costs litellm ~2 ms more CPU per call in its cost lookup)",
+    )
     ap.add_argument("--baseline-events", type=int, help="sync map events (default 100)")
     ap.add_argument("--scale-keys", type=int, help="keys of the RocksDB run (default 100000)")
     ap.add_argument("--scale-per-key", type=int, default=1, help="events per key at scale")
@@ -132,7 +145,9 @@ def measure(a: argparse.Namespace, bench: Bench) -> list[Row]:
         rows += [_ceiling_row(bench, a, c, lat) for c in a.capacities]
     if "b" not in a.skip:
         for c in a.capacities:
-            rows.append(_operator_row(bench, a, f"b run_agent, NullJournal, C={c}", c, lat))
+            for p in a.llm_processes:
+                label = f"b run_agent, NullJournal, C={c}" + (f", {p} call workers" if p else "")
+                rows.append(_operator_row(bench, a, label, c, lat, llm_processes=p))
     if "c" not in a.skip:
         res, pr = bench.run("baseline", lat, n_keys=a.baseline_events, per_key=1)
         rows.append(Row("c", "sync PyFlink map + litellm.completion", Run(res, pr), 1, lat, 0))
@@ -140,6 +155,10 @@ def measure(a: argparse.Namespace, bench: Bench) -> list[Row]:
         c = a.capacities[0]
         rows.append(_ceiling_row(bench, a, c, 0.0, "d"))
         rows.append(_operator_row(bench, a, f"d run_agent, NullJournal, C={c}", c, 0.0))
+        if max(a.llm_processes) > 0:
+            p = max(a.llm_processes)
+            label = f"d run_agent, NullJournal, C={c}, {p} call workers"
+            rows.append(_operator_row(bench, a, label, c, 0.0, llm_processes=p))
         journal = str(bench.work / "journal" / "bench.sqlite")
         rows.append(
             _operator_row(bench, a, "d run_agent, SqliteJournal, 1st run", c, 0.0, journal=journal)
@@ -229,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault(KEY_ENV, "sk-fake-bench-key")  # before any JVM starts
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ["SA_BENCH_MODEL"] = args.model  # read by scripts.bench_jobs in each child
     command = "python -m scripts.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     before = machine_facts()
     started = time.time()

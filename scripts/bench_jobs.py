@@ -32,7 +32,9 @@ from streaming_agents import Agent, ConversationMemory, LLMResult, MemoryPolicy,
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 KEY_ENV = "FAKE_LLM_API_KEY"
-MODEL = "openai/fake-model"
+# A model litellm's cost map knows (served by the fake LLM at ``api_base``): the
+# cost path of a known model is what deployments run (``--model`` in scripts/bench.py).
+MODEL = os.environ.get("SA_BENCH_MODEL", "openai/gpt-4o-mini")
 
 __all__ = ["KEY_ENV", "events", "main"]
 
@@ -131,6 +133,10 @@ def _agent(p: dict[str, Any]) -> Agent[Any]:
     return Agent(name=p.get("agent", "bench"), version="1", model=model, prompt="{k}#{seq}")
 
 
+def _stamp(line: str) -> str:
+    return f"{time.time():.6f} {line}"
+
+
 def _fill_journal(agent: Agent[Any], journal: Any, raw: list[str]) -> int:
     """Pre-answer every call of ``raw`` in the journal (the agent's step ignores memory)."""
     from streaming_agents.llm.journal import request_digest
@@ -174,14 +180,23 @@ def _operator(p: dict[str, Any]) -> dict[str, Any]:
     journal = SqliteJournal(p["journal"]) if p.get("journal") else NullJournal()
     agent = _agent(p)
     filled = _fill_journal(agent, journal, raw) if p.get("fill_journal") else 0
-    out = run_agent(keyed, agent, capacity=int(p["capacity"]), journal=journal)
+    out = run_agent(
+        keyed,
+        agent,
+        capacity=int(p["capacity"]),
+        journal=journal,
+        llm_processes=int(p.get("llm_processes", 0)),
+    )
+    # Stamp each output where the operator emits it (the map is chained to it): with
+    # checkpointing on, execute_and_collect only releases results after each checkpoint.
+    stamped = out.union(dead_letters(out)).map(_stamp, output_type=Types.STRING())
     built = time.time()
     n_out = n_dead = 0
-    first = last = 0.0
-    for line in out.union(dead_letters(out)).execute_and_collect():
-        last = time.time()
-        first = first or last
-        if line.startswith('{"agent"'):
+    first, last = float("inf"), 0.0
+    for line in stamped.execute_and_collect():
+        stamp, _, body = line.partition(" ")
+        first, last = min(first, float(stamp)), max(last, float(stamp))
+        if body.startswith('{"agent"'):
             n_out += 1
         else:
             n_dead += 1
