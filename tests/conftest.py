@@ -43,6 +43,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     with a segmentation fault *after* a green run (seen in CI), turning the
     run red.  ``os._exit`` skips only that teardown.
     """
+    if config.pluginmanager.get_plugin("terminalreporter") is not None:
+        config.get_terminal_writer().flush()  # the "N passed" line may still be buffered there
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
