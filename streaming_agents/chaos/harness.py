@@ -150,9 +150,14 @@ class _Run:
                 f"flink run -s .../{checkpoint.name} {time.monotonic() - submitted:.0f} s"
             )
         elif kind == "broker":
+            assert self.producer is not None and self.collector is not None
+            self.producer.pause()  # the harness's own clients reconnect afterwards
+            self.collector.pause()
             offsets = end_offsets(bootstrap, out)
             self.kafka.restart()
             not_before = time.monotonic()
+            self.collector.resume()
+            self.producer.resume()
             name, detail = "Kafka broker restart", f"down {not_before - started:.1f} s"
         else:
             raise ValueError(f"unknown fault {kind!r}")

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 __all__ = ["EventProducer", "OutputCollector", "Received", "key_name"]
 
@@ -41,6 +41,7 @@ class EventProducer(threading.Thread):
         self.produced_at: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
+        self._pause, self._idle = threading.Event(), threading.Event()
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         with self._lock:
@@ -50,19 +51,38 @@ class EventProducer(threading.Thread):
             event = json.loads(msg.value())
             self.delivered.append((event["k"], int(event["seq"])))
 
-    def run(self) -> None:
-        producer = Producer(
+    def _client(self) -> Producer:
+        return Producer(
             {
                 "bootstrap.servers": self.bootstrap,
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "message.timeout.ms": 300_000,
-                # a broker restart is planned: its "connection refused" lines are noise
                 "log_level": 2,
             }
         )
+
+    def _flush(self, producer: Producer) -> None:
+        left = producer.flush(300)
+        if left:
+            with self._lock:
+                self.errors.append(f"{left} records unacknowledged")
+
+    def run(self) -> None:
+        producer: Producer | None = None
         started = time.monotonic()
         while not self._stop_event.is_set():
+            if self._pause.is_set():
+                if producer is not None:
+                    self._flush(producer)
+                    producer = None
+                self._idle.set()
+                self._stop_event.wait(0.05)
+                continue
+            if producer is None:
+                producer = self._client()
+                started = time.monotonic() - self.sent / self.rate  # no burst after a pause
+                self._idle.clear()
             key, seq = key_name(self.sent % self.keys), self.sent // self.keys
             value = json.dumps({"k": key, "seq": seq})
             self.produced_at[(key, seq)] = time.monotonic()
@@ -72,10 +92,20 @@ class EventProducer(threading.Thread):
             pause = started + self.sent / self.rate - time.monotonic()
             if pause > 0:
                 self._stop_event.wait(pause)
-        left = producer.flush(300)
-        if left:
-            with self._lock:
-                self.errors.append(f"{left} records unacknowledged at the end")
+        if producer is not None:
+            self._flush(producer)
+
+    def pause(self) -> None:
+        """Flush and close the client (every record sent so far acknowledged), then idle.
+
+        Around a planned broker restart: the job must survive it, the harness's
+        own librdkafka client need not (one was seen never to reconnect).
+        """
+        self._pause.set()
+        self._idle.wait()
+
+    def resume(self) -> None:
+        self._pause.clear()
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -104,23 +134,42 @@ class OutputCollector(threading.Thread):
         self.bootstrap, self.topic = bootstrap, topic
         self.errors: list[str] = []
         self._records: list[Received] = []
+        self._next: dict[int, int] = {}  # partition -> next offset to read
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
+        self._pause, self._idle = threading.Event(), threading.Event()
 
-    def run(self) -> None:
+    def _client(self) -> Consumer:
+        """A ``read_committed`` consumer assigned where the previous one stopped."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
                 "group.id": f"chaos-verify-{uuid.uuid4().hex[:12]}",
                 "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
                 "log_level": 2,
             }
         )
-        consumer.subscribe([self.topic])
+        partitions = consumer.list_topics(self.topic, timeout=30).topics[self.topic].partitions
+        consumer.assign(
+            [TopicPartition(self.topic, p, self._next.get(p, OFFSET_BEGINNING)) for p in partitions]
+        )
+        return consumer
+
+    def run(self) -> None:
+        consumer: Consumer | None = None
         try:
             while not self._stop_event.is_set():
+                if self._pause.is_set():
+                    if consumer is not None:
+                        consumer.close()
+                        consumer = None
+                    self._idle.set()
+                    self._stop_event.wait(0.05)
+                    continue
+                if consumer is None:
+                    consumer = self._client()
+                    self._idle.clear()
                 msg = consumer.poll(0.1)
                 if msg is None:
                     continue
@@ -128,7 +177,7 @@ class OutputCollector(threading.Thread):
                 if err is not None:
                     if err.code() != KafkaError._PARTITION_EOF and err.fatal():
                         self.errors.append(str(err))
-                    continue  # transient errors (a broker restart) heal themselves
+                    continue  # transient errors heal themselves
                 record = Received(
                     int(msg.partition() or 0),
                     int(msg.offset() or 0),
@@ -137,8 +186,18 @@ class OutputCollector(threading.Thread):
                 )
                 with self._lock:
                     self._records.append(record)
+                    self._next[record.partition] = record.offset + 1
         finally:
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
+
+    def pause(self) -> None:
+        """Close the client (around a planned broker restart); :meth:`resume` goes on."""
+        self._pause.set()
+        self._idle.wait()
+
+    def resume(self) -> None:
+        self._pause.clear()
 
     def stop(self) -> None:
         self._stop_event.set()
