@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import cloudpickle
 import pytest
@@ -13,6 +13,7 @@ from pyflink.table.udf import ScalarFunction
 
 from streaming_agents.sql import SqlScriptError, SqlSession, run_sql_script
 from streaming_agents.testing.fake_llm import FakeLLM
+from streaming_agents.testing.faults import CrashSwitch
 from streaming_agents.testing.kafka import consume_committed, produce
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "sql"
@@ -21,37 +22,19 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # CrashOnceUdf goes
 
 
 class CrashOnceUdf(ScalarFunction):  # type: ignore[misc]
-    """Identity SQL function that fails the task once, at its ``at_record``-th row.
-
-    Like :class:`streaming_agents.testing.faults.CrashOnce` for SQL: it logs
-    every value to ``attempt-N.log`` (thread mode has no attempt number, so a
-    marker file tells the first attempt from the ones after the crash).
-    """
+    """Identity SQL function: :class:`streaming_agents.testing.faults.CrashOnce` for SQL."""
 
     def __init__(self, log_dir: str, at_record: int) -> None:
-        self.log_dir = log_dir
-        self.at_record = at_record
-        self._log: TextIO | None = None
-        self._seen = 0
-        self._attempt = 0
+        self.switch = CrashSwitch(log_dir, at_record)
 
     def open(self, function_context: Any) -> None:
-        Path(self.log_dir).mkdir(parents=True, exist_ok=True)
-        self._attempt = 1 if Path(self.log_dir, "crashed").exists() else 0
-        self._log = open(Path(self.log_dir, f"attempt-{self._attempt}.log"), "a")  # noqa: SIM115
+        self.switch.open()
 
     def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
+        self.switch.close()
 
     def eval(self, value: Any) -> Any:
-        assert self._log is not None
-        self._log.write(f"{value}\n")
-        self._log.flush()
-        self._seen += 1
-        if self._attempt == 0 and self._seen == self.at_record:
-            Path(self.log_dir, "crashed").touch()
-            raise RuntimeError(f"injected failure at row {self._seen}")
+        self.switch.see(value)
         return value
 
 

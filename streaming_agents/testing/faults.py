@@ -18,15 +18,20 @@ from pyflink.datastream import MapFunction, RuntimeContext
 
 from streaming_agents.errors import RuntimeFailure
 
-__all__ = ["CrashOnce", "InjectedFailure", "attempt_logs"]
+__all__ = ["CrashOnce", "CrashSwitch", "InjectedFailure", "attempt_logs"]
 
 
 class InjectedFailure(RuntimeFailure):
     """Raised on purpose by :class:`CrashOnce`."""
 
 
-class CrashOnce(MapFunction):  # type: ignore[misc]
-    """Identity map that crashes the task once, at a chosen record."""
+class CrashSwitch:
+    """The logic of :class:`CrashOnce`, for any Flink function (a SQL UDF too).
+
+    Call :meth:`open`/:meth:`close` from the function's own and :meth:`see`
+    on every record: it logs the record for the current attempt and raises
+    :class:`InjectedFailure` once, at the ``at_record``-th record of the first.
+    """
 
     def __init__(self, log_dir: str, at_record: int) -> None:
         self.log_dir = log_dir
@@ -35,7 +40,7 @@ class CrashOnce(MapFunction):  # type: ignore[misc]
         self._seen = 0
         self._attempt = 0
 
-    def open(self, runtime_context: RuntimeContext) -> None:
+    def open(self) -> None:
         # Thread mode has no get_attempt_number(): the crash marker tells the
         # first attempt from the ones after it.
         Path(self.log_dir).mkdir(parents=True, exist_ok=True)
@@ -47,7 +52,7 @@ class CrashOnce(MapFunction):  # type: ignore[misc]
             self._log.close()
             self._log = None
 
-    def map(self, value: Any) -> Any:
+    def see(self, value: Any) -> None:
         assert self._log is not None
         self._log.write(f"{value}\n")
         self._log.flush()
@@ -55,6 +60,22 @@ class CrashOnce(MapFunction):  # type: ignore[misc]
         if self._attempt == 0 and self._seen == self.at_record:
             Path(self.log_dir, "crashed").touch()
             raise InjectedFailure(f"injected failure at record {self._seen}")
+
+
+class CrashOnce(MapFunction):  # type: ignore[misc]
+    """Identity map that crashes the task once, at a chosen record."""
+
+    def __init__(self, log_dir: str, at_record: int) -> None:
+        self.switch = CrashSwitch(log_dir, at_record)
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.switch.open()
+
+    def close(self) -> None:
+        self.switch.close()
+
+    def map(self, value: Any) -> Any:
+        self.switch.see(value)
         return value
 
 
