@@ -29,19 +29,72 @@ def key_name(index: int) -> str:
     return f"key-{index:04d}"
 
 
-class EventProducer(threading.Thread):
+class _PausableClient(threading.Thread):
+    """A thread around one librdkafka client that :meth:`pause` closes and :meth:`resume` reopens.
+
+    Around a planned broker restart: the job must survive it, the harness's own
+    librdkafka client need not (one was seen never to reconnect).  Subclasses
+    implement ``_open``, ``_close`` and ``_step`` (one unit of work).
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._pause, self._idle = threading.Event(), threading.Event()
+
+    def _open(self) -> Any:
+        raise NotImplementedError
+
+    def _close(self, client: Any) -> None:
+        raise NotImplementedError
+
+    def _step(self, client: Any) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        client: Any = None
+        try:
+            while not self._stop_event.is_set():
+                if self._pause.is_set():
+                    if client is not None:
+                        self._close(client)
+                        client = None
+                    self._idle.set()
+                    self._stop_event.wait(0.05)
+                    continue
+                if client is None:
+                    client = self._open()
+                    self._idle.clear()
+                self._step(client)
+        finally:
+            if client is not None:
+                self._close(client)
+
+    def pause(self) -> None:
+        """Close the client (a producer flushes first), then idle until :meth:`resume`."""
+        self._pause.set()
+        self._idle.wait()
+
+    def resume(self) -> None:
+        self._pause.clear()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+class EventProducer(_PausableClient):
     """Produces ``rate`` events per second over ``keys`` keys until :meth:`stop`."""
 
     def __init__(self, bootstrap: str, topic: str, keys: int, rate: float) -> None:
-        super().__init__(name="chaos-producer", daemon=True)
+        super().__init__("chaos-producer")
         self.bootstrap, self.topic, self.keys, self.rate = bootstrap, topic, keys, rate
         self.delivered: list[tuple[str, int]] = []
         self.errors: list[str] = []
         self.sent = 0
         self.produced_at: dict[tuple[str, int], float] = {}
-        self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-        self._pause, self._idle = threading.Event(), threading.Event()
+        self._paced_from = time.monotonic()
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         with self._lock:
@@ -51,7 +104,8 @@ class EventProducer(threading.Thread):
             event = json.loads(msg.value())
             self.delivered.append((event["k"], int(event["seq"])))
 
-    def _client(self) -> Producer:
+    def _open(self) -> Producer:
+        self._paced_from = time.monotonic() - self.sent / self.rate  # no burst after a pause
         return Producer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -62,54 +116,22 @@ class EventProducer(threading.Thread):
             }
         )
 
-    def _flush(self, producer: Producer) -> None:
+    def _close(self, producer: Producer) -> None:
         left = producer.flush(300)
         if left:
             with self._lock:
                 self.errors.append(f"{left} records unacknowledged")
 
-    def run(self) -> None:
-        producer: Producer | None = None
-        started = time.monotonic()
-        while not self._stop_event.is_set():
-            if self._pause.is_set():
-                if producer is not None:
-                    self._flush(producer)
-                    producer = None
-                self._idle.set()
-                self._stop_event.wait(0.05)
-                continue
-            if producer is None:
-                producer = self._client()
-                started = time.monotonic() - self.sent / self.rate  # no burst after a pause
-                self._idle.clear()
-            key, seq = key_name(self.sent % self.keys), self.sent // self.keys
-            value = json.dumps({"k": key, "seq": seq})
-            self.produced_at[(key, seq)] = time.monotonic()
-            producer.produce(self.topic, key=key, value=value, on_delivery=self._on_delivery)
-            self.sent += 1
-            producer.poll(0)
-            pause = started + self.sent / self.rate - time.monotonic()
-            if pause > 0:
-                self._stop_event.wait(pause)
-        if producer is not None:
-            self._flush(producer)
-
-    def pause(self) -> None:
-        """Flush and close the client (every record sent so far acknowledged), then idle.
-
-        Around a planned broker restart: the job must survive it, the harness's
-        own librdkafka client need not (one was seen never to reconnect).
-        """
-        self._pause.set()
-        self._idle.wait()
-
-    def resume(self) -> None:
-        self._pause.clear()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
+    def _step(self, producer: Producer) -> None:
+        key, seq = key_name(self.sent % self.keys), self.sent // self.keys
+        value = json.dumps({"k": key, "seq": seq})
+        self.produced_at[(key, seq)] = time.monotonic()
+        producer.produce(self.topic, key=key, value=value, on_delivery=self._on_delivery)
+        self.sent += 1
+        producer.poll(0)
+        pause = self._paced_from + self.sent / self.rate - time.monotonic()
+        if pause > 0:
+            self._stop_event.wait(pause)
 
     def inputs(self) -> list[tuple[str, int]]:
         with self._lock:
@@ -126,20 +148,17 @@ class Received:
     value: dict[str, Any]
 
 
-class OutputCollector(threading.Thread):
+class OutputCollector(_PausableClient):
     """Reads ``topic`` from the start (``read_committed``) until :meth:`stop`."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(name="chaos-collector", daemon=True)
+        super().__init__("chaos-collector")
         self.bootstrap, self.topic = bootstrap, topic
         self.errors: list[str] = []
         self._records: list[Received] = []
         self._next: dict[int, int] = {}  # partition -> next offset to read
-        self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-        self._pause, self._idle = threading.Event(), threading.Event()
 
-    def _client(self) -> Consumer:
+    def _open(self) -> Consumer:
         """A ``read_committed`` consumer assigned where the previous one stopped."""
         consumer = Consumer(
             {
@@ -156,52 +175,27 @@ class OutputCollector(threading.Thread):
         )
         return consumer
 
-    def run(self) -> None:
-        consumer: Consumer | None = None
-        try:
-            while not self._stop_event.is_set():
-                if self._pause.is_set():
-                    if consumer is not None:
-                        consumer.close()
-                        consumer = None
-                    self._idle.set()
-                    self._stop_event.wait(0.05)
-                    continue
-                if consumer is None:
-                    consumer = self._client()
-                    self._idle.clear()
-                msg = consumer.poll(0.1)
-                if msg is None:
-                    continue
-                err = msg.error()
-                if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF and err.fatal():
-                        self.errors.append(str(err))
-                    continue  # transient errors heal themselves
-                record = Received(
-                    int(msg.partition() or 0),
-                    int(msg.offset() or 0),
-                    time.monotonic(),
-                    json.loads(msg.value() or b"{}"),
-                )
-                with self._lock:
-                    self._records.append(record)
-                    self._next[record.partition] = record.offset + 1
-        finally:
-            if consumer is not None:
-                consumer.close()
+    def _close(self, consumer: Consumer) -> None:
+        consumer.close()
 
-    def pause(self) -> None:
-        """Close the client (around a planned broker restart); :meth:`resume` goes on."""
-        self._pause.set()
-        self._idle.wait()
-
-    def resume(self) -> None:
-        self._pause.clear()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
+    def _step(self, consumer: Consumer) -> None:
+        msg = consumer.poll(0.1)
+        if msg is None:
+            return
+        err = msg.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF and err.fatal():
+                self.errors.append(str(err))
+            return  # transient errors heal themselves
+        record = Received(
+            int(msg.partition() or 0),
+            int(msg.offset() or 0),
+            time.monotonic(),
+            json.loads(msg.value() or b"{}"),
+        )
+        with self._lock:
+            self._records.append(record)
+            self._next[record.partition] = record.offset + 1
 
     def records(self) -> list[Received]:
         with self._lock:
