@@ -218,11 +218,12 @@ METHOD = """\
   GIL) with the operator: the event-loop thread at about 0.8 core is the limit. With workers the
   operator can beat the single-process ceiling (a), so ratios above 1 are possible.
 - **Where the CPU goes.** litellm costs 5-9 ms of CPU per call here and grows with the messages
-  sent (about 6 ms with 1 message, 9 ms with 19, `attempt_call` in a loop at L=0); the fake
+  sent (about 6 ms with 1 message, 9 ms with 19: `attempt_call` in an ad-hoc loop at L=0, not
+  part of `make bench`); the fake
   LLM about 0.6 ms per request; the operator's own work about 1.5 ms per event (d). Everything
   shares the 2 cores, so about 10 ms per event caps the machine near 190-200 events/s, which is
   40x the synchronous map's ~4.7 el/s. Journal hits skip litellm entirely (d, second run).
-- The machine is a shared VM: the same CPU-bound loop measured 6.8-9.9 ms per call in
+- The machine is a shared VM: that ad-hoc loop measured 6.8-9.9 ms per call in
   consecutive runs, and other work may compete for the 2 cores (see load).
 """
 
