@@ -22,7 +22,12 @@ import os
 import sys
 from typing import IO, Any
 
-from streaming_agents.llm.litellm_client import API_KEY_ENV_ARG, Attempt, attempt_call
+from streaming_agents.llm.litellm_client import (
+    API_KEY_ENV_ARG,
+    Attempt,
+    attempt_call,
+    new_call_loop,
+)
 
 __all__ = ["main"]
 
@@ -62,7 +67,8 @@ def _encode(attempt: Attempt) -> dict[str, Any]:
 def main() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr
-    asyncio.run(_serve(out))
+    with asyncio.Runner(loop_factory=new_call_loop) as runner:
+        runner.run(_serve(out))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ journal.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import deque
@@ -24,6 +23,7 @@ from typing import Any
 
 from streaming_agents.agent import Agent
 from streaming_agents.llm.journal import Journal
+from streaming_agents.llm.litellm_client import new_call_loop
 from streaming_agents.llm.throttle import AdaptiveLimiter
 from streaming_agents.memory import Memory
 from streaming_agents.runtime.events import Envelope
@@ -52,7 +52,7 @@ class ChainRunner:
         self._chains: dict[str, KeyChain] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_call_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="agent-loop", daemon=True
         )
