@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.bench_probe import Probe, ProbeResult, dir_size
-from scripts.bench_report import Row, Run, render, write_doc
+from scripts.bench_report import Row, Run, goals, render, write_doc
 from streaming_agents.testing.fake_llm import FakeLLM
 
 KEY_ENV = "FAKE_LLM_API_KEY"
@@ -260,11 +260,20 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work / "journal", ignore_errors=True)
     after = machine_facts()
     table, details = render(rows, args)
+    goal_table = goals(rows)
     print(table)
     print(details)
+    print(goal_table)
     if not args.no_write:
         write_doc(
-            Path(args.out), command.strip(), before, after, time.time() - started, table, details
+            Path(args.out),
+            command.strip(),
+            before,
+            after,
+            time.time() - started,
+            table,
+            details,
+            goal_table,
         )
         print(f"wrote {args.out}")
     return 0

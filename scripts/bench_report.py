@@ -10,7 +10,7 @@ from typing import Any
 
 from scripts.bench_probe import ProbeResult
 
-__all__ = ["Row", "Run", "render", "write_doc"]
+__all__ = ["Row", "Run", "goals", "render", "write_doc"]
 
 
 @dataclass
@@ -89,6 +89,57 @@ def _ceiling(rows: list[Row], row: Row) -> Row | None:
     )
 
 
+def _ratio(rows: list[Row], row: Row) -> float | None:
+    """el/s over min(Little bound, ceiling) for an operator row with a ceiling row."""
+    ceiling = _ceiling(rows, row)
+    if ceiling is None or row.by_outputs or not ceiling.rate:
+        return None
+    return row.rate / min(row.bound or ceiling.rate, ceiling.rate)
+
+
+def goals(rows: list[Row]) -> str:
+    """The issue's goals, checked against this run: a Markdown table."""
+    baseline = next((r for r in rows if r.section == "c"), None)
+    lines = [
+        "| goal | workload | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for row in (r for r in rows if r.section == "b"):
+        ratio = _ratio(rows, row)
+        if ratio is not None:
+            lines.append(
+                f"| ratio >= 0.8 at C={row.capacity} | {row.label} | {ratio:.2f} | "
+                f"{'yes' if ratio >= 0.8 else 'no'} |"
+            )
+        if baseline is not None and baseline.rate:
+            times = row.rate / baseline.rate
+            lines.append(
+                f"| >= 40x the synchronous map | {row.label} | {times:,.0f}x | "
+                f"{'yes' if times >= 40 else 'no'} |"
+            )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def _cpu_budget(rows: list[Row], op: Row, plain: Row) -> str:
+    """Where a subtask's CPU goes at L=0, and the caps that follow, from this run's rows."""
+    litellm_ms = plain.cpu_ms
+    own_ms = max(0.0, op.cpu_ms - plain.cpu_ms)
+    fake_ms = 1000 * op.run.probe.fake_cpu_s / max(1, op.run.probe.requests)
+    cores = os.cpu_count() or 1
+    one_gil = 1000 / (litellm_ms + own_ms)
+    machine = cores * 1000 / (litellm_ms + own_ms + fake_ms)
+    baseline = next((r for r in rows if r.section == "c"), None)
+    times = f" = {machine / baseline.rate:,.0f}x the synchronous map" if baseline else ""
+    return (
+        f"- Where the CPU goes (this run, L=0): litellm {litellm_ms:.2f} ms per call, the "
+        f"operator's own work {own_ms:.2f} ms per event, the fake LLM {fake_ms:.2f} ms per "
+        f"request. In process, litellm and the operator share one interpreter lock: about "
+        f"{one_gil:,.0f} el/s per subtask at most. With call workers litellm runs on every "
+        f"core: the {cores} cores, shared with the fake LLM, cap a subtask near "
+        f"{machine:,.0f} el/s{times}. Journal hits skip litellm entirely (d, second run)."
+    )
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:,.1f} MB"
 
@@ -106,9 +157,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> tuple[str, str]:
     for row in rows:
         is_op = row.section in "bd" and not row.label.startswith("asyncio")
         ceiling = _ceiling(rows, row) if is_op else None
-        ratio = None
-        if ceiling is not None and not row.by_outputs:
-            ratio = row.rate / min(row.bound or ceiling.rate, ceiling.rate)
+        ratio = _ratio(rows, row) if is_op else None
         rate = _f(row.rate, "{:,.1f}") + (" (outputs)" if row.by_outputs else "")
         lines.append(
             f"| {row.section} | {row.label} | {row.capacity} | {row.latency_ms:g} | "
@@ -134,6 +183,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> tuple[str, str]:
             f"operator's own cost. Fake LLM server: "
             f"{1000 * op.run.probe.fake_cpu_s / max(1, op.run.probe.requests):.2f} ms/request."
         )
+        notes.append(_cpu_budget(rows, op, pl))
     replay = next((r for r in rows if r.section == "d" and "journal hits" in r.label), None)
     if replay is not None:
         notes.append(
@@ -215,16 +265,10 @@ METHOD = """\
 - **call workers**: rows with "N call workers" run `run_agent(..., llm_processes=N)`: the litellm
   calls go to N worker processes (`streaming_agents/llm/call_pool.py`), children of the JVM, so
   their CPU is in the measured tree. In process, litellm shares the embedded interpreter (one
-  GIL) with the operator: the event-loop thread at about 0.8 core is the limit. With workers the
+  GIL) with the operator: the event-loop thread near one core is the limit. With workers the
   operator can beat the single-process ceiling (a), so ratios above 1 are possible.
-- **Where the CPU goes.** litellm costs 5-9 ms of CPU per call here and grows with the messages
-  sent (about 6 ms with 1 message, 9 ms with 19: `attempt_call` in an ad-hoc loop at L=0, not
-  part of `make bench`); the fake
-  LLM about 0.6 ms per request; the operator's own work about 1.5 ms per event (d). Everything
-  shares the 2 cores, so about 10 ms per event caps the machine near 190-200 events/s, which is
-  40x the synchronous map's ~4.7 el/s. Journal hits skip litellm entirely (d, second run).
-- The machine is a shared VM: that ad-hoc loop measured 6.8-9.9 ms per call in
-  consecutive runs, and other work may compete for the 2 cores (see load).
+- Figures move from run to run on this shared VM (litellm measured 4 ms of CPU per call on
+  one day, 7-9 ms on another): compare rows of one run, and see the load average.
 """
 
 
@@ -236,6 +280,7 @@ def write_doc(
     elapsed_s: float,
     table: str,
     details: str,
+    goal_table: str = "",
 ) -> None:
     facts = (
         f"- command: `make bench` (= `{command}`, `LITELLM_LOCAL_MODEL_COST_MAP=True`)\n"
@@ -247,7 +292,13 @@ def write_doc(
     )
     text = (
         "# Benchmarks\n\nGenerated by `make bench` (`scripts/bench.py`); numbers from one run.\n\n"
-        f"{facts}\n## Results\n\n{table}\n\n{details}\n\n{METHOD}"
+        f"{facts}\n## Results\n\n{table}\n\n{details}\n\n"
+        + (
+            f"## Goals\n\nFrom the rows above (issue: the agent operator).\n\n{goal_table}\n\n"
+            if goal_table
+            else ""
+        )
+        + METHOD
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
