@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from streaming_agents.cli.jobs_cmd import ENTRY_MODULE, entry_parser, flink_run_command, library_zip
+from streaming_agents.cli.cluster_cmd import flink_run_command, library_zip
+from streaming_agents.cli.jobs_cmd import ENTRY_MODULE, entry_parser
 from streaming_agents.cli.main import main
 from streaming_agents.registry import load_job
 from streaming_agents.testing.cluster import FlinkCluster
@@ -171,7 +172,7 @@ def wait_state(
 
 def test_entry_arguments_never_collide_with_flink_run_options(tmp_path: Path) -> None:
     """`flink run` parses its options anywhere and by prefix (--job was --jobmanager)."""
-    from streaming_agents.cli.jobs_cmd import _entry_args
+    from streaming_agents.cli.cluster_cmd import _entry_args
     from streaming_agents.cli.main import build_parser
 
     argv = "submit supply_chain --model m --api-base u --api-key-env K --checkpoint-ms 10"

@@ -32,14 +32,11 @@ from types import FrameType, ModuleType
 from typing import Any, TextIO
 
 from streaming_agents.agent import ModelSpec
+from streaming_agents.cli.job_options import FAKE_KEY_ENV, MODEL_ENV, check_model_env, root_cause
 from streaming_agents.errors import ConfigError, InfrastructureError
 
 __all__ = ["FAKE_KEY_ENV", "MODEL_ENV", "ROUTES", "SEED", "fake_rules", "run_demo"]
 
-MODEL_ENV = "STREAMING_AGENTS_MODEL"
-"""Names a litellm model (e.g. ``openai/gpt-4o-mini``) to use instead of the fake LLM."""
-FAKE_KEY_ENV = "STREAMING_AGENTS_FAKE_API_KEY"
-"""The (dummy) API key the job sends to the fake LLM."""
 SEED = 42
 MAX_EVENTS = 10_000
 ROUTES = ("auto_approve", "human_review", "request_more_info")
@@ -109,7 +106,7 @@ def run_demo(events: int = 20, model: str | None = None, out: TextIO | None = No
     model_name = (model or os.environ.get(MODEL_ENV) or "fake").strip()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     if model_name != "fake":
-        _check_model_env(model_name)
+        check_model_env(model_name)
     # The Flink worker reads these; they must be set before PyFlink's JVM starts.
     os.environ.setdefault(FAKE_KEY_ENV, "sk-fake-demo-key")
     os.environ.setdefault("LITELLM_LOG", "WARNING")
@@ -141,29 +138,6 @@ def run_demo(events: int = 20, model: str | None = None, out: TextIO | None = No
 
 
 # --------------------------------------------------------------------------- steps
-
-
-def _check_model_env(model: str) -> None:
-    """Fail early (a user error) for an unknown model or a missing API key variable."""
-    from streaming_agents.llm.litellm_client import import_litellm
-
-    litellm = import_litellm()
-    try:
-        litellm.get_llm_provider(model)
-    except Exception as exc:  # litellm raises BadRequestError for an unknown provider
-        raise ConfigError(
-            f"litellm cannot tell the provider of model {model!r}; use provider/model, "
-            "e.g. openai/gpt-4o-mini"
-        ) from exc
-    missing = list(litellm.validate_environment(model=model).get("missing_keys") or [])
-    secrets = [name for name in missing if "KEY" in name or "TOKEN" in name]
-    if secrets:
-        raise ConfigError(
-            f"model {model!r} needs the environment variable(s) {', '.join(secrets)}; "
-            f"set them, or unset {MODEL_ENV} to use the fake LLM"
-        )
-    if missing:  # e.g. OLLAMA_API_BASE, which has a usable default
-        _progress(f"note: {', '.join(missing)} not set; litellm uses its defaults")
 
 
 def _load_job() -> ModuleType:
@@ -371,16 +345,10 @@ def _run_job(env: Any) -> float:
     try:
         env.execute("claims-triage-demo")
     except Exception as exc:  # py4j wraps the Java failure; keep its root cause
-        raise InfrastructureError(f"the Flink job failed: {_root_cause(exc)}") from exc
+        raise InfrastructureError(f"the Flink job failed: {root_cause(exc)}") from exc
     elapsed = time.monotonic() - t0
     _progress(f"job finished in {elapsed:.1f} s")
     return elapsed
-
-
-def _root_cause(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    causes = [ln for ln in lines if ln.startswith("Caused by:")]
-    return (causes[-1] if causes else (lines[0] if lines else type(exc).__name__))[:500]
 
 
 def _read_back(bootstrap: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -7,9 +7,10 @@ Subcommands:
 * ``replay`` / ``shadow`` / ``compare`` -- replay history or dark-launch a
   candidate agent version into a shadow topic, and compare it with production
   (``cli/replay_cmd.py``, docs/replay.md).
-* ``agents``, ``run JOB``, ``submit JOB``, ``status``, ``savepoint``, ``cancel``,
-  ``fake-llm-config`` -- the job registry, local runs and a Flink cluster
+* ``agents``, ``run JOB``, ``fake-llm-config`` -- the job registry and local runs
   (``cli/jobs_cmd.py``).
+* ``submit JOB``, ``status``, ``savepoint``, ``cancel`` -- a job on a Flink cluster
+  (``cli/cluster_cmd.py``).
 * ``sql SCRIPT`` -- run a Flink SQL script with CREATE MODEL / TOOL / AGENT and
   AI_RUN_AGENT (``cli/sql_cmd.py``, docs/sql.md).
 * ``version`` -- print the package version.
@@ -24,6 +25,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from streaming_agents.cli.cluster_cmd import add_cluster_commands
 from streaming_agents.cli.jobs_cmd import add_job_commands
 from streaming_agents.cli.replay_cmd import add_replay_commands
 from streaming_agents.cli.sql_cmd import add_sql_commands
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_job_commands(commands)
+    add_cluster_commands(commands)
     add_replay_commands(commands)
     add_sql_commands(commands)
     commands.add_parser("version", help="print the version", description="Print the version.")

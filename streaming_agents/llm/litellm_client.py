@@ -32,6 +32,7 @@ __all__ = [
     "Transport",
     "attempt_call",
     "import_litellm",
+    "missing_model_environment",
     "new_call_loop",
 ]
 
@@ -110,6 +111,22 @@ def new_call_loop() -> asyncio.AbstractEventLoop:
     loop = asyncio.new_event_loop()
     loop.set_default_executor(_InlineRequestBuilding(thread_name_prefix="litellm-blocking"))
     return loop
+
+
+def missing_model_environment(model: str) -> list[str]:
+    """The environment variables litellm wants for ``model`` and does not find.
+
+    Raises :class:`ConfigError` when litellm cannot tell the model's provider.
+    """
+    litellm = import_litellm()
+    try:
+        litellm.get_llm_provider(model)
+    except Exception as exc:  # litellm raises BadRequestError for an unknown provider
+        raise ConfigError(
+            f"litellm cannot tell the provider of model {model!r}; use provider/model, "
+            "e.g. openai/gpt-4o-mini"
+        ) from exc
+    return list(litellm.validate_environment(model=model).get("missing_keys") or [])
 
 
 @dataclass

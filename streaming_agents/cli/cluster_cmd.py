@@ -1,0 +1,401 @@
+"""``streaming-agents submit | status | savepoint | cancel``: a job on a Flink cluster.
+
+* ``submit JOB --rest URL`` -- submit a job to a Flink cluster with the ``flink`` CLI of the
+  pip-installed PyFlink (``flink run -d -pym ...``).  The job graph is built here, on the
+  client; the job package and ``streaming_agents`` are shipped to the workers as a zip
+  (``-pyfs``); third-party packages (pydantic, litellm, ...) must be installed on the
+  cluster (the image of ``deploy/Dockerfile`` has them) or listed with ``--pyreq``.
+* ``status [JOB_ID]``, ``savepoint JOB_ID --dir DIR [--stop]``, ``cancel JOB_ID`` -- the
+  cluster's REST API.
+
+Bad arguments and unknown jobs, topics or job ids are user errors (exit 2); an
+unreachable cluster or broker, or a failed submission, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from streaming_agents.cli.job_options import (
+    MODEL_ENV,
+    add_job_arguments,
+    bootstrap_of,
+    check_numbers,
+    model_spec,
+    prepare_topics,
+    progress,
+    root_cause,
+    topic_overrides,
+)
+from streaming_agents.cli.jobs_cmd import ENTRY_MODULE
+from streaming_agents.errors import ConfigError, InfrastructureError, UserError
+
+__all__ = ["REST_ENV", "add_cluster_commands", "flink_run_command", "library_zip"]
+
+REST_ENV = "STREAMING_AGENTS_FLINK_REST"
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+TERMINAL = frozenset({"FINISHED", "FAILED", "CANCELED", "SUSPENDED"})
+
+
+def add_cluster_commands(subparsers: Any) -> None:
+    """Add ``submit``, ``status``, ``savepoint`` and ``cancel`` to the CLI's subparsers.
+
+    Each parser's ``handler`` default is the function to call with the
+    parsed arguments; it returns the exit code.
+    """
+    sb = subparsers.add_parser(
+        "submit",
+        help="submit a job to a Flink cluster (flink run)",
+        description="Build JOB's graph here and submit it, detached, to the Flink cluster whose "
+        "REST API is --rest, with the `flink` CLI of the pip-installed PyFlink. The job "
+        "package and streaming_agents are shipped as a zip (-pyfs); their third-party "
+        "dependencies must be installed on the cluster (deploy/Dockerfile) or given with "
+        "--pyreq. The API key variable must be set in the TaskManagers' environment. "
+        "Prints the job id.",
+    )
+    sb.add_argument("job", metavar="JOB")
+    _rest_argument(sb)
+    add_job_arguments(sb)
+    sb.add_argument("--savepoint", default=None, metavar="PATH", help="restore from a savepoint")
+    sb.add_argument(
+        "--allow-non-restored-state", action="store_true", help="skip state of removed operators"
+    )
+    sb.add_argument("--pyreq", default=None, metavar="FILE", help="requirements.txt for workers")
+    sb.add_argument(
+        "--no-ship", action="store_true", help="do not ship streaming_agents (cluster has it)"
+    )
+    sb.add_argument("--sample", type=int, default=None, metavar="N", help="write N sample records")
+    sb.add_argument("--seed", type=int, default=None, help="seed of the sample records")
+    sb.add_argument(
+        "--create-topics", action="store_true", help="create the job's topics if missing"
+    )
+    sb.set_defaults(handler=run_submit)
+
+    st = subparsers.add_parser(
+        "status",
+        help="list the cluster's jobs, or one job's state",
+        description="Jobs on the Flink cluster (id, state, name, start time, duration), or the "
+        "state of JOB_ID and its tasks.",
+    )
+    st.add_argument("job_id", nargs="?", default=None, metavar="JOB_ID")
+    _rest_argument(st)
+    st.set_defaults(handler=run_status)
+
+    sp = subparsers.add_parser(
+        "savepoint",
+        help="take a savepoint of a running job",
+        description="Trigger a savepoint of JOB_ID into --dir (a path or URI the cluster can "
+        "write) and wait for it; prints its location. --stop stops the job with the "
+        "savepoint (it ends FINISHED); restore with `submit JOB --savepoint LOCATION`.",
+    )
+    sp.add_argument("job_id", metavar="JOB_ID")
+    sp.add_argument("--dir", required=True, metavar="DIR", help="target directory")
+    sp.add_argument("--stop", action="store_true", help="stop the job with the savepoint")
+    sp.add_argument("--timeout", type=float, default=300.0, metavar="S", help="default 300 s")
+    _rest_argument(sp)
+    sp.set_defaults(handler=run_savepoint)
+
+    cn = subparsers.add_parser(
+        "cancel",
+        help="cancel a job",
+        description="Cancel JOB_ID and wait until it is CANCELED. Its last checkpoint is kept "
+        "when the cluster retains checkpoints on cancellation.",
+    )
+    cn.add_argument("job_id", metavar="JOB_ID")
+    cn.add_argument("--timeout", type=float, default=60.0, metavar="S", help="default 60 s")
+    _rest_argument(cn)
+    cn.set_defaults(handler=run_cancel)
+
+
+def _rest_argument(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--rest",
+        default=None,
+        required=required,
+        metavar="URL",
+        help=f"the Flink REST API (default: ${REST_ENV}, else http://localhost:8081)",
+    )
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def library_zip(job_folder: Path, target: Path, *, ship_library: bool = True) -> Path:
+    """A zip for ``-pyfs``: the job package under its folder name (+ ``streaming_agents``)."""
+    import streaming_agents
+
+    folders = [job_folder]
+    if ship_library:
+        folders.append(Path(streaming_agents.__file__).resolve().parent)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder in folders:
+            for path in sorted(folder.rglob("*")):
+                rel = path.relative_to(folder.parent)
+                if "__pycache__" in rel.parts or not path.is_file():
+                    continue
+                if path.suffix in {".py", ".typed", ".json", ".md", ".yaml", ".txt"}:
+                    archive.write(path, rel.as_posix())
+    return target
+
+
+def _rest_url(args: argparse.Namespace) -> str:
+    url = str(args.rest or os.environ.get(REST_ENV) or "http://localhost:8081").rstrip("/")
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise ConfigError(f"--rest must be http://HOST:PORT, got {url!r}")
+    return url
+
+
+def flink_run_command(
+    rest: str,
+    entry_args: Sequence[str],
+    pyfs: Path,
+    *,
+    savepoint: str | None = None,
+    allow_non_restored: bool = False,
+    pyreq: str | None = None,
+    parallelism: int | None = None,
+) -> list[str]:
+    """The ``flink run`` command line that submits ``entry_args`` to ``rest``, detached."""
+    from streaming_agents.testing.cluster import flink_home
+
+    parsed = urllib.parse.urlparse(rest)
+    cmd = [
+        str(flink_home() / "bin" / "flink"),
+        "run",
+        "-t",
+        "remote",
+        f"-Drest.address={parsed.hostname}",
+        f"-Drest.port={parsed.port or 80}",
+        "-d",
+        "-pyclientexec",
+        sys.executable,
+    ]
+    if parallelism:
+        cmd += ["-p", str(parallelism)]
+    if savepoint:
+        cmd += ["-s", savepoint]
+    if allow_non_restored:
+        cmd.append("-n")
+    if pyreq:
+        cmd += ["-pyreq", str(Path(pyreq).resolve())]
+    cmd += ["-pyfs", str(pyfs), "-pym", ENTRY_MODULE, *entry_args]
+    return cmd
+
+
+def _entry_args(args: argparse.Namespace, job_folder: Path) -> list[str]:
+    # `flink run` parses options anywhere on its command line and matches prefixes of its
+    # own long options (--job would be taken for --jobmanager): keep these names distinct.
+    out = ["--job-dir", str(job_folder), "--bootstrap", bootstrap_of(args)]
+    out += ["--model", str(args.model or os.environ.get(MODEL_ENV) or "")]
+    for flag, value in (
+        ("--api-base", args.api_base),
+        ("--api-key-env", args.api_key_env),
+        ("--checkpoint-ms", args.checkpoint_ms),
+        ("--checkpoint-dir", args.checkpoint_dir),
+        ("--state-backend", args.state_backend),
+        ("--group-id", args.group_id),
+        ("--journal-dir", args.journal_dir),
+        ("--job-name", args.job_name),
+    ):
+        if value is not None:
+            out += [flag, str(value)]
+    out += ["--capacity", str(args.capacity)]
+    for pair in args.topic:
+        out += ["--topic", pair]
+    if args.bounded:
+        out.append("--bounded")
+    return out
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from streaming_agents.registry import load_job
+    from streaming_agents.runtime.environment import jars_dir, java_home, repo_root
+
+    check_numbers(args)
+    rest = _rest_url(args)
+    entry = load_job(args.job)
+    topics = entry.spec.resolve_topics(topic_overrides(args.topic))
+    model_spec(args, check_key=False)  # the key is read on the TaskManagers, not here
+    if args.pyreq and not Path(args.pyreq).is_file():
+        raise ConfigError(f"--pyreq {args.pyreq}: no such file")
+    if args.journal_dir:
+        args.journal_dir = str(Path(args.journal_dir).expanduser().resolve())
+    _rest_call(rest, "/overview")  # fail early and clearly when the cluster is not there
+    prepare_topics(args, entry, topics)
+    workdir = Path(tempfile.mkdtemp(prefix="sa-submit-"))
+    try:
+        pyfs = library_zip(entry.path, workdir / f"{entry.name}.zip", ship_library=not args.no_ship)
+        cmd = flink_run_command(
+            rest,
+            _entry_args(args, entry.path),
+            pyfs,
+            savepoint=args.savepoint,
+            allow_non_restored=args.allow_non_restored_state,
+            pyreq=args.pyreq,
+            parallelism=args.parallelism,
+        )
+        (workdir / "log").mkdir()
+        env = {
+            **os.environ,
+            "FLINK_LOG_DIR": str(workdir / "log"),
+            "JAVA_HOME": java_home(),
+            "SA_JARS_DIR": str(jars_dir()),
+            "SA_REPO_ROOT": str(repo_root()),
+            "LITELLM_LOCAL_MODEL_COST_MAP": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+        }
+        progress(f"submitting {entry.spec.name} to {rest}")
+        try:
+            done = subprocess.run(
+                cmd, env=env, capture_output=True, text=True, timeout=300, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise InfrastructureError("`flink run` did not finish within 300 s") from exc
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    output = done.stdout + done.stderr
+    found = re.search(r"JobID ([0-9a-f]{32})", output)
+    if done.returncode != 0 or not found:
+        ours = [ln for ln in output.splitlines() if ln.startswith("streaming-agents: error:")]
+        if ours:
+            raise UserError(ours[-1].removeprefix("streaming-agents: error: "))
+        raise InfrastructureError(
+            f"`flink run` failed (exit {done.returncode}):\n{_tail(output, 40)}"
+        )
+    print(found.group(1))
+    progress(f"job {found.group(1)} submitted; `streaming-agents status {found.group(1)}`")
+    return 0
+
+
+def _tail(text: str, lines: int) -> str:
+    kept = [ln for ln in text.splitlines() if ln.strip()]
+    return "\n".join(kept[-lines:])
+
+
+# --------------------------------------------------------------------------- REST
+
+
+def _rest_call(rest: str, path: str, method: str = "GET", body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{rest}{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=15) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        if exc.code == 404:
+            raise ConfigError(f"not found on the cluster: {method} {path} ({detail})") from exc
+        if exc.code == 400:
+            raise ConfigError(f"the cluster rejected {method} {path}: {detail}") from exc
+        raise InfrastructureError(f"Flink REST {method} {path}: HTTP {exc.code} {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise InfrastructureError(f"no Flink REST API at {rest} ({exc})") from exc
+    return json.loads(raw) if raw else None
+
+
+def _job_id(value: str) -> str:
+    if not JOB_ID.match(value):
+        raise ConfigError(f"{value!r} is not a Flink job id (32 hex digits)")
+    return value
+
+
+def _known_job(rest: str, job_id: str) -> dict[str, Any]:
+    try:
+        job: dict[str, Any] = _rest_call(rest, f"/jobs/{job_id}")
+    except ConfigError:
+        raise ConfigError(f"no job {job_id} on the cluster at {rest}") from None
+    return job
+
+
+def _when(ms: Any) -> str:
+    if not isinstance(ms, int) or ms <= 0:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    rest = _rest_url(args)
+    if args.job_id:
+        job = _known_job(rest, _job_id(args.job_id))
+        print(f"{job['jid']}  {job['state']}  {job['name']}")
+        print(f"  started {_when(job.get('start-time'))}, duration {job.get('duration', 0)} ms")
+        for vertex in job.get("vertices", []):
+            print(f"  {vertex.get('status', '?'):<10} {vertex.get('name', '?')}")
+        return 0
+    jobs = _rest_call(rest, "/jobs/overview")["jobs"]
+    print(f"{'JOB ID':<32}  {'STATE':<10}  {'STARTED':<19}  NAME")
+    for job in sorted(jobs, key=lambda j: -int(j.get("start-time", 0))):
+        started = _when(job.get("start-time"))
+        print(f"{job['jid']:<32}  {job['state']:<10}  {started:<19}  {job['name']}")
+    if not jobs:
+        progress(f"no jobs on {rest}")
+    return 0
+
+
+def _target_dir(value: str) -> str:
+    if "://" in value:
+        return value
+    return Path(value).expanduser().resolve().as_uri()
+
+
+def run_savepoint(args: argparse.Namespace) -> int:
+    rest = _rest_url(args)
+    job_id = _job_id(args.job_id)
+    job = _known_job(rest, job_id)
+    if job["state"] != "RUNNING":
+        raise ConfigError(f"job {job_id} is {job['state']}: savepoints need a RUNNING job")
+    target = _target_dir(args.dir)
+    if args.stop:
+        body = {"targetDirectory": target, "drain": False, "formatType": "CANONICAL"}
+        trigger = _rest_call(rest, f"/jobs/{job_id}/stop", "POST", body)
+    else:
+        body = {"target-directory": target, "cancel-job": False, "formatType": "CANONICAL"}
+        trigger = _rest_call(rest, f"/jobs/{job_id}/savepoints", "POST", body)
+    request_id = trigger["request-id"]
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        status = _rest_call(rest, f"/jobs/{job_id}/savepoints/{request_id}")
+        if status["status"]["id"] == "COMPLETED":
+            operation = status.get("operation") or {}
+            if "failure-cause" in operation:
+                cause = operation["failure-cause"].get("stack-trace", "")
+                raise InfrastructureError(f"savepoint failed: {root_cause(Exception(cause))}")
+            print(operation["location"])
+            return 0
+        time.sleep(0.5)
+    raise InfrastructureError(f"savepoint of {job_id} not done after {args.timeout:.0f} s")
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    rest = _rest_url(args)
+    job_id = _job_id(args.job_id)
+    job = _known_job(rest, job_id)
+    if job["state"] in TERMINAL:
+        raise ConfigError(f"job {job_id} already ended ({job['state']})")
+    _rest_call(rest, f"/jobs/{job_id}?mode=cancel", "PATCH")
+    deadline = time.monotonic() + args.timeout
+    state = job["state"]
+    while time.monotonic() < deadline:
+        state = _known_job(rest, job_id)["state"]
+        if state in TERMINAL:
+            print(f"{job_id} {state}")
+            return 0 if state == "CANCELED" else 1
+        time.sleep(0.3)
+    raise InfrastructureError(f"job {job_id} still {state} {args.timeout:.0f} s after cancel")
