@@ -14,9 +14,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,4 +156,53 @@ def test_demo_decides_every_claim_once_by_its_rule() -> None:
         expected.count("request_more_info"),
     )
     assert dead == len(malformed)
+    assert_nothing_left(proc.pid, stderr)
+
+
+def _ignore_sigint() -> None:
+    """What a shell does to a command it starts in the background without job control."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    "moment", ["topics created", "running the claims-triage job"], ids=["setup", "job"]
+)
+def test_demo_ctrl_c_stops_everything_even_if_started_with_sigint_ignored(moment: str) -> None:
+    """SIGINT to the demo's process group (what Ctrl-C in a terminal sends), to a demo that
+    inherited SIGINT as ignored: it must still stop, exit 130 and leave nothing running."""
+    proc = subprocess.Popen(
+        [*DEMO, "--events", "6"],
+        cwd=ROOT,
+        env=demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ignore_sigint,
+    )
+    lines: list[str] = []
+    reached = threading.Event()
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if moment in line:
+                reached.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        assert reached.wait(240), "".join(lines)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(timeout=10)
+    stderr = "".join(lines)
+    assert proc.returncode == 130, stderr
+    assert "streaming-agents: interrupted" in stderr
+    assert "job finished" not in stderr, "the job ran to its end despite the interrupt"
     assert_nothing_left(proc.pid, stderr)

@@ -25,14 +25,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any, TextIO
 
 from streaming_agents.agent import ModelSpec
 from streaming_agents.cli.job_options import FAKE_KEY_ENV, MODEL_ENV, check_model_env, root_cause
+from streaming_agents.cli.signals import interruptible, interrupts_ignored
 from streaming_agents.errors import ConfigError, InfrastructureError
 
 __all__ = ["FAKE_KEY_ENV", "MODEL_ENV", "ROUTES", "SEED", "fake_rules", "run_demo"]
@@ -115,24 +115,23 @@ def run_demo(events: int = 20, model: str | None = None, out: TextIO | None = No
 
     started = time.monotonic()
     stack = contextlib.ExitStack()
-    previous = _set_handler(signal.SIGTERM, _raise_interrupt)
-    try:
-        workdir = Path(tempfile.mkdtemp(prefix="sa-demo-"))
-        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        _progress(f"work folder {workdir}")
-        # The broker takes longest to start: the JVM and the job graph are built meanwhile.
-        broker = _BrokerStart(workdir / "kafka")
-        stack.callback(broker.stop)
-        spec = _model_spec(stack, model_name)
-        env = _build_job(job, broker.bootstrap, spec, workdir)
-        broker.wait()
-        _write_claims(broker.bootstrap, records)
-        job_s = _run_job(env)
-        decisions, dead = _read_back(broker.bootstrap)
-    finally:
-        with _interrupts_ignored():
-            stack.close()
-        _set_handler(signal.SIGTERM, previous)
+    with interruptible():
+        try:
+            workdir = Path(tempfile.mkdtemp(prefix="sa-demo-"))
+            stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+            _progress(f"work folder {workdir}")
+            # The broker takes longest to start: the JVM and the job graph are built meanwhile.
+            broker = _BrokerStart(workdir / "kafka")
+            stack.callback(broker.stop)
+            spec = _model_spec(stack, model_name)
+            env = _build_job(job, broker.bootstrap, spec, workdir)
+            broker.wait()
+            _write_claims(broker.bootstrap, records)
+            job_s = _run_job(env)
+            decisions, dead = _read_back(broker.bootstrap)
+        finally:
+            with interrupts_ignored():
+                stack.close()
     _report(out, decisions, dead, len(records), job_s, time.monotonic() - started)
     return 0 if len(decisions) + len(dead) == len(records) else 1
 
@@ -409,31 +408,3 @@ def _report(
 
 def _progress(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- signals
-
-
-Handler = Callable[[int, FrameType | None], Any] | int | None
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _set_handler(sig: signal.Signals, handler: Handler) -> Handler:
-    """Install ``handler`` (main thread only; elsewhere signals stay as they are)."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """Let cleanup finish: a second Ctrl-C must not leave the broker running."""
-    saved = {sig: _set_handler(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            _set_handler(sig, handler)

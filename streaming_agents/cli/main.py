@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from streaming_agents.cli.cluster_cmd import add_cluster_commands
 from streaming_agents.cli.jobs_cmd import add_job_commands
 from streaming_agents.cli.replay_cmd import add_replay_commands
+from streaming_agents.cli.signals import interruptible
 from streaming_agents.cli.sql_cmd import add_sql_commands
 from streaming_agents.errors import StreamingAgentsError, UserError
 
@@ -90,18 +91,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        if args.version or args.command == "version":
-            print(_version())
-            return 0
-        if args.command == "demo":
-            from streaming_agents.cli.demo import run_demo
+        with interruptible():  # even if this process was started with SIGINT ignored
+            if args.version or args.command == "version":
+                print(_version())
+                return 0
+            if args.command == "demo":
+                from streaming_agents.cli.demo import run_demo
 
-            return run_demo(events=args.events, model=args.model)
-        handler = getattr(args, "handler", None)
-        if handler is not None:
-            return int(handler(args))
-        parser.print_help(sys.stderr)
-        return 2
+                return run_demo(events=args.events, model=args.model)
+            handler = getattr(args, "handler", None)
+            if handler is not None:
+                return int(handler(args))
+            parser.print_help(sys.stderr)
+            return 2
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
