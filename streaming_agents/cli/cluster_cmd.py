@@ -34,6 +34,7 @@ from typing import Any
 from streaming_agents.cli.job_options import (
     MODEL_ENV,
     add_job_arguments,
+    add_topic_arguments,
     bootstrap_of,
     check_numbers,
     model_spec,
@@ -79,11 +80,7 @@ def add_cluster_commands(subparsers: Any) -> None:
     sb.add_argument(
         "--no-ship", action="store_true", help="do not ship streaming_agents (cluster has it)"
     )
-    sb.add_argument("--sample", type=int, default=None, metavar="N", help="write N sample records")
-    sb.add_argument("--seed", type=int, default=None, help="seed of the sample records")
-    sb.add_argument(
-        "--create-topics", action="store_true", help="create the job's topics if missing"
-    )
+    add_topic_arguments(sb)
     sb.set_defaults(handler=run_submit)
 
     st = subparsers.add_parser(

@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_ENV",
     "SUBMIT_CHECKPOINT_MS",
     "add_job_arguments",
+    "add_topic_arguments",
     "bootstrap_of",
     "build_job_env",
     "check_model_env",
@@ -105,6 +106,17 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         "--capacity", type=int, default=100, metavar="N", help="LLM calls in flight per subtask"
     )
     parser.add_argument("--job-name", default=None, help="Flink job name (default: the job's)")
+
+
+def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--create-topics`` and ``--sample N [--seed S]`` (see :func:`prepare_topics`)."""
+    parser.add_argument(
+        "--sample", type=int, default=None, metavar="N", help="write N sample records"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the sample records")
+    parser.add_argument(
+        "--create-topics", action="store_true", help="create the job's topics if missing"
+    )
 
 
 def topic_overrides(pairs: Sequence[str]) -> dict[str, str]:

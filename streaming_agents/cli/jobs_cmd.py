@@ -31,6 +31,7 @@ from streaming_agents.cli.job_options import (
     FAKE_KEY_ENV,
     SUBMIT_CHECKPOINT_MS,
     add_job_arguments,
+    add_topic_arguments,
     build_job_env,
     check_numbers,
     model_spec,
@@ -75,11 +76,7 @@ def add_job_commands(subparsers: Any) -> None:
     rn.add_argument("job", metavar="JOB")
     add_job_arguments(rn)
     rn.add_argument("--fake-llm", action="store_true", help="use the job's scripted fake LLM")
-    rn.add_argument("--sample", type=int, default=None, metavar="N", help="write N sample records")
-    rn.add_argument("--seed", type=int, default=None, help="seed of the sample records")
-    rn.add_argument(
-        "--create-topics", action="store_true", help="create the job's topics if missing"
-    )
+    add_topic_arguments(rn)
     rn.set_defaults(handler=run_job)
 
     fk = subparsers.add_parser(
