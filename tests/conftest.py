@@ -6,6 +6,8 @@ suites with ``pytest_plugins = ["streaming_agents.testing.fixtures"]``.
 
 import os
 import sys
+import traceback
+from collections.abc import Generator
 
 import pytest
 
@@ -28,9 +30,23 @@ def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
 _exit_status = 0
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None]:
+    """Keep the exit status, and show a failure of the end-of-session summary.
+
+    Without this, an exception raised while pytest prints its summary went
+    straight to ``pytest_unconfigure`` below and its ``os._exit``: the log
+    simply stopped mid-summary (seen in CI), with no traceback.
+    """
     global _exit_status
     _exit_status = int(exitstatus)
+    try:
+        return (yield)
+    except BaseException:
+        print("conftest: the end-of-session summary failed:", file=sys.stderr)
+        traceback.print_exc()
+        sys.stderr.flush()
+        raise
 
 
 @pytest.hookimpl(trylast=True)
@@ -43,8 +59,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     with a segmentation fault *after* a green run (seen in CI), turning the
     run red.  ``os._exit`` skips only that teardown.
     """
-    if config.pluginmanager.get_plugin("terminalreporter") is not None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
         config.get_terminal_writer().flush()  # the "N passed" line may still be buffered there
+        counts = {
+            k: len(reporter.stats.get(k, [])) for k in ("passed", "failed", "error", "skipped")
+        }
+        # A closing line of our own, whatever happened to pytest's.
+        print(
+            f"suite: {counts['passed']} passed, {counts['failed'] + counts['error']} failed, "
+            f"{counts['skipped']} skipped",
+            flush=True,
+        )
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
