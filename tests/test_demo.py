@@ -205,4 +205,5 @@ def test_demo_ctrl_c_stops_everything_even_if_started_with_sigint_ignored(moment
     assert proc.returncode == 130, stderr
     assert "streaming-agents: interrupted" in stderr
     assert "job finished" not in stderr, "the job ran to its end despite the interrupt"
+    assert "Traceback" not in stderr, "an interrupt is reported in one line, not a traceback"
     assert_nothing_left(proc.pid, stderr)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from streaming_agents.cli.cluster_cmd import add_cluster_commands
 from streaming_agents.cli.jobs_cmd import add_job_commands
 from streaming_agents.cli.replay_cmd import add_replay_commands
-from streaming_agents.cli.signals import interruptible
+from streaming_agents.cli.signals import Interrupts, interruptible
 from streaming_agents.cli.sql_cmd import add_sql_commands
 from streaming_agents.errors import StreamingAgentsError, UserError
 
@@ -90,8 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return exc.code if isinstance(exc.code, int) else 2
+    interrupts = Interrupts()
     try:
-        with interruptible():  # even if this process was started with SIGINT ignored
+        with interruptible() as interrupts:  # even if started with SIGINT ignored
             if args.version or args.command == "version":
                 print(_version())
                 return 0
@@ -104,15 +105,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return int(handler(args))
             parser.print_help(sys.stderr)
             return 2
-    except UserError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except StreamingAgentsError as exc:
-        print(f"{PROG}: failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+    except BaseException as exc:  # noqa: BLE001 - classified below; anything else re-raised
+        return _exit_code(exc, interrupts)
+
+
+def _exit_code(exc: BaseException, interrupts: Interrupts) -> int:
+    """The exit code of a command that raised ``exc``; re-raises what is a bug."""
+    if interrupts.received or isinstance(exc, KeyboardInterrupt):
+        # a signal's KeyboardInterrupt may come out of a C extension as another error
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    if isinstance(exc, UserError):
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, StreamingAgentsError):
+        print(f"{PROG}: failed: {exc}", file=sys.stderr)
+        return 1
+    raise exc
 
 
 if __name__ == "__main__":
