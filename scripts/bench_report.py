@@ -65,6 +65,12 @@ class Row:
         return 1000.0 * cpu / n if n else 0.0
 
     @property
+    def fake_ms(self) -> float:
+        """The fake LLM server's CPU ms per request in the window."""
+        p = self.run.probe
+        return 1000 * p.fake_cpu_s / max(1, p.requests)
+
+    @property
     def bound(self) -> float | None:
         """Little's law: at most min(C, keys) calls in flight, each taking L."""
         if self.latency_ms <= 0 or not self.keys:
@@ -89,9 +95,13 @@ def _ceiling(rows: list[Row], row: Row) -> Row | None:
     )
 
 
-def _ratio(rows: list[Row], row: Row) -> float | None:
+def _baseline(rows: list[Row]) -> Row | None:
+    """(c): the synchronous map, if it ran."""
+    return next((r for r in rows if r.section == "c"), None)
+
+
+def _ratio(row: Row, ceiling: Row | None) -> float | None:
     """el/s over min(Little bound, ceiling) for an operator row with a ceiling row."""
-    ceiling = _ceiling(rows, row)
     if ceiling is None or row.by_outputs or not ceiling.rate:
         return None
     return row.rate / min(row.bound or ceiling.rate, ceiling.rate)
@@ -99,13 +109,13 @@ def _ratio(rows: list[Row], row: Row) -> float | None:
 
 def goals(rows: list[Row]) -> str:
     """The issue's goals, checked against this run: a Markdown table."""
-    baseline = next((r for r in rows if r.section == "c"), None)
+    baseline = _baseline(rows)
     lines = [
         "| goal | workload | measured | met |",
         "|---|---|---|---|",
     ]
     for row in (r for r in rows if r.section == "b"):
-        ratio = _ratio(rows, row)
+        ratio = _ratio(row, _ceiling(rows, row))
         if ratio is not None:
             lines.append(
                 f"| ratio >= 0.8 at C={row.capacity} | {row.label} | {ratio:.2f} | "
@@ -121,21 +131,22 @@ def goals(rows: list[Row]) -> str:
 
 
 def _cpu_budget(rows: list[Row], op: Row, plain: Row) -> str:
-    """Where a subtask's CPU goes at L=0, and the caps that follow, from this run's rows."""
-    litellm_ms = plain.cpu_ms
-    own_ms = max(0.0, op.cpu_ms - plain.cpu_ms)
-    fake_ms = 1000 * op.run.probe.fake_cpu_s / max(1, op.run.probe.requests)
+    """(d) at L=0: where a subtask's CPU goes, and the caps that follow, from this run's rows."""
+    litellm_ms, fake_ms = plain.cpu_ms, op.fake_ms
+    own_ms = op.cpu_ms - plain.cpu_ms
     cores = os.cpu_count() or 1
-    one_gil = 1000 / (litellm_ms + own_ms)
-    machine = cores * 1000 / (litellm_ms + own_ms + fake_ms)
-    baseline = next((r for r in rows if r.section == "c"), None)
+    one_gil = 1000 / (litellm_ms + max(0.0, own_ms))
+    machine = cores * 1000 / (litellm_ms + max(0.0, own_ms) + fake_ms)
+    baseline = _baseline(rows)
     times = f" = {machine / baseline.rate:,.0f}x the synchronous map" if baseline else ""
     return (
-        f"- Where the CPU goes (this run, L=0): litellm {litellm_ms:.2f} ms per call, the "
-        f"operator's own work {own_ms:.2f} ms per event, the fake LLM {fake_ms:.2f} ms per "
-        f"request. In process, litellm and the operator share one interpreter lock: about "
-        f"{one_gil:,.0f} el/s per subtask at most. With call workers litellm runs on every "
-        f"core: the {cores} cores, shared with the fake LLM, cap a subtask near "
+        f"- (d) L=0: operator {op.cpu_ms:.2f} CPU ms/event (JVM + embedded Python, "
+        f"{op.rate:,.0f} el/s) vs plain litellm {litellm_ms:.2f} CPU ms/call "
+        f"({plain.rate:,.0f} calls/s): {own_ms:+.2f} ms per event is the operator's own cost. "
+        f"Fake LLM server: {fake_ms:.2f} ms/request.\n"
+        f"- Where the CPU goes: in process, litellm and the operator share one interpreter "
+        f"lock: about {one_gil:,.0f} el/s per subtask at most. With call workers litellm runs "
+        f"on every core: the {cores} cores, shared with the fake LLM, cap a subtask near "
         f"{machine:,.0f} el/s{times}. Journal hits skip litellm entirely (d, second run)."
     )
 
@@ -153,11 +164,11 @@ def render(rows: list[Row], args: argparse.Namespace) -> tuple[str, str]:
     )
     lines = [head]
     notes: list[str] = []
-    baseline = next((r for r in rows if r.section == "c"), None)
+    baseline = _baseline(rows)
     for row in rows:
         is_op = row.section in "bd" and not row.label.startswith("asyncio")
         ceiling = _ceiling(rows, row) if is_op else None
-        ratio = _ratio(rows, row) if is_op else None
+        ratio = _ratio(row, ceiling)
         rate = _f(row.rate, "{:,.1f}") + (" (outputs)" if row.by_outputs else "")
         lines.append(
             f"| {row.section} | {row.label} | {row.capacity} | {row.latency_ms:g} | "
@@ -175,15 +186,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> tuple[str, str]:
     ops = [r for r in rows if r.section == "d" and r.label.startswith("run_agent, Null")]
     plain = [r for r in rows if r.section == "d" and r.label.startswith("asyncio")]
     if ops and plain:
-        op, pl = ops[0], plain[0]
-        notes.append(
-            f"- (d) L=0: operator {op.cpu_ms:.2f} CPU ms/event (JVM + embedded Python, "
-            f"{op.rate:,.0f} el/s) vs plain litellm {pl.cpu_ms:.2f} CPU ms/call "
-            f"({pl.rate:,.0f} calls/s): {op.cpu_ms - pl.cpu_ms:+.2f} ms per event is the "
-            f"operator's own cost. Fake LLM server: "
-            f"{1000 * op.run.probe.fake_cpu_s / max(1, op.run.probe.requests):.2f} ms/request."
-        )
-        notes.append(_cpu_budget(rows, op, pl))
+        notes.append(_cpu_budget(rows, ops[0], plain[0]))
     replay = next((r for r in rows if r.section == "d" and "journal hits" in r.label), None)
     if replay is not None:
         notes.append(
