@@ -106,10 +106,9 @@ def assert_nothing_left(demo_pid: int, stderr: str) -> None:
     assert not Path(workdir.group(1)).exists(), "the work folder was not removed"
 
 
-def test_demo_decides_every_claim_once_by_its_rule() -> None:
-    events = 12
-    started = time.monotonic()
-    proc = subprocess.Popen(
+def start_demo(events: int, **popen: Any) -> subprocess.Popen[str]:
+    """The demo in a session of its own (so its processes can be found), pipes for output."""
+    return subprocess.Popen(
         [*DEMO, "--events", str(events)],
         cwd=ROOT,
         env=demo_env(),
@@ -117,13 +116,24 @@ def test_demo_decides_every_claim_once_by_its_rule() -> None:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        **popen,
     )
+
+
+def kill_if_running(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_demo_decides_every_claim_once_by_its_rule() -> None:
+    events = 12
+    started = time.monotonic()
+    proc = start_demo(events)
     try:
         stdout, stderr = proc.communicate(timeout=300)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_if_running(proc)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     print(f"demo --events {events}: {elapsed:.1f} s")
@@ -170,16 +180,7 @@ def _ignore_sigint() -> None:
 def test_demo_ctrl_c_stops_everything_even_if_started_with_sigint_ignored(moment: str) -> None:
     """SIGINT to the demo's process group (what Ctrl-C in a terminal sends), to a demo that
     inherited SIGINT as ignored: it must still stop, exit 130 and leave nothing running."""
-    proc = subprocess.Popen(
-        [*DEMO, "--events", "6"],
-        cwd=ROOT,
-        env=demo_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=_ignore_sigint,
-    )
+    proc = start_demo(6, preexec_fn=_ignore_sigint)
     lines: list[str] = []
     reached = threading.Event()
 
@@ -197,9 +198,7 @@ def test_demo_ctrl_c_stops_everything_even_if_started_with_sigint_ignored(moment
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        kill_if_running(proc)
     reader.join(timeout=10)
     stderr = "".join(lines)
     assert proc.returncode == 130, stderr
