@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from pyflink.common import Types
@@ -12,19 +9,38 @@ from pyflink.datastream import DataStream, KeyedStream
 
 from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
-from streaming_agents.llm.journal import Journal, SqliteJournal
+from streaming_agents.journal.factory import JournalSetting, JournalSpec, open_journal
+from streaming_agents.llm.journal import Journal
 from streaming_agents.runtime.execution import use_thread_mode
 from streaming_agents.runtime.operator import AUDIT_TAG, DEAD_LETTER_TAG, AgentFunction
 
 __all__ = ["audit_log", "dead_letters", "default_journal", "run_agent"]
 
 
-def default_journal(agent: Agent[Any]) -> Journal:
-    """SQLite journal under ``$STREAMING_AGENTS_JOURNAL_DIR`` (default: the temp dir)."""
-    root = os.environ.get("STREAMING_AGENTS_JOURNAL_DIR") or os.path.join(
-        tempfile.gettempdir(), "streaming_agents", "journal"
+def default_journal(agent: Agent[Any], job: str | None = None) -> Journal:
+    """The journal this process's settings choose for ``agent`` (scoped to ``job``).
+
+    ``$STREAMING_AGENTS_JOURNAL`` (a URI), else SQLite files in
+    ``$STREAMING_AGENTS_JOURNAL_DIR``, else in the user's state directory
+    (:mod:`streaming_agents.journal.factory`).  ``run_agent`` does not call
+    this on the client: the operator resolves its journal where it runs.
+    """
+    return open_journal(
+        None, agent=agent.name, version=agent.version, job=job or f"agent-{agent.name}"
     )
-    return SqliteJournal(Path(root) / f"{agent.name}.sqlite")
+
+
+def _journal_setting(journal: Journal | str | None, keyed: KeyedStream, job: str) -> JournalSetting:
+    """An object as given; a URI (or nothing) as a spec the workers resolve."""
+    if journal is not None and not isinstance(journal, str):
+        return journal
+    j_env = keyed._j_data_stream.getExecutionEnvironment()
+    name = j_env.getConfiguration().toMap().get("pipeline.name")
+    interval_ms = int(j_env.getCheckpointConfig().getCheckpointInterval())
+    # Journal entries a restore may need: a checkpoint interval, its duration
+    # and events in progress; see streaming_agents.journal.kafka.
+    lookback_s = max(300.0, 3 * interval_ms / 1000) if interval_ms > 0 else None
+    return JournalSpec(uri=journal, job=str(name) if name else job, lookback_s=lookback_s)
 
 
 def run_agent(
@@ -32,7 +48,7 @@ def run_agent(
     agent: Agent[Any],
     *,
     capacity: int = 100,
-    journal: Journal | None = None,
+    journal: Journal | str | None = None,
     uid: str | None = None,
     fence_side_effects: bool = False,
     max_event_bytes: int = 1 << 20,
@@ -46,6 +62,11 @@ def run_agent(
     ``agent-<name>``) identifies its state in checkpoints and savepoints:
     keep it stable across versions that must read the same memory.
     Events the agent cannot use are on :func:`dead_letters` of the result.
+    ``journal``: a URI (``sqlite:///path``, ``kafka://bootstrap/topic``,
+    ``none``; see :mod:`streaming_agents.journal.factory`) resolved on each
+    worker, or a journal object; by default each worker's
+    ``$STREAMING_AGENTS_JOURNAL`` decides.  Entries are scoped to the job
+    (its ``pipeline.name``, else ``uid``), the agent and its version.
     ``fence_side_effects`` (replays, dark launches) records calls to tools
     marked side-effecting instead of running them.  Events larger than
     ``max_event_bytes`` are dead-lettered, as are malformed ones; feed the
@@ -64,7 +85,7 @@ def run_agent(
         raise ConfigError(f"llm_processes must be 0 (in process) or more, got {llm_processes}")
     function = AgentFunction(
         agent,
-        journal or default_journal(agent),
+        _journal_setting(journal, keyed, uid or f"agent-{agent.name}"),
         capacity=capacity,
         fence_side_effects=fence_side_effects,
         max_event_bytes=max_event_bytes,

@@ -22,7 +22,7 @@ from collections import deque
 from typing import Any
 
 from streaming_agents.agent import Agent
-from streaming_agents.llm.journal import Journal
+from streaming_agents.journal.factory import JournalSetting
 from streaming_agents.llm.litellm_client import new_call_loop
 from streaming_agents.llm.throttle import AdaptiveLimiter
 from streaming_agents.memory import Memory
@@ -40,7 +40,7 @@ class ChainRunner:
         self,
         agent: Agent[Any],
         call: LLMCall,
-        journal: Journal,
+        journal: JournalSetting,
         limiter: AdaptiveLimiter,
         *,
         fence_side_effects: bool = False,

@@ -36,8 +36,8 @@ from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, 
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from streaming_agents.agent import Agent
+from streaming_agents.journal.factory import JournalSetting
 from streaming_agents.llm.call_pool import CallPool
-from streaming_agents.llm.journal import Journal
 from streaming_agents.llm.litellm_client import LiteLLMClient
 from streaming_agents.llm.throttle import AdaptiveLimiter
 from streaming_agents.runtime.breaker import RateBreaker
@@ -59,7 +59,7 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
     def __init__(
         self,
         agent: Agent[Any],
-        journal: Journal,
+        journal: JournalSetting,
         capacity: int = 100,
         poll_ms: int = 5,
         fence_side_effects: bool = False,

@@ -25,8 +25,15 @@ from streaming_agents.errors import (
     RuntimeFailure,
     StreamingAgentsError,
 )
-from streaming_agents.llm.budget import BudgetLedger, default_ledger_path
-from streaming_agents.llm.journal import Journal, request_digest
+from streaming_agents.journal.base import request_digest
+from streaming_agents.journal.factory import (
+    JournalSetting,
+    ledger_uri,
+    open_ledger,
+    request_log,
+    resolve_journal,
+)
+from streaming_agents.journal.ledger import BudgetLimits, Reservation
 from streaming_agents.memory import Memory
 from streaming_agents.runtime.audit import EventTrace, trace_id_for
 from streaming_agents.runtime.events import Envelope, dead_letter
@@ -87,7 +94,7 @@ class EventProcessor:
         self,
         agent: Agent[Any],
         call: LLMCall,
-        journal: Journal,
+        journal: JournalSetting,
         *,
         fence_side_effects: bool = False,
     ) -> None:
@@ -95,10 +102,16 @@ class EventProcessor:
         self.fence_side_effects = fence_side_effects
         self.stats = RunnerStats()
         self._call = call
-        self._journal = journal
+        # Resolved here, on the worker: a URI in the job names the backend.
+        self._journal = resolve_journal(journal, agent=agent.name, version=agent.version)
+        self._requests = request_log(self._journal)
         budget = agent.budget
         self.ledger = (
-            BudgetLedger(budget.ledger_path or default_ledger_path(agent.name))
+            open_ledger(
+                ledger_uri(self._journal, budget.ledger_uri()),
+                agent=agent.name,
+                window_s=budget.window_s,
+            )
             if budget is not None
             else None
         )
@@ -194,36 +207,83 @@ class EventProcessor:
     async def _answer(self, chain: KeyChain, request: LLMRequest, trace: EventTrace) -> LLMResult:
         """The journalled answer to ``request``, or a new call (recorded before use)."""
         digest = request_digest(self.agent.name, chain.key, self.agent.model, request)
-        result = self._journal.get(digest)
+        result = await self._lookup(chain, digest)
         if result is not None:
             self.stats.journal_hits += 1
             trace.llm_call(digest, result, "journal")
             return result
-        await self._within_budget()
+        reservation = await self._reserve()
         try:
             result = await self._timed_call(chain, request)
         except StreamingAgentsError as exc:
             trace.llm_failure(digest, f"{type(exc).__name__}: {exc}")
+            await self._settle(reservation, None)
             raise
-        self._journal.put(digest, result)
+        await self._append(chain, digest, result)
         self._record(chain, "llm", digest, request.canonical())
-        budget = self.agent.budget
-        if self.ledger is not None and budget is not None:
-            tokens = result.prompt_tokens + result.completion_tokens
-            self.ledger.charge(self.agent.name, budget.window(), tokens, result.cost_usd)
+        await self._settle(reservation, result)
         trace.llm_call(digest, result, "called")
         return result
 
-    async def _within_budget(self) -> None:
-        """Wait for the next window (``park``) or refuse (``dead_letter``) when spent."""
+    async def _lookup(self, chain: KeyChain, digest: str) -> LLMResult | None:
+        """The journalled result, or ``None`` (also when the journal cannot be read)."""
+        try:
+            return await self._journal.lookup(chain.key, digest)
+        except InfrastructureError:
+            logging.getLogger(__name__).warning("journal lookup failed", exc_info=True)
+            return None
+
+    async def _append(self, chain: KeyChain, digest: str, result: LLMResult) -> None:
+        """Record a result, acknowledged before it is used.
+
+        A journal that cannot take it (its broker down past the producer's
+        delivery timeout) costs a call paid again after a failure, not the
+        event: the result is used anyway.
+        """
+        try:
+            await self._journal.append(chain.key, digest, result)
+        except InfrastructureError:
+            logging.getLogger(__name__).warning("journal append failed", exc_info=True)
+
+    def _estimate(self) -> tuple[int, float]:
+        """What a call reserves: the budget's figures, else this subtask's average call."""
+        budget, stats = self.agent.budget, self.stats
+        assert budget is not None
+        calls = max(1, stats.llm_calls)
+        tokens = budget.reserve_tokens or max(
+            1, round((stats.prompt_tokens + stats.completion_tokens) / calls)
+        )
+        cost = budget.reserve_cost_usd
+        cost = stats.cost_usd / calls if cost is None else cost
+        # capped at the budget, so an empty window always admits one call
+        if budget.max_tokens is not None:
+            tokens = min(tokens, budget.max_tokens)
+        if budget.max_cost_usd is not None:
+            cost = min(cost, budget.max_cost_usd)
+        return tokens, cost
+
+    async def _reserve(self) -> Reservation | None:
+        """Reserve a call in the ledger; wait for the next window (``park``) or refuse."""
         budget, ledger = self.agent.budget, self.ledger
         if budget is None or ledger is None:
-            return
-        while ledger.over(self.agent.name, budget):
+            return None
+        limits = BudgetLimits(budget.max_tokens, budget.max_cost_usd)
+        while True:
+            tokens, cost = self._estimate()
+            granted = await ledger.reserve(self.agent.name, budget.window(), limits, tokens, cost)
+            if granted is not None:
+                return granted
             if budget.on_exceeded == "dead_letter":
                 raise BudgetExceeded(f"budget of agent {self.agent.name!r} spent for this window")
             self.stats.parked += 1
             await asyncio.sleep(min(5.0, budget.seconds_to_next_window()))
+
+    async def _settle(self, reservation: Reservation | None, result: LLMResult | None) -> None:
+        if reservation is None or self.ledger is None:
+            return
+        tokens = 0 if result is None else result.prompt_tokens + result.completion_tokens
+        cost = 0.0 if result is None else result.cost_usd
+        await self.ledger.settle(reservation, tokens, cost)
 
     async def _run_tool(
         self, chain: KeyChain, request: LLMRequest, call: dict[str, Any], trace: EventTrace
@@ -238,7 +298,7 @@ class EventProcessor:
             messages=(*request.messages, {"role": "tool-call", "content": json.dumps(call)})
         )
         digest = request_digest(agent.name, chain.key, agent.model, marker)
-        recorded = self._journal.get(digest)
+        recorded = await self._lookup(chain, digest)
         # A fenced run (replay, shadow) still takes a recorded result: that runs
         # nothing and keeps a re-run identical to the run it replays.
         fenced = tool.side_effecting and self.fence_side_effects
@@ -258,18 +318,17 @@ class EventProcessor:
         output = await asyncio.get_running_loop().run_in_executor(
             None, tool.invoke, str(call.get("arguments") or "{}")
         )
-        self._journal.put(digest, LLMResult(content=output, model=f"tool:{tool.name}"))
+        await self._append(chain, digest, LLMResult(content=output, model=f"tool:{tool.name}"))
         trace.tool_call(tool.name, tool.side_effecting, "ran")
         return output
 
     def _record(self, chain: KeyChain, kind: str, digest: str, body: str) -> None:
         """Add a request to the journal's request record, if it keeps one (replays read it)."""
-        record = getattr(self._journal, "record_request", None)
-        if record is None:
+        if self._requests is None:
             return
         try:
             event = chain.todo[0]["e"] if chain.todo else None
-            record(
+            self._requests.record_request(
                 kind=kind,
                 agent=self.agent.name,
                 version=self.agent.version,

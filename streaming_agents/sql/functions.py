@@ -136,14 +136,14 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
             return None
         request = self.request(str(prompt))
         digest = request_digest(f"complete:{self.name}", "", self.model, request)
-        result = self._journal.get(digest)
+        result = await self._journal.lookup("", digest)
         if result is None:
             try:
                 result = await self._client.complete(request)
             except StreamingAgentsError as exc:
                 log.warning("%s: call failed, returning NULL: %s", self.name, exc)
                 return None
-            self._journal.put(digest, result)
+            await self._journal.append("", digest, result)
         if self.output is None:
             return result.content
         try:
