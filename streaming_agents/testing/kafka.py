@@ -7,8 +7,19 @@ node, ``group.initial.rebalance.delay.ms=0`` so fresh consumers start at once.
 :meth:`LocalKafka.restart` keeps the data and the ports, so a "broker restart"
 chaos test sees the same topics, committed offsets and open transactions.
 
-CLI: ``python -m streaming_agents.testing.kafka up|down|status`` (state in
-``<repo>/.run/kafka``).
+``LocalKafka(workdir, secure=True)`` starts the broker secured instead: one
+SASL_SSL client listener (TLS with a CA made by :mod:`.kafka_tls`,
+SASL/SCRAM-SHA-512 users), the standard authorizer with ``User:admin`` as
+the only superuser and no access without an ACL.  There is no PLAINTEXT
+listener then: its anonymous principal would either be refused everything or
+need rights that weaken the tests.  The controller listener is
+SASL_PLAINTEXT/PLAIN (SCRAM cannot authenticate controller connections), on
+127.0.0.1 only, with the admin as its one user.  The admin's password is
+random, in ``workdir/admin.secret`` (0600); :attr:`LocalKafka.admin_security`
+references it.  Agent users are added with :meth:`LocalKafka.add_user`.
+
+CLI: ``python -m streaming_agents.testing.kafka up|down|status [--secure]`` (state in
+``<repo>/.run/kafka``, or ``<repo>/.run/kafka-secure``).
 """
 
 from __future__ import annotations
@@ -31,8 +42,15 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streaming_agents.connectors.security import (
+    KafkaSecurity,
+    SecretRef,
+    librdkafka_config,
+    write_secret_file,
+)
 from streaming_agents.errors import InfrastructureError
 from streaming_agents.runtime.environment import jars_dir, java_home, repo_root
+from streaming_agents.testing.kafka_tls import broker_tls
 
 __all__ = [
     "LocalKafka",
@@ -66,6 +84,41 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 """
+
+# Replaces the listener lines of _SERVER_PROPERTIES for LocalKafka(secure=True).
+_SECURE_LISTENERS = """\
+listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=SASL_SSL://127.0.0.1:{port}
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=\
+org.apache.kafka.common.security.plain.PlainLoginModule required \
+username="admin" password="{admin}" user_admin="{admin}";
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required \
+username="admin" password="{admin}";
+ssl.keystore.type=PKCS12
+ssl.keystore.location={keystore}
+ssl.keystore.password={storepass}
+ssl.key.password={storepass}
+ssl.truststore.type=PEM
+ssl.truststore.location={ca}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
+"""
+_PLAIN_LISTENER_KEYS = (
+    "listeners=",
+    "advertised.listeners=",
+    "inter.broker.listener.name=",
+    "listener.security.protocol.map=",
+)
+
+ADMIN_USER = "admin"
 
 _LOG4J = """\
 rootLogger.level = INFO
@@ -120,13 +173,16 @@ class LocalKafka:
     the same ``workdir`` (data is kept unless the stored ports are taken).
     """
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, secure: bool = False) -> None:
         self.workdir = Path(workdir).resolve()
+        self.secure = secure
         self.state_file = self.workdir / "state.json"
         self.log_path = self.workdir / "broker.log"
         self.data_dir = self.workdir / "data"
         self._proc: subprocess.Popen[bytes] | None = None
         state = self._read_state()
+        if state and bool(state.get("secure")) != secure:
+            state = {}  # the other mode's data and ports: start afresh
         self._ports_from_state = port is None and "port" in state
         if port is None or port == state.get("port"):
             self.port: int = state.get("port") or free_port()
@@ -163,7 +219,8 @@ class LocalKafka:
         return dict(json.loads(self.state_file.read_text())) if exists else {}
 
     def _write_state(self, pid: int | None) -> None:
-        state = {"pid": pid, "port": self.port, "controller_port": self.controller_port}
+        state: dict[str, Any] = {"pid": pid, "port": self.port}
+        state.update(controller_port=self.controller_port, secure=self.secure)
         self.state_file.write_text(json.dumps(state))
 
     def _classpath(self) -> str:
@@ -174,13 +231,71 @@ class LocalKafka:
 
     def _write_config(self) -> Path:
         path = self.workdir / "server.properties"
-        path.write_text(
-            _SERVER_PROPERTIES.format(
-                port=self.port, cport=self.controller_port, data=self.data_dir
-            )
+        text = _SERVER_PROPERTIES.format(
+            port=self.port, cport=self.controller_port, data=self.data_dir
         )
+        if self.secure:
+            kept = [ln for ln in text.splitlines() if not ln.startswith(_PLAIN_LISTENER_KEYS)]
+            tls = broker_tls(self.workdir / "tls")
+            secure = _SECURE_LISTENERS.format(
+                port=self.port,
+                cport=self.controller_port,
+                admin=self._admin_password(),
+                keystore=tls.keystore,
+                storepass=tls.store_password,
+                ca=tls.ca_pem,
+            )
+            text = "\n".join(kept) + "\n" + secure
+            path.touch(mode=0o600)
+            path.chmod(0o600)  # holds the admin and keystore passwords
+        path.write_text(text)
         (self.workdir / "log4j2.properties").write_text(_LOG4J)
         return path
+
+    @property
+    def admin_secret(self) -> SecretRef:
+        """Reference to the admin password (``workdir/admin.secret``, mode 0600)."""
+        return SecretRef("file", str(self.workdir / "admin.secret"), "password")
+
+    def _admin_password(self) -> str:
+        ref = self.admin_secret
+        if not Path(ref.location).exists():
+            write_secret_file(ref.location, uuid.uuid4().hex + uuid.uuid4().hex)
+        return ref.resolve()
+
+    @property
+    def ca_pem(self) -> Path:
+        """The CA certificate clients of the secured broker trust."""
+        return self.workdir / "tls" / "ca.pem"
+
+    def user_security(self, user: str, password: SecretRef) -> KafkaSecurity:
+        """The client-security setting of ``user`` on this (secured) broker."""
+        if not self.secure:
+            raise InfrastructureError("user_security needs LocalKafka(secure=True)")
+        return KafkaSecurity(
+            protocol="SASL_SSL",
+            mechanism="SCRAM-SHA-512",
+            username=user,
+            password=password,
+            ca_location=str(self.ca_pem),
+        )
+
+    @property
+    def admin_security(self) -> KafkaSecurity | None:
+        """The superuser's setting on a secured broker; None (PLAINTEXT) otherwise."""
+        return self.user_security(ADMIN_USER, self.admin_secret) if self.secure else None
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka settings for the admin (bootstrap included; holds the password)."""
+        return {"bootstrap.servers": self.bootstrap, **librdkafka_config(self.admin_security)}
+
+    def add_user(self, user: str, password: str) -> None:
+        """Create or update SCRAM-SHA-512 user ``user`` (admin API; secured broker only)."""
+        from streaming_agents.connectors.acls import upsert_scram_user
+
+        if self.admin_security is None:
+            raise InfrastructureError("add_user needs LocalKafka(secure=True)")
+        upsert_scram_user(self.bootstrap, self.admin_security, user, password)
 
     def _java_cmd(self, main: str, *args: str) -> list[str]:
         folder = jars_dir() / "kafka"
@@ -210,6 +325,9 @@ class LocalKafka:
             while cluster_id.startswith("-"):  # like Kafka's Uuid.randomUuid()
                 cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             cmd = self._java_cmd("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}")
+            if self.secure:
+                scram = f"SCRAM-SHA-512=[name={ADMIN_USER},password={self._admin_password()}]"
+                cmd += ["--add-scram", scram]
             done = subprocess.run(
                 [*cmd, "-c", str(config)], capture_output=True, text=True, check=False
             )
@@ -235,7 +353,7 @@ class LocalKafka:
             if admin is None and _port_free(self.port):
                 time.sleep(0.2)
                 continue
-            admin = admin or AdminClient({"bootstrap.servers": self.bootstrap})
+            admin = admin or AdminClient(self.client_config())
             try:
                 admin.list_topics(timeout=2)
                 return
@@ -283,12 +401,31 @@ class LocalKafka:
         self.start(timeout_s)
 
 
+def _conf(bootstrap: str, security: KafkaSecurity | None, **extra: Any) -> dict[str, Any]:
+    return {"bootstrap.servers": bootstrap, **librdkafka_config(security), **extra}
+
+
+def _watch_authentication(conf: dict[str, Any], refused: list[str]) -> dict[str, Any]:
+    """Record authentication failures (librdkafka only logs them and retries forever)."""
+
+    def on_error(err: Any) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            refused.append(str(err))
+
+    return {**conf, "error_cb": on_error} if "sasl.mechanism" in conf else conf
+
+
 def create_topics(
-    bootstrap: str, names: Iterable[str], partitions: int = 1, timeout_s: float = 30.0
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int = 1,
+    timeout_s: float = 30.0,
+    *,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Create topics (existing ones are fine) and wait until every partition has a leader."""
     wanted = list(names)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(_conf(bootstrap, security))
     futures = admin.create_topics([NewTopic(n, partitions, 1) for n in wanted])
     for name, fut in futures.items():
         try:
@@ -316,6 +453,8 @@ def produce(
     topic: str,
     records: Sequence[tuple[bytes | str | None, bytes | str]],
     timeout_s: float = 30.0,
+    *,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Write ``(key, value)`` records (idempotent producer, acks=all) and wait for every ack."""
     errors: list[str] = []
@@ -324,12 +463,19 @@ def produce(
         if err is not None:
             errors.append(str(err))
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    refused: list[str] = []
+    conf = _conf(bootstrap, security, **{"enable.idempotence": True})
+    producer = Producer(_watch_authentication(conf, refused))
     for key, value in records:
         producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
         producer.poll(0)
-    if producer.flush(timeout_s) > 0:
-        errors.append("records still unacknowledged after flush")
+    deadline = time.monotonic() + timeout_s
+    while producer.flush(min(0.5, max(deadline - time.monotonic(), 0))) > 0:
+        if refused:
+            raise InfrastructureError(f"produce to {topic} refused: {refused[0]}")
+        if time.monotonic() >= deadline:
+            errors.append("records still unacknowledged after flush")
+            break
     if errors:
         raise InfrastructureError(f"produce to {topic} failed: {errors[:3]}")
 
@@ -342,6 +488,8 @@ def consume_committed(
     timeout_s: float = 30.0,
     idle_s: float = 3.0,
     linger_s: float = 0.0,
+    security: KafkaSecurity | None = None,
+    group_id: str | None = None,
 ) -> list[Any]:
     """Read ``topic`` from the start as a ``read_committed`` consumer in a fresh group.
 
@@ -350,16 +498,20 @@ def consume_committed(
     once ``expected`` records arrived (then keeps reading ``linger_s`` more so
     duplicates show up), or when ``expected`` is None after ``idle_s`` without
     records, or at ``timeout_s``.  Returns ``confluent_kafka.Message`` objects.
+    ``security`` and ``group_id`` read as a given principal in a given group.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"sa-verify-{uuid.uuid4().hex[:12]}",
+    refused: list[str] = []
+    conf = _conf(
+        bootstrap,
+        security,
+        **{
+            "group.id": group_id or f"sa-verify-{uuid.uuid4().hex[:12]}",
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-        }
+        },
     )
+    consumer = Consumer(_watch_authentication(conf, refused))
     out: list[Any] = []
     assigned: list[float] = []  # when partitions were assigned: idle time counts from then
     try:
@@ -368,6 +520,8 @@ def consume_committed(
         last_seen = 0.0
         while time.monotonic() < deadline:
             msg = consumer.poll(0.2)
+            if refused:
+                raise InfrastructureError(f"consume from {topic} refused: {refused[0]}")
             now = time.monotonic()
             err = None if msg is None else msg.error()
             if msg is not None and err is None:
@@ -384,10 +538,12 @@ def consume_committed(
     return out
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def end_offsets(
+    bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
+) -> dict[int, int]:
     """High watermark per partition.  Transaction markers take offsets too, so for a
     transactionally written topic the sum exceeds the number of readable records."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "sa-offsets"})
+    consumer = Consumer(_conf(bootstrap, security, **{"group.id": "sa-offsets"}))
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in parts}
@@ -399,16 +555,23 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streaming_agents.testing.kafka")
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--workdir", type=Path, default=repo_root() / ".run" / "kafka")
+    parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--secure", action="store_true", help="SASL_SSL, SCRAM users, ACLs")
     args = parser.parse_args(argv)
-    broker = LocalKafka(args.workdir, args.port)
+    workdir = args.workdir or repo_root() / ".run" / ("kafka-secure" if args.secure else "kafka")
+    broker = LocalKafka(workdir, args.port, secure=args.secure)
     if args.command == "up":
         if not broker.is_running():
             started = time.monotonic()
             broker.start()
             print(f"# broker up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         print(f"KAFKA_BOOTSTRAP={broker.bootstrap}")
+        if broker.admin_security is not None:
+            path = broker.workdir / "admin.properties"
+            props = broker.admin_security.to_properties()
+            path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+            print(f"KAFKA_SECURITY={path}  # the admin's setting (references its secret file)")
         return 0
     if args.command == "down":
         broker.stop()

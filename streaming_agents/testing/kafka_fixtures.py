@@ -11,6 +11,11 @@
 ``local_kafka`` is the ``LocalKafka`` object in case 3 (tests that restart or
 kill the broker use it and skip otherwise).  ``topic_factory`` creates topics
 with unique names, so tests never see each other's records or transactions.
+
+``secure_kafka`` is a second, secured ``LocalKafka`` (SASL_SSL, SCRAM users,
+ACLs enforced; see :mod:`streaming_agents.testing.kafka`), always started by
+the session that asks for it, whatever ``kafka_bootstrap`` uses.
+``secure_topic_factory`` creates topics there as the admin.
 """
 
 from __future__ import annotations
@@ -30,7 +35,13 @@ import pytest
 from streaming_agents.errors import InfrastructureError
 from streaming_agents.testing.kafka import LocalKafka, create_topics
 
-__all__ = ["kafka_bootstrap", "local_kafka", "topic_factory"]
+__all__ = [
+    "kafka_bootstrap",
+    "local_kafka",
+    "secure_kafka",
+    "secure_topic_factory",
+    "topic_factory",
+]
 
 ENV_BOOTSTRAP = "STREAMING_AGENTS_KAFKA_BOOTSTRAP"
 
@@ -52,16 +63,16 @@ def _docker_answers() -> bool:
     return done.returncode == 0
 
 
-def _start_local_kafka() -> LocalKafka:
+def _start_local_kafka(secure: bool = False) -> LocalKafka:
     # Not under pytest's tmp_path: concurrent pytest sessions of the same user prune
     # each other's old basetemp folders, which would delete a running broker's data.
-    broker = LocalKafka(Path(tempfile.mkdtemp(prefix="sa-kafka-")))
+    broker = LocalKafka(Path(tempfile.mkdtemp(prefix="sa-kafka-")), secure=secure)
     try:
         broker.start()
     except InfrastructureError as exc:  # e.g. a port taken between choosing and binding it
         warnings.warn(f"LocalKafka start failed, retrying once on new ports: {exc}", stacklevel=1)
         shutil.rmtree(broker.workdir, ignore_errors=True)
-        broker = LocalKafka(Path(tempfile.mkdtemp(prefix="sa-kafka-")))
+        broker = LocalKafka(Path(tempfile.mkdtemp(prefix="sa-kafka-")), secure=secure)
         broker.start()
     return broker
 
@@ -112,6 +123,34 @@ def topic_factory(kafka_bootstrap: str) -> Callable[..., str]:
     def make(prefix: str = "t", partitions: int = 1) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
         create_topics(kafka_bootstrap, [name], partitions=partitions)
+        return name
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[LocalKafka]:
+    """A secured LocalKafka of this session (admin: ``secure_kafka.admin_security``)."""
+    broker = _start_local_kafka(secure=True)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def secure_topic_factory(secure_kafka: LocalKafka) -> Callable[..., str]:
+    """``secure_topic_factory(prefix="t", partitions=1) -> name``, created by the admin."""
+
+    def make(prefix: str = "t", partitions: int = 1) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        create_topics(
+            secure_kafka.bootstrap,
+            [name],
+            partitions=partitions,
+            security=secure_kafka.admin_security,
+        )
         return name
 
     return make

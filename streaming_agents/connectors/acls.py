@@ -1,0 +1,216 @@
+"""Per-agent Kafka identity: the ACLs an agent needs, derived from what it declares.
+
+An agent runs as its own principal (``User:<name>`` by default, a SCRAM user
+on the broker).  :func:`access_for_agent` reads the agent's declaration in a
+job's :class:`~streaming_agents.registry.JobSpec` and :func:`bindings` turns
+the result into the least set of ACLs that lets it work:
+
+* ``READ`` on each input topic and ``READ`` on its consumer group (Kafka
+  treats READ as implying DESCRIBE, which the Flink source's offset lookups need);
+* ``WRITE`` on each output topic -- outputs include dead letters in the
+  registry -- and on any audit or journal topic;
+* ``WRITE`` and ``DESCRIBE`` on transactional ids starting with its prefix
+  (``PREFIXED`` pattern: Flink's exactly-once sink appends subtask and
+  checkpoint numbers) and ``IDEMPOTENT_WRITE`` on the cluster.
+
+Nothing else: another agent's topics, groups and transactional ids stay out
+of reach, which the broker enforces (``allow.everyone.if.no.acl.found=false``).
+:func:`apply_acls` creates them with the admin client; :func:`upsert_scram_user`
+creates the principal's SCRAM-SHA-512 credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
+
+from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
+from streaming_agents.errors import ConfigError, InfrastructureError
+
+if TYPE_CHECKING:
+    from streaming_agents.registry import JobSpec
+
+__all__ = [
+    "AgentAccess",
+    "access_for_agent",
+    "apply_acls",
+    "bindings",
+    "describe_acls",
+    "upsert_scram_user",
+]
+
+SCRAM_ITERATIONS = 8192
+
+
+@dataclass(frozen=True)
+class AgentAccess:
+    """What one principal may do: topics it reads and writes, its group and txn prefixes."""
+
+    principal: str
+    read_topics: tuple[str, ...]
+    write_topics: tuple[str, ...]
+    groups: tuple[str, ...]
+    transactional_id_prefixes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        kind, _, name = self.principal.partition(":")
+        if kind != "User" or not name:
+            raise ConfigError(f"principal {self.principal!r} must look like User:<name>")
+        for what in (self.read_topics, self.write_topics, self.groups):
+            if any(not name for name in what):
+                raise ConfigError(f"empty topic or group name for {self.principal}")
+        if any(not prefix for prefix in self.transactional_id_prefixes):
+            raise ConfigError("an empty transactional-id prefix would match every id")
+
+    def describe(self) -> dict[str, list[str]]:
+        """A plain mapping for listings (``streaming-agents agents``)."""
+        return {
+            "read": list(self.read_topics),
+            "write": list(self.write_topics),
+            "groups": list(self.groups),
+            "transactional_id_prefixes": list(self.transactional_id_prefixes),
+        }
+
+
+def access_for_agent(
+    job: JobSpec,
+    agent: str,
+    *,
+    principal: str | None = None,
+    topics: Mapping[str, str] | None = None,
+    group: str | None = None,
+    transactional_id_prefixes: Sequence[str] | None = None,
+    audit_topics: Iterable[str] = (),
+    journal_topics: Iterable[str] = (),
+) -> AgentAccess:
+    """The access ``agent`` of ``job`` needs, from its declared input and output roles.
+
+    ``topics`` are role overrides (as ``run --topic role=name``).  The group
+    and the transactional-id prefix default to the agent's name, which is what
+    the shipped jobs use (``group_id or "<agent>"``, sinks' prefixes
+    ``"<agent>-<topic>"``).
+    """
+    decl = next((a for a in job.agents if a.name == agent), None)
+    if decl is None:
+        known = ", ".join(a.name for a in job.agents)
+        raise ConfigError(f"job {job.name!r} has no agent {agent!r}; its agents: {known}")
+    resolved = job.resolve_topics(topics)
+    writes = [resolved[r] for r in decl.outputs] + list(audit_topics) + list(journal_topics)
+    return AgentAccess(
+        principal=principal or f"User:{agent}",
+        read_topics=tuple(dict.fromkeys(resolved[r] for r in decl.inputs)),
+        write_topics=tuple(dict.fromkeys(writes)),
+        groups=(group or agent,),
+        transactional_id_prefixes=tuple(transactional_id_prefixes or (agent,)),
+    )
+
+
+def _allow(kind: Any, name: str, pattern: Any, principal: str, operation: Any) -> AclBinding:
+    return AclBinding(kind, name, pattern, principal, "*", operation, AclPermissionType.ALLOW)
+
+
+def bindings(access: AgentAccess) -> list[AclBinding]:
+    """The ACLs of ``access`` (all ALLOW, any host)."""
+    who, literal, prefixed = (
+        access.principal,
+        ResourcePatternType.LITERAL,
+        ResourcePatternType.PREFIXED,
+    )
+    out = [
+        _allow(ResourceType.TOPIC, t, literal, who, AclOperation.READ) for t in access.read_topics
+    ]
+    out += [_allow(ResourceType.GROUP, g, literal, who, AclOperation.READ) for g in access.groups]
+    out += [
+        _allow(ResourceType.TOPIC, t, literal, who, AclOperation.WRITE) for t in access.write_topics
+    ]
+    for prefix in access.transactional_id_prefixes:
+        for operation in (AclOperation.WRITE, AclOperation.DESCRIBE):
+            out.append(_allow(ResourceType.TRANSACTIONAL_ID, prefix, prefixed, who, operation))
+    if access.write_topics:
+        out.append(
+            _allow(
+                ResourceType.BROKER, "kafka-cluster", literal, who, AclOperation.IDEMPOTENT_WRITE
+            )
+        )
+    return out
+
+
+def _admin(bootstrap: str, admin_security: KafkaSecurity | None) -> Any:
+    return AdminClient({"bootstrap.servers": bootstrap, **librdkafka_config(admin_security)})
+
+
+def apply_acls(
+    bootstrap: str,
+    admin_security: KafkaSecurity | None,
+    acls: Sequence[AclBinding],
+    timeout_s: float = 30.0,
+) -> None:
+    """Create ``acls`` (existing ones are fine) as a principal allowed to alter ACLs."""
+    if not acls:
+        return
+    admin = _admin(bootstrap, admin_security)  # kept alive until the futures complete
+    futures = admin.create_acls(list(acls), request_timeout=timeout_s)
+    failed = []
+    for binding, future in futures.items():
+        try:
+            future.result(timeout_s)
+        except KafkaException as exc:
+            failed.append(f"{binding}: {exc.args[0].str()}")
+    if failed:
+        raise InfrastructureError(f"cannot create ACLs: {'; '.join(failed[:3])}")
+
+
+def describe_acls(
+    bootstrap: str, admin_security: KafkaSecurity | None, principal: str, timeout_s: float = 30.0
+) -> list[AclBinding]:
+    """Every ACL of ``principal`` on the cluster."""
+    query: Any = AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]
+        ResourcePatternType.ANY,
+        principal,
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    admin = _admin(bootstrap, admin_security)  # kept alive until the future completes
+    future = admin.describe_acls(query, request_timeout=timeout_s)
+    try:
+        return list(future.result(timeout_s))
+    except KafkaException as exc:
+        raise InfrastructureError(f"cannot list ACLs of {principal}: {exc.args[0].str()}") from None
+
+
+def upsert_scram_user(
+    bootstrap: str,
+    admin_security: KafkaSecurity | None,
+    user: str,
+    password: str,
+    timeout_s: float = 30.0,
+) -> None:
+    """Create or replace ``user``'s SCRAM-SHA-512 credential (needs ALTER on the cluster)."""
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+    upsert = UserScramCredentialUpsertion(user, info, password.encode())
+    admin = _admin(bootstrap, admin_security)
+    futures = admin.alter_user_scram_credentials([upsert], request_timeout=timeout_s)
+    try:
+        futures[user].result(timeout_s)
+    except KafkaException as exc:
+        raise InfrastructureError(
+            f"cannot set the SCRAM credential of {user}: {exc.args[0].str()}"
+        ) from None
