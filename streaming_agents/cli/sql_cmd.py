@@ -50,6 +50,21 @@ def add_sql_commands(subparsers: Any) -> None:
     parser.add_argument("--checkpoint-dir", default=None, help="where checkpoints are kept")
     parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"], default="hashmap")
     parser.add_argument("--journal-dir", default=None, help="LLM journal directory")
+    parser.add_argument(
+        "--restart-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="restarts of a failing job before the command fails with its root cause (3; 0: "
+        "none); Flink's restart-strategy.fixed-delay.attempts",
+    )
+    parser.add_argument(
+        "--restart-delay",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between restarts (2); restart-strategy.fixed-delay.delay",
+    )
     parser.set_defaults(handler=run_sql_command)
 
 
@@ -77,12 +92,16 @@ def run_sql_command(args: argparse.Namespace) -> int:
             print(line)
         print(f"{path}: OK")
         return 0
-    from pyflink.table import StreamTableEnvironment
+    import os
 
-    from streaming_agents.runtime.environment import local_env
-    from streaming_agents.sql.session import run_sql_script
+    from streaming_agents.sql.session import default_table_env, run_sql_script
 
-    env = local_env(
+    # before the JVM starts: its workers inherit it (LiteLLM logs DEBUG lines otherwise)
+    os.environ.setdefault("LITELLM_LOG", "WARNING")
+
+    t_env = default_table_env(
+        restart_attempts=args.restart_attempts,
+        restart_delay_s=args.restart_delay,
         parallelism=args.parallelism,
         checkpoint_interval_ms=args.checkpoint_interval,
         state_backend=args.state_backend,
@@ -90,10 +109,11 @@ def run_sql_command(args: argparse.Namespace) -> int:
     )
     run_sql_script(
         text,
-        t_env=StreamTableEnvironment.create(env),
+        t_env=t_env,
         variables=variables,
         journal_dir=args.journal_dir,
         base_dir=path.parent,
         out=sys.stdout,
+        err=sys.stderr,
     )
     return 0

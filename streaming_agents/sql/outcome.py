@@ -63,8 +63,17 @@ def done_message(kind: str, result: Any, words: list[str]) -> str:
     return "ok: " + " ".join(words[:3])
 
 
-def wait_for_jobs(results: list[StatementResult], timeout_s: float | None = None) -> None:
-    """Wait for the jobs of ``results``; a failed job raises :class:`SqlJobFailed`."""
+def wait_for_jobs(
+    results: list[StatementResult], timeout_s: float | None = None, watcher: Any = None
+) -> None:
+    """Wait for the jobs of ``results``; a failed job raises :class:`SqlJobFailed`.
+
+    The message is the failure's root cause: the first one the
+    :class:`~streaming_agents.sql.jobwatch.JobWatcher` saw (the failure that
+    started the restarts), else the innermost cause in Flink's exception.
+    """
+    from streaming_agents.sql.jobwatch import root_cause
+
     for record in results:
         if record.kind != "insert" or record.table_result is None:
             continue
@@ -74,8 +83,12 @@ def wait_for_jobs(results: list[StatementResult], timeout_s: float | None = None
             else:
                 record.table_result.wait(int(timeout_s * 1000))
         except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
-            statement = Statement("", record.number, record.line, ())
-            message = flink_message(exc, statement, True)
+            causes: list[str] = []
+            client = record.table_result.get_job_client()
+            if watcher is not None and client is not None:
+                causes = watcher.causes(str(client.get_job_id()))
+            message = causes[0] if causes else root_cause(str(exc))
+            restarts = f" (after {len(causes) - 1} restart(s))" if len(causes) > 1 else ""
             raise SqlJobFailed(
-                f"statement {record.number} (line {record.line}): job failed: {message}"
+                f"statement {record.number} (line {record.line}): job failed{restarts}: {message}"
             ) from None

@@ -24,6 +24,7 @@ from streaming_agents.llm.journal import Journal, SqliteJournal
 from streaming_agents.sql.catalog import Catalog, SqlModel
 from streaming_agents.sql.ddl import is_own_ddl, parse_ddl
 from streaming_agents.sql.functions import completion_function
+from streaming_agents.sql.jobwatch import JobWatcher, free_port, job_settings, worker_pythonpath
 from streaming_agents.sql.lexer import (
     SqlScriptError,
     Statement,
@@ -45,6 +46,7 @@ from streaming_agents.sql.views import ViewBuilder
 __all__ = ["SqlJobFailed", "SqlSession", "StatementResult", "run_sql_script"]
 
 _MODE = "python.execution-mode"
+_PYTHONPATH = "python.pythonpath"
 _THREAD_ONLY = "not supported for 'thread' mode"
 
 
@@ -58,18 +60,17 @@ class SqlSession:
         journal_dir: str | Path | None = None,
         base_dir: str | Path | None = None,
         out: IO[str] | None = None,
+        err: IO[str] | None = None,
         concurrency: int = 100,
+        restart_attempts: int = 3,
     ) -> None:
         if t_env is None:
-            from pyflink.table import StreamTableEnvironment
-
-            from streaming_agents.runtime.environment import local_env
-
-            t_env = StreamTableEnvironment.create(local_env())
+            t_env = default_table_env(restart_attempts=restart_attempts)
         self.t_env = t_env
         self.base_dir = Path(base_dir).resolve() if base_dir else None
         self.catalog = Catalog(self.base_dir)
         self.out = out
+        self.err = err if err is not None else sys.stderr
         self.journal_dir = Path(
             journal_dir
             or os.environ.get("STREAMING_AGENTS_JOURNAL_DIR")
@@ -91,6 +92,9 @@ class SqlSession:
         if self.base_dir is not None:
             sys.path.insert(0, str(self.base_dir))
             config.set("python.files", str(self.base_dir))
+        # thread-mode workers import streaming_agents from any working folder
+        config.set(_PYTHONPATH, worker_pythonpath(config.get(_PYTHONPATH, None)))
+        self.watcher = _watcher(config, self.err)
 
     # -- helpers used by the view builder --------------------------------------------------
 
@@ -203,6 +207,9 @@ class SqlSession:
 
     def _record(self, result: StatementResult) -> StatementResult:
         self.results.append(result)
+        client = result.table_result.get_job_client() if result.kind == "insert" else None
+        if client is not None and self.watcher is not None:
+            self.watcher.watch(result.number, result.line, str(client.get_job_id()))
         if result.message:
             self._say(f"[{result.number}] {result.message}")
         return result
@@ -268,7 +275,37 @@ class SqlSession:
 
     def wait(self, timeout_s: float | None = None) -> None:
         """Wait for every job the session started (bounded jobs end; others run on)."""
-        wait_for_jobs(self.results, timeout_s)
+        try:
+            wait_for_jobs(self.results, timeout_s, self.watcher)
+        finally:
+            if self.watcher is not None:
+                self.watcher.stop()
+
+
+def default_table_env(
+    restart_attempts: int = 3, restart_delay_s: float = 2.0, **local_env_args: Any
+) -> Any:
+    """A ``StreamTableEnvironment`` on :func:`local_env` with a restart budget and a REST port."""
+    from pyflink.table import StreamTableEnvironment
+
+    from streaming_agents.runtime.environment import local_env
+
+    extra = dict(local_env_args.pop("extra_config", None) or {})
+    extra = {**job_settings(restart_attempts, restart_delay_s, free_port()), **extra}
+    return StreamTableEnvironment.create(local_env(extra_config=extra, **local_env_args))
+
+
+def _watcher(config: Any, err: IO[str]) -> JobWatcher | None:
+    """A watcher of the mini-cluster's REST API when the environment names a fixed port."""
+    port = str(config.get("rest.bind-port", None) or config.get("rest.port", None) or "")
+    if not port.isdigit() or port == "0":
+        return None
+    attempts: int | None = None
+    if config.get("restart-strategy.type", None) == "fixed-delay":
+        attempts = int(config.get("restart-strategy.fixed-delay.attempts", "0") or 0)
+    elif config.get("restart-strategy.type", None) == "none":
+        attempts = 0
+    return JobWatcher(f"http://127.0.0.1:{port}", err, restart_attempts=attempts)
 
 
 def run_sql_script(
@@ -280,14 +317,25 @@ def run_sql_script(
     journal_dir: str | Path | None = None,
     base_dir: str | Path | None = None,
     out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    restart_attempts: int = 3,
 ) -> SqlSession:
     """Run a script (see :class:`SqlSession`); with ``wait`` block until its jobs end.
 
     Without ``t_env`` a local mini-cluster environment is used
     (:func:`~streaming_agents.runtime.environment.local_env`: checkpointing on,
-    exactly-once, the Kafka connector on the class path).
+    exactly-once, the Kafka connector on the class path) with a restart budget
+    of ``restart_attempts`` (then the job fails and :class:`SqlJobFailed` is
+    raised with its root cause); every task failure is printed to ``err``.
     """
-    session = SqlSession(t_env, journal_dir=journal_dir, base_dir=base_dir, out=out)
+    session = SqlSession(
+        t_env,
+        journal_dir=journal_dir,
+        base_dir=base_dir,
+        out=out,
+        err=err,
+        restart_attempts=restart_attempts,
+    )
     session.execute(text, variables)
     if wait:
         session.wait()
