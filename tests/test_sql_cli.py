@@ -1,4 +1,4 @@
-"""``streaming-agents sql`` as a user runs it: a new process, started from a folder outside the repo.
+"""``streaming-agents sql`` as a user runs it: a new process, from a folder outside the repo.
 
 A failing job must be loud and bounded: each task failure's root cause on
 stderr while Flink restarts it, then exit code 1 after the restart budget.
@@ -43,7 +43,7 @@ def run_sql_cli(
     )
 
 
-FAILING_UDF = '''
+FAILING_UDF = """
 from pyflink.table import DataTypes
 from pyflink.table.udf import udf
 
@@ -51,7 +51,7 @@ from pyflink.table.udf import udf
 @udf(result_type=DataTypes.STRING())
 def strict_parse(x):
     raise ValueError(f"cannot parse record {x}")
-'''
+"""
 
 FAILING_SCRIPT = """
 CREATE TABLE src (x BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '3');

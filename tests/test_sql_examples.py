@@ -159,7 +159,8 @@ CREATE AGENT echo USING MODEL m USING PROMPT 'Echo.';
 INSERT INTO answers
 SELECT e.k, e.seq, r.status, crash_once(r.response), r.turn
 FROM events AS e,
-  LATERAL TABLE(AI_RUN_AGENT('echo', CONCAT(e.k, '#', CAST(e.seq AS STRING)), e.k))
+  LATERAL TABLE(AI_RUN_AGENT('echo', CONCAT(e.k, '#', CAST(e.seq AS STRING)),
+                             CONCAT(e.k, '-', CAST(e.seq AS STRING)), MAP['memory_key', e.k]))
     AS r(status, response, turn);
 """
 

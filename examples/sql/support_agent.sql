@@ -68,12 +68,15 @@ CREATE AGENT support
     'memory_ttl' = '7 d'     -- forget customers idle for a week
   );
 
--- The third argument of AI_RUN_AGENT keys memory: every ticket of a customer
--- continues that customer's conversation.  The WHERE filter runs before the
--- agent (spam never reaches the LLM).
+-- As on Confluent Cloud the third argument is the request id (one per ticket).
+-- The options MAP asks for memory: 'memory_key' = t.customer makes every
+-- ticket of a customer continue that customer's conversation (without it each
+-- ticket is its own conversation).  The WHERE filter runs before the agent
+-- (spam never reaches the LLM).
 INSERT INTO replies
 SELECT t.ticket_id, t.customer, r.status, r.response, r.turn, r.error
 FROM tickets AS t,
-  LATERAL TABLE(AI_RUN_AGENT('support', CONCAT('[', t.priority, '] ', t.text), t.customer))
+  LATERAL TABLE(AI_RUN_AGENT('support', CONCAT('[', t.priority, '] ', t.text), t.ticket_id,
+                             MAP['memory_key', t.customer]))
     AS r(status, response, turn, error)
 WHERE t.priority <> 'spam';

@@ -89,7 +89,7 @@ def sql_agent(
     version: str = "1",
     max_turns: int | None = 20,
     ttl_seconds: int | None = None,
-    max_tool_iterations: int = 5,
+    max_tool_iterations: int = 10,
     max_repairs: int = 1,
 ) -> Agent[Any]:
     """An :class:`Agent` whose user message is the row's prompt column."""
@@ -122,11 +122,13 @@ def sql_agent(
 
 
 def parse_duration(text: str) -> int:
-    """Seconds in ``'3600'``, ``'30 min'``, ``'12 h'``, ``'7 d'``."""
+    """Seconds in ``'3600'``, ``'30 min'``, ``'12 h'``, ``'7 d'``, ``'90000 ms'`` (at least 1)."""
     match = re.fullmatch(r"\s*(\d+)\s*([a-z]*)\s*", text.lower())
     units = {"": 1, "s": 1, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60,
              "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400,
              "days": 86400}  # fmt: skip
+    if match is not None and match.group(2) in ("ms", "milli", "millis", "milliseconds"):
+        return max(1, int(match.group(1)) // 1000)
     if match is None or match.group(2) not in units:
         raise ConfigError(f"not a duration: {text!r} (e.g. '3600', '30 min', '7 d')")
     return int(match.group(1)) * units[match.group(2)]

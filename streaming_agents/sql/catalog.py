@@ -30,9 +30,17 @@ __all__ = ["Catalog", "SqlModel"]
 _SECRET = ("api-key", "api_key", "apikey", "key", "secret", "token")
 _MODEL_KEYS = {
     "provider", "model", "model_version", "endpoint", "api_base", "api_key_env", "connection",
-    "system_prompt", "temperature", "max_tokens", "top_p", "seed", "timeout", "num_retries",
-    "fallbacks", "task", "input_format", "output_format", "journal",
+    "system_prompt", "temperature", "max_tokens", "max_completion_tokens", "top_p", "seed",
+    "timeout", "num_retries", "fallbacks", "task", "input_format", "output_format", "journal",
+    "dimensions",
 }  # fmt: skip
+# Confluent's provider names -> litellm's model prefixes
+PROVIDERS = {
+    "openai": "openai", "azureopenai": "azure", "azureml": "azure_ai", "bedrock": "bedrock",
+    "googleai": "gemini", "gemini": "gemini", "vertexai": "vertex_ai", "anthropic": "anthropic",
+    "sagemaker": "sagemaker", "mistral": "mistral", "ollama": "ollama",
+}  # fmt: skip
+TASKS = ("text_generation", "embedding", "classification", "regression", "clustering")
 _CONNECTION_KEYS = {"type", "endpoint", "api_base", "api_key_env"}
 _TOOL_KEYS = {"type", "description", "side_effecting"}
 _AGENT_KEYS = {
@@ -48,9 +56,15 @@ class SqlModel:
     name: str
     spec: ModelSpec
     system_prompt: str = ""
-    output: SqlType | None = None  # None: text
+    output: SqlType | None = None  # None: text (or, for an embedding model, the vector)
     response_name: str = "response"
     journal: bool = True  # AI_COMPLETE answers repeated prompts from the journal
+    task: str = "text_generation"
+
+    @property
+    def embedding(self) -> bool:
+        """Whether calls go to the embeddings API (``'task' = 'embedding'``)."""
+        return self.task == "embedding"
 
     @property
     def columns(self) -> list[str]:
@@ -94,6 +108,7 @@ class Catalog:
         self.tools: dict[str, Tool] = {}
         self.agents: dict[str, AgentDef] = {}
         self.python_functions: dict[str, str] = {}  # CREATE FUNCTION name AS 'path' LANGUAGE PYTHON
+        self.state_ttl: str | None = None  # SET 'sql.state-ttl': the default memory_ttl
 
     def note_function(self, statement: Statement) -> None:
         """Remember ``CREATE FUNCTION name AS 'module.fn' LANGUAGE PYTHON`` for CREATE TOOL."""
@@ -168,16 +183,22 @@ class Catalog:
         if "/" not in model:
             if not provider:
                 raise statement.error(f"{what}: 'model' {model!r} needs a 'provider' (openai, ...)")
-            model = f"{provider}/{model}"
+            model = f"{PROVIDERS.get(provider.lower(), provider.lower())}/{model}"
+        task = opts.get("task", "text_generation").strip().lower()
+        if task not in TASKS:
+            raise statement.error(f"{what}: 'task' must be one of {list(TASKS)}, got {task!r}")
         endpoint = opts.get("api_base") or opts.get("endpoint")
         if endpoint:
-            endpoint = endpoint.removesuffix("/chat/completions").removesuffix("/")
+            for suffix in ("/chat/completions", "/embeddings", "/"):
+                endpoint = endpoint.removesuffix(suffix)
         params: dict[str, Any] = {}
-        for key, kind in (("temperature", float), ("top_p", float), ("max_tokens", int)):
+        numbers = (
+            ("temperature", float), ("top_p", float), ("max_tokens", int),
+            ("max_completion_tokens", int), ("seed", int), ("dimensions", int),
+        )  # fmt: skip
+        for key, kind in numbers:
             if key in opts:
                 params[key] = _number(statement, what, key, opts[key], kind)
-        if "seed" in opts:
-            params["seed"] = _number(statement, what, "seed", opts["seed"], int)
         spec = ModelSpec(
             model=model,
             api_base=endpoint or None,
@@ -188,12 +209,16 @@ class Catalog:
             fallbacks=tuple(f.strip() for f in opts.get("fallbacks", "").split(",") if f.strip()),
         )
         output = definition.output
-        response = "response"
-        if output is not None and len(output.fields) == 1 and output.fields[0][1].kind == "STRING":
-            response, output = output.fields[0][0], None
+        response = "embedding" if task == "embedding" else "response"
+        if output is not None and len(output.fields) == 1:
+            column_kind = output.fields[0][1].kind
+            if column_kind == "STRING" or (task == "embedding" and column_kind == "ARRAY"):
+                response, output = output.fields[0][0], None
+        if task == "embedding" and output is not None:
+            raise statement.error(f"{what}: an embedding model's OUTPUT is one ARRAY column")
         journal = opts.get("journal", "true").lower() not in ("false", "no", "0")
         system_prompt = opts.get("system_prompt", "")
-        return SqlModel(definition.name, spec, system_prompt, output, response, journal)
+        return SqlModel(definition.name, spec, system_prompt, output, response, journal, task)
 
     def _tool(self, definition: ToolDef, statement: Statement) -> Tool:
         what = f"tool {definition.name!r}"
@@ -244,20 +269,30 @@ class Catalog:
         output_model: type[BaseModel] | None = (
             to_pydantic(output, f"{name}_output") if output is not None else None
         )
-        ttl = opts.get("memory_ttl")
+        if model.embedding:
+            raise statement.error(f"{what}: model {model.name!r} is an embedding model")
+        ttl = opts.get("memory_ttl") or self.state_ttl
+        spec = model.spec
+        if "max_consecutive_failures" in opts:
+            failures = _number(
+                statement, what, "max_consecutive_failures", opts["max_consecutive_failures"], int
+            )
+            if failures < 1:
+                raise statement.error(f"{what}: 'max_consecutive_failures' must be >= 1")
+            spec = spec.model_copy(update={"num_retries": failures - 1})
         try:
             agent = sql_agent(
                 name,
-                model.spec,
+                spec,
                 system_prompt=definition.prompt or model.system_prompt,
                 tools=tuple(self.tools[t] for t in definition.tools),
                 output_model=output_model,
                 stateless=stateless,
                 version=opts.get("version", "1"),
                 max_turns=_number(statement, what, "max_turns", opts.get("max_turns", "20"), int),
-                ttl_seconds=parse_duration(ttl) if ttl else None,
+                ttl_seconds=(parse_duration(ttl) or None) if ttl else None,
                 max_tool_iterations=_number(
-                    statement, what, "max_iterations", opts.get("max_iterations", "5"), int
+                    statement, what, "max_iterations", opts.get("max_iterations", "10"), int
                 ),
                 max_repairs=_number(
                     statement, what, "max_repairs", opts.get("max_repairs", "1"), int

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streaming_agents.sql.agentcall import key_warning, parse_agent_call
 from streaming_agents.sql.catalog import Catalog
 from streaming_agents.sql.ddl import is_own_ddl, parse_ddl
 from streaming_agents.sql.lexer import SqlScriptError, Statement, split_statements, substitute
 from streaming_agents.sql.rewrite import LateralCall, rewrite_laterals, rewrite_scalars
+from streaming_agents.sql.support import table_without_connector, unsupported
 
-__all__ = ["check_script"]
+__all__ = ["NO_CONNECTOR", "check_script"]
+
+TOOL_INVOKE = False  # AI_TOOL_INVOKE runs (MCP tools)
+NO_CONNECTOR = (
+    "CREATE TABLE without 'connector': Confluent Cloud backs every table with a Kafka topic, "
+    "Flink needs the connector options, e.g. WITH ('connector' = 'kafka', 'topic' = '...', "
+    "'properties.bootstrap.servers' = '...', 'format' = 'json')"
+)
 
 
 class _Names:
@@ -22,6 +31,7 @@ class _Names:
 
     def __init__(self, catalog: Catalog, statement: Statement) -> None:
         self.catalog, self.statement = catalog, statement
+        self.warnings: list[str] = []
 
     def columns(self, call: LateralCall) -> list[str]:
         return call.columns or ["status", "response"]
@@ -32,6 +42,10 @@ class _Names:
         if len(call.args) < 2:
             raise self.statement.error(f"{call.function} needs at least (name, prompt)")
         name = call_name(call.args[0], "name", call.line)
+        if call.function == "AI_RUN_AGENT":
+            warning = key_warning(parse_agent_call(call.args, call.line))
+            if warning:
+                self.warnings.append(f"line {call.line}: {warning}")
         known = self.catalog.agents if call.function == "AI_RUN_AGENT" else self.catalog.models
         if name not in known:
             what = "agent" if call.function == "AI_RUN_AGENT" else "model"
@@ -42,10 +56,28 @@ class _Names:
 def check_script(
     text: str, variables: dict[str, str] | None = None, base_dir: str | Path | None = None
 ) -> list[str]:
-    """One line per statement describing it; raises :class:`SqlScriptError` at the first error."""
+    """One line per statement describing it.
+
+    Raises :class:`SqlScriptError` at the first error in a statement the
+    runner would execute; statements it cannot execute at all (Confluent-only
+    functions and statements, tables without a connector) are collected and
+    all reported in one error at the end, each with its reason.
+    """
     catalog = Catalog(Path(base_dir).resolve() if base_dir else None)
-    lines = []
+    lines: list[str] = []
+    problems: list[str] = []
     for statement in split_statements(substitute(text, variables)):
+        heads = [w.upper for w in statement.words[:4]]
+        is_set = heads == ["EXECUTE", "STATEMENT", "SET", "BEGIN"]
+        for inner in statement.inner_statements() if is_set else [statement]:
+            reason = unsupported(inner, tool_invoke=TOOL_INVOKE)
+            if reason is None and table_without_connector(inner):
+                reason = NO_CONNECTOR
+            if reason is not None:
+                problems.append(str(inner.error(reason)))
+        if problems and problems[-1].startswith(f"statement {statement.number} "):
+            lines.append(f"[{statement.number}] line {statement.line}: cannot run here")
+            continue
         if is_own_ddl(statement):
             lines.append(f"[{statement.number}] {catalog.apply(parse_ddl(statement), statement)}")
             continue
@@ -66,4 +98,9 @@ def check_script(
             raise statement.error(str(exc)) from None
         head = " ".join(w.text for w in statement.words[:3])
         lines.append(f"[{statement.number}] line {statement.line}: {head} ...")
+        lines.extend(f"[{statement.number}] warning: {w}" for w in resolver.warnings)
+    if problems:
+        raise SqlScriptError(
+            f"{len(problems)} statement(s) cannot run here:\n" + "\n".join(problems)
+        )
     return lines

@@ -242,21 +242,29 @@ def _where(
     return j, last, parts
 
 
-def rewrite_scalars(text: str, function_for: Callable[[str, int], str], line: int = 1) -> str:
-    """``AI_COMPLETE('m', prompt)`` -> ``<function_for('m', line)>(prompt)``."""
+def rewrite_scalars(
+    text: str,
+    function_for: Callable[[str, int], str],
+    line: int = 1,
+    embedding_for: Callable[[str, int], str] | None = None,
+) -> str:
+    """``AI_COMPLETE('m', p)`` -> ``<function_for('m', line)>(p)``; ``AI_EMBEDDING`` likewise."""
     while True:
         tokens = tokenize(text, line)
         sig = significant(tokens)
         for k in range(len(sig) - 1):
             token = tokens[sig[k]]
-            if token.is_word("AI_COMPLETE") and tokens[sig[k + 1]].text == "(":
+            if token.is_word("AI_COMPLETE", "AI_EMBEDDING") and tokens[sig[k + 1]].text == "(":
                 k_close = closing(tokens, sig, k + 1)
                 args = split_args(text, tokens, sig, k + 1, k_close)
                 if len(args) not in (2, 3):
                     raise SqlScriptError(
-                        f"line {token.line}: AI_COMPLETE takes (model, prompt[, options])"
+                        f"line {token.line}: {token.text} takes (model, text[, options])"
                     )
-                name = function_for(call_name(args[0], "model", token.line), token.line)
+                lookup = function_for
+                if token.is_word("AI_EMBEDDING") and embedding_for is not None:
+                    lookup = embedding_for
+                name = lookup(call_name(args[0], "model", token.line), token.line)
                 start, end = tokens[sig[k]].offset, tokens[sig[k_close]].offset + 1
                 text = f"{text[:start]}{name}({args[1]}){text[end:]}"
                 break

@@ -22,7 +22,9 @@ from typing import IO, Any
 
 from streaming_agents.llm.journal import Journal, SqliteJournal
 from streaming_agents.sql.catalog import Catalog, SqlModel
+from streaming_agents.sql.check import NO_CONNECTOR, TOOL_INVOKE
 from streaming_agents.sql.ddl import is_own_ddl, parse_ddl
+from streaming_agents.sql.embeddings import embedding_function
 from streaming_agents.sql.functions import completion_function
 from streaming_agents.sql.jobwatch import JobWatcher, free_port, job_settings, worker_pythonpath
 from streaming_agents.sql.lexer import (
@@ -41,6 +43,7 @@ from streaming_agents.sql.outcome import (
     wait_for_jobs,
 )
 from streaming_agents.sql.rewrite import rewrite_laterals, rewrite_scalars
+from streaming_agents.sql.support import ctas, table_without_connector, unsupported
 from streaming_agents.sql.views import ViewBuilder
 
 __all__ = ["SqlJobFailed", "SqlSession", "StatementResult", "run_sql_script"]
@@ -102,6 +105,10 @@ class SqlSession:
         if self.out is not None:
             print(text, file=self.out, flush=True)
 
+    def warn(self, message: str) -> None:
+        """A warning for the script's author, on ``err`` (stderr for the CLI)."""
+        print(f"warning: {message}", file=self.err, flush=True)
+
     def model(self, name: str, statement: Statement) -> SqlModel:
         found = self.catalog.models.get(name)
         if found is None:
@@ -112,21 +119,34 @@ class SqlSession:
     def journal(self, name: str) -> Journal:
         return SqliteJournal(self.journal_dir / f"{name}.sqlite")
 
-    def completion_function(self, model_name: str, statement: Statement) -> str:
-        """The name of ``model_name``'s completion function (registered on first use)."""
+    def completion_function(
+        self, model_name: str, statement: Statement, *, embedding: bool | None = None
+    ) -> str:
+        """The name of ``model_name``'s function (registered on first use).
+
+        ``embedding``: True for ``AI_EMBEDDING``, False for ``AI_COMPLETE``,
+        None for ``ML_PREDICT`` (either, by the model's task).
+        """
+        model = self.model(model_name, statement)
+        if embedding is not None and embedding != model.embedding:
+            wanted = "an embedding" if embedding else "a text generation"
+            function = "AI_EMBEDDING" if embedding else "AI_COMPLETE"
+            raise statement.error(
+                f"{function} needs {wanted} model; {model_name!r} has 'task' = {model.task!r}"
+            )
         if model_name not in self._functions:
-            model = self.model(model_name, statement)
             name = f"sa_complete_{self._token}_{len(self._functions) + 1}"
-            path = (
-                str(self.journal_dir / f"complete-{model_name}.sqlite") if model.journal else None
-            )
-            function = completion_function(
-                model.spec,
-                name=name,
-                system_prompt=model.system_prompt,
-                output=model.output,
-                journal_path=str(path) if model.journal else None,
-            )
+            if model.embedding:
+                function = embedding_function(model.spec, name=name)
+            else:
+                path = self.journal_dir / f"complete-{model_name}.sqlite"
+                function = completion_function(
+                    model.spec,
+                    name=name,
+                    system_prompt=model.system_prompt,
+                    output=model.output,
+                    journal_path=str(path) if model.journal else None,
+                )
             self.t_env.create_temporary_function(name, function)
             self._functions[model_name] = name
         return self._functions[model_name]
@@ -176,13 +196,17 @@ class SqlSession:
         if words[0] == "SET" and "=" in statement.text:
             key, _, value = statement.text[3:].partition("=")
             key, value = key.strip().strip("'`\""), value.strip().strip("'\"")
+            if key == "sql.state-ttl":  # Confluent's name: Flink's state TTL, agents' memory TTL
+                self.catalog.state_ttl = value
+                key = "table.exec.state.ttl"
             self.t_env.get_config().set(key, value)
             return self._record(StatementResult(statement.number, statement.line, "set", key))
+        self._refuse_unsupported(statement)
         self.catalog.note_function(statement)
         text, uses = self._rewrite(statement)
         kind = "query" if words[0] in ("SELECT", "WITH", "VALUES") else "statement"
-        if words[0] == "INSERT" or words[:2] == ["EXECUTE", "INSERT"]:
-            kind = "insert"
+        if words[0] == "INSERT" or words[:2] == ["EXECUTE", "INSERT"] or ctas(statement):
+            kind = "insert"  # a job: awaited
         result = self._run(statement, lambda: self.t_env.execute_sql(text), uses)
         record = StatementResult(
             statement.number,
@@ -199,11 +223,30 @@ class SqlSession:
             if uses[1]:
                 self._completion_views.add(name)
         if kind == "query":
+            self._print_rows(statement, result, record)
+        return self._record(record)
+
+    def _print_rows(self, statement: Statement, result: Any, record: StatementResult) -> None:
+        """Collect a SELECT's rows and print them; a failure is :class:`SqlJobFailed`."""
+        from streaming_agents.sql.jobwatch import root_cause
+
+        try:
             with result.collect() as rows:
                 for row in rows:
                     record.rows.append(row)
                     self._say(f"{row.get_row_kind()} {list(row)}")
-        return self._record(record)
+        except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
+            raise SqlJobFailed(
+                f"statement {statement.number} (line {statement.line}): query failed: "
+                f"{root_cause(str(exc))}"
+            ) from None
+
+    def _refuse_unsupported(self, statement: Statement) -> None:
+        reason = unsupported(statement, tool_invoke=TOOL_INVOKE)
+        if reason is None and table_without_connector(statement):
+            reason = NO_CONNECTOR
+        if reason is not None:
+            raise statement.error(reason)
 
     def _record(self, result: StatementResult) -> StatementResult:
         self.results.append(result)
@@ -219,7 +262,10 @@ class SqlSession:
         try:
             text = rewrite_laterals(statement.text, builder, statement.line)
             text = rewrite_scalars(
-                text, lambda m, line: self.completion_function(m, statement), statement.line
+                text,
+                lambda m, line: self.completion_function(m, statement, embedding=False),
+                statement.line,
+                lambda m, line: self.completion_function(m, statement, embedding=True),
             )
         except SqlScriptError as exc:
             if str(exc).startswith("statement "):
@@ -263,6 +309,7 @@ class SqlSession:
         statement_set = self.t_env.create_statement_set()
         agents = completions = False
         for item in inner:
+            self._refuse_unsupported(item)
             text, (a, c) = self._rewrite(item)
             agents, completions = agents or a, completions or c
             try:

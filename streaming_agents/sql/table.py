@@ -119,14 +119,32 @@ def agent_table(
     events = t_env.to_data_stream(table).map(RowEncoder(input_type), output_type=Types.STRING())
     keyed = events.key_by(KeyOf(key), key_type=Types.STRING())
     replies = run_agent(keyed, agent, capacity=capacity, journal=journal, uid=uid)
-    row_info = out_type.type_info()
+    transport = decoder.transport
+    row_info = transport.type_info()
     rows = replies.flat_map(decoder.outputs, output_type=row_info).union(
         dead_letters(replies).flat_map(decoder.failures, output_type=row_info)
     )
     builder = Schema.new_builder()
-    for name, sql_type in out_type.fields:
+    for name, sql_type in transport.fields:
         builder = builder.column(name, sql_type.with_nullable(True).data_type())
-    return t_env.from_data_stream(rows, builder.build())
+    result = t_env.from_data_stream(rows, builder.build())
+    if not decoder.instants:
+        return result
+    return result.select(*_restore_instants(out_type, decoder.instants))
+
+
+def _restore_instants(out_type: SqlType, instants: frozenset[int]) -> list[Any]:
+    """Column expressions turning the epoch-millisecond columns back into TIMESTAMP_LTZ."""
+    from pyflink.table.expressions import col, to_timestamp_ltz
+
+    columns = []
+    for n, (name, sql_type) in enumerate(out_type.fields):
+        if n in instants:
+            ltz = sql_type.with_nullable(True).data_type()
+            columns.append(to_timestamp_ltz(col(name), 3).cast(ltz).alias(name))
+        else:
+            columns.append(col(name))
+    return columns
 
 
 def _null_safe_embedded_arrays() -> None:
@@ -186,6 +204,19 @@ class RowDecoder:
         self.out_type = out_type
         self.output_names = output_names
         self.n_outputs = len(out_type.fields) - len(input_type.fields) - len(_META)
+        # PyFlink's thread mode cannot hand a Python value to Java as java.time.Instant
+        # (ClassCastException: PyObject cannot be cast to Instant): top-level TIMESTAMP_LTZ
+        # columns travel as epoch milliseconds (BIGINT) and are converted back in the Table.
+        self.instants = frozenset(
+            n for n, (_, t) in enumerate(out_type.fields) if t.kind == "TIMESTAMP_LTZ"
+        )
+        self.transport = SqlType(
+            "ROW",
+            fields=tuple(
+                (name, SqlType("BIGINT") if n in self.instants else t)
+                for n, (name, t) in enumerate(out_type.fields)
+            ),
+        )
 
     def _row(self, event: Any, produced: list[Any], status: str, error: Any, turn: Any) -> Any:
         from pyflink.common import Row
@@ -198,6 +229,9 @@ class RowDecoder:
             except (TypeError, ValueError, AttributeError):
                 values.append(None)
         values.extend([*produced, status, error, turn])
+        for n in self.instants:
+            if values[n] is not None:
+                values[n] = values[n].to_epoch_milli()
         return Row(**dict(zip(self.out_type.names, values, strict=True)))
 
     def outputs(self, line: str) -> Iterator[Any]:

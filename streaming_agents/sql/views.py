@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from streaming_agents.sql.agentcall import key_warning, parse_agent_call
 from streaming_agents.sql.agents import KEY_FIELD, PROMPT_FIELD
 from streaming_agents.sql.lexer import SqlScriptError, Statement, call_name
 from streaming_agents.sql.rewrite import LateralCall
@@ -83,7 +84,10 @@ class ViewBuilder:
         else:
             self.uses_completions = True
             model = self.session.model(self._name(call, "model"), self.statement)
-            function = self.session.completion_function(model.name, self.statement)
+            embedding = None if call.function == "ML_PREDICT" else False
+            function = self.session.completion_function(
+                model.name, self.statement, embedding=embedding
+            )
             pre = self._pre_query(call, f"{function}({call.args[1]}) AS {_OUT}")
             source = [c for c in pre.get_resolved_schema().get_column_names() if c != _OUT]
             self._check(call, source, names)
@@ -99,14 +103,17 @@ class ViewBuilder:
     def _agent_view(self, call: LateralCall, names: list[str], col: Any) -> Any:
         from streaming_agents.sql.table import agent_table
 
-        name = self._name(call, "agent")
-        prompt = call.args[1]
-        key = (
-            call.args[2] if len(call.args) > 2 and call.args[2].strip().upper() != "NULL" else None
-        )
+        try:
+            parsed = parse_agent_call(call.args, call.line)
+        except SqlScriptError as exc:
+            raise self.error(call, str(exc)) from exc
+        name, prompt, key = parsed.agent, parsed.prompt, parsed.key
         agent, capacity = self.session.catalog.agent(
-            name, stateless=key is None, statement=self.statement
+            name, stateless=parsed.memory_key is None, statement=self.statement
         )
+        warning = key_warning(parsed)
+        if warning:
+            self.session.warn(f"statement {self.statement.number} line {call.line}: {warning}")
         key_sql = f"CAST(({key}) AS STRING)" if key else f"MD5(CAST(({prompt}) AS STRING))"
         pre = self._pre_query(
             call, f"CAST(({prompt}) AS STRING) AS {PROMPT_FIELD}, {key_sql} AS {KEY_FIELD}"
