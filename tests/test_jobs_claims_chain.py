@@ -19,6 +19,7 @@ import pytest
 
 from streaming_agents.cli.main import main
 from streaming_agents.registry import load_job
+from streaming_agents.runtime.keys import MALFORMED_KEY, json_key
 from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.kafka import consume_committed
 
@@ -70,14 +71,14 @@ def test_case_of_a_triage_output() -> None:
         },
         "output": {"claim_id": "C1", "route": "human_review", "fraud_score": 0.78, "reasons": []},
     }
-    raw = json.dumps(envelope)
-    assert compliance.needs_review(raw) and compliance.policy_key(raw) == "P1"
+    assert compliance.needs_review(envelope)
+    assert json_key("input.policy_id")(json.dumps(envelope)) == "P1"
     case = compliance.case_of(envelope)
     assert (case.claim_id, case.triage_trace_id, case.fraud_score) == ("C1", "t-1", 0.78)
     approved = {**envelope, "output": {**envelope["output"], "route": "auto_approve"}}
-    assert not compliance.needs_review(json.dumps(approved))
-    assert compliance.needs_review("not json")  # kept, so it is dead-lettered, not lost
-    assert compliance.policy_key("not json") == compliance.MALFORMED_KEY
+    assert not compliance.needs_review(approved)
+    assert compliance.needs_review({"output": "?"})  # kept, so it is dead-lettered, not lost
+    assert json_key("input.policy_id")("not json") == MALFORMED_KEY
 
 
 def test_triage_then_compliance_through_the_decisions_topic(

@@ -14,7 +14,6 @@ from __future__ import annotations
 from .job import (
     AGENT_NAME,
     ATTRIBUTE_SYNONYMS,
-    MALFORMED_KEY,
     SYSTEM_PROMPT,
     TAXONOMY,
     CatalogJudgement,
@@ -27,7 +26,6 @@ from .job import (
     catalog_agent,
     normalise,
     parse_measure,
-    partner_key,
     render_product,
 )
 from .sample_data import CATEGORY_MAP, PARTNERS, fake_rules, generate
@@ -36,7 +34,6 @@ __all__ = [
     "AGENT_NAME",
     "ATTRIBUTE_SYNONYMS",
     "CATEGORY_MAP",
-    "MALFORMED_KEY",
     "PARTNERS",
     "SYSTEM_PROMPT",
     "TAXONOMY",
@@ -52,6 +49,5 @@ __all__ = [
     "generate",
     "normalise",
     "parse_measure",
-    "partner_key",
     "render_product",
 ]

@@ -25,9 +25,9 @@ registers itself with cloudpickle to be shipped by value.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import cloudpickle  # type: ignore[import-untyped]
@@ -43,7 +43,6 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 __all__ = [
     "AGENT_NAME",
     "ATTRIBUTE_SYNONYMS",
-    "MALFORMED_KEY",
     "SYSTEM_PROMPT",
     "TAXONOMY",
     "CatalogJudgement",
@@ -56,12 +55,10 @@ __all__ = [
     "catalog_agent",
     "normalise",
     "parse_measure",
-    "partner_key",
     "render_product",
 ]
 
 AGENT_NAME = "catalog-normaliser"
-MALFORMED_KEY = "<malformed>"
 """The key of records without a ``partner_id`` (they are dead-lettered)."""
 
 Category = Literal[
@@ -380,16 +377,6 @@ def catalog_agent(model: ModelSpec) -> Agent[PartnerProfile]:
     )
 
 
-def partner_key(raw: str) -> str:
-    """The record's ``partner_id``, or :data:`MALFORMED_KEY`."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return MALFORMED_KEY
-    partner = value.get("partner_id") if isinstance(value, dict) else None
-    return partner if isinstance(partner, str) and partner else MALFORMED_KEY
-
-
 def build(
     env: StreamExecutionEnvironment,
     bootstrap: str,
@@ -402,25 +389,28 @@ def build(
     group_id: str = "catalog-normalisation",
     journal: Journal | None = None,
     capacity: int = 100,
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Add the job to ``env``: products -> key_by(partner_id) -> agent -> normalised / DLQ."""
-    from pyflink.common import Types, WatermarkStrategy
+    from streaming_agents.pipeline import AgentPipeline
 
-    from streaming_agents import dead_letters, run_agent
-    from streaming_agents.connectors.kafka import exactly_once_sink, kafka_source
-    from streaming_agents.runtime.execution import use_thread_mode
-
-    source = kafka_source(bootstrap, in_topic, group_id, bounded=bounded)
-    products = env.from_source(source, WatermarkStrategy.no_watermarks(), "partner-products").uid(
-        "source-products"
+    streams = (
+        AgentPipeline.from_kafka(
+            env,
+            bootstrap,
+            in_topic,
+            group_id,
+            bounded=bounded,
+            properties=properties,
+            name="partner-products",
+        )
+        .key_by("partner_id")
+        .apply(catalog_agent(model), capacity=capacity, journal=journal)
     )
-    use_thread_mode(products)
-    keyed = products.key_by(partner_key, key_type=Types.STRING())
-    outputs = run_agent(keyed, catalog_agent(model), capacity=capacity, journal=journal)
-    prefix = f"catalog-normalisation-{out_topic}"
-    outputs.sink_to(exactly_once_sink(bootstrap, out_topic, f"{prefix}-out")).name(
-        "normalised"
-    ).uid("sink-normalised")
-    dead_letters(outputs).sink_to(exactly_once_sink(bootstrap, dlq_topic, f"{prefix}-dlq")).name(
-        "dead-letters"
-    ).uid("sink-dlq")
+    streams.to_kafka(
+        bootstrap,
+        outputs=out_topic,
+        dead_letters=dlq_topic,
+        transactional_id_prefix=f"catalog-normalisation-{out_topic}",
+        properties=properties,
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from .job import (
     AGENT_NAME,
-    MALFORMED_KEY,
     REVIEWED_ROUTE,
     SYSTEM_PROMPT,
     Case,
@@ -22,14 +21,12 @@ from .job import (
     case_of,
     compliance_agent,
     needs_review,
-    policy_key,
     render_case,
 )
 from .sample_data import fake_rules, generate
 
 __all__ = [
     "AGENT_NAME",
-    "MALFORMED_KEY",
     "REVIEWED_ROUTE",
     "SYSTEM_PROMPT",
     "Case",
@@ -41,6 +38,5 @@ __all__ = [
     "fake_rules",
     "generate",
     "needs_review",
-    "policy_key",
     "render_case",
 ]

@@ -20,8 +20,8 @@ registers itself with cloudpickle to be shipped by value.
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle  # type: ignore[import-untyped]
@@ -37,7 +37,6 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 __all__ = [
     "AGENT_NAME",
-    "MALFORMED_KEY",
     "REVIEWED_ROUTE",
     "SYSTEM_PROMPT",
     "Case",
@@ -47,13 +46,11 @@ __all__ = [
     "case_of",
     "compliance_agent",
     "needs_review",
-    "policy_key",
     "render_case",
 ]
 
 AGENT_NAME = "claims-compliance"
 REVIEWED_ROUTE = "human_review"
-MALFORMED_KEY = "<malformed>"
 
 SYSTEM_PROMPT = """\
 You are a claims compliance officer. Each case is a claim the triage agent flagged for \
@@ -192,26 +189,16 @@ def compliance_agent(model: ModelSpec) -> Agent[ConversationMemory]:
     )
 
 
-def needs_review(raw: str) -> bool:
-    """Keep triage outputs routed to human review, and anything unreadable (dead-lettered)."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return True
-    if not isinstance(value, dict) or not isinstance(value.get("output"), dict):
-        return True
-    return bool(value["output"].get("route") == REVIEWED_ROUTE)
+def needs_review(decision: dict[str, Any]) -> bool:
+    """Keep triage outputs routed to human review, and anything not shaped like one.
 
-
-def policy_key(raw: str) -> str:
-    """The claim's ``policy_id`` (the triage key), or :data:`MALFORMED_KEY`."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return MALFORMED_KEY
-    claim = value.get("input") if isinstance(value, dict) else None
-    policy = claim.get("policy_id") if isinstance(claim, dict) else None
-    return policy if isinstance(policy, str) and policy else MALFORMED_KEY
+    What is not a triage output is kept so the agent dead-letters it with its
+    reason (``step failed``) instead of it vanishing in the filter.
+    """
+    output = decision.get("output")
+    if not isinstance(output, dict):
+        return True
+    return bool(output.get("route") == REVIEWED_ROUTE)
 
 
 def build(
@@ -226,26 +213,29 @@ def build(
     group_id: str = "claims-compliance",
     journal: Journal | None = None,
     capacity: int = 100,
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Add the job to ``env``: triage decisions -> human_review only -> agent -> reviews / DLQ."""
-    from pyflink.common import Types, WatermarkStrategy
+    from streaming_agents.pipeline import AgentPipeline
 
-    from streaming_agents import dead_letters, run_agent
-    from streaming_agents.connectors.kafka import exactly_once_sink, kafka_source
-    from streaming_agents.runtime.execution import use_thread_mode
-
-    source = kafka_source(bootstrap, decisions_topic, group_id, bounded=bounded)
-    decisions = env.from_source(source, WatermarkStrategy.no_watermarks(), "decisions").uid(
-        "source-decisions"
+    streams = (
+        AgentPipeline.from_kafka(
+            env,
+            bootstrap,
+            decisions_topic,
+            group_id,
+            bounded=bounded,
+            properties=properties,
+            name="decisions",
+        )
+        .where(needs_review)
+        .key_by("input.policy_id")
+        .apply(compliance_agent(model), capacity=capacity, journal=journal)
     )
-    use_thread_mode(decisions)
-    flagged = decisions.filter(needs_review).name("human-review-only").uid("human-review-only")
-    keyed = flagged.key_by(policy_key, key_type=Types.STRING())
-    reviews = run_agent(keyed, compliance_agent(model), capacity=capacity, journal=journal)
-    prefix = f"claims-compliance-{reviews_topic}"
-    reviews.sink_to(exactly_once_sink(bootstrap, reviews_topic, f"{prefix}-out")).name(
-        "reviews"
-    ).uid("sink-reviews")
-    dead_letters(reviews).sink_to(exactly_once_sink(bootstrap, dlq_topic, f"{prefix}-dlq")).name(
-        "dead-letters"
-    ).uid("sink-dlq")
+    streams.to_kafka(
+        bootstrap,
+        outputs=reviews_topic,
+        dead_letters=dlq_topic,
+        transactional_id_prefix=f"claims-compliance-{reviews_topic}",
+        properties=properties,
+    )

@@ -12,27 +12,23 @@ under another name (the CLI does that: ``tests/jobs`` is a package called
 from __future__ import annotations
 
 from .job import (
-    MALFORMED_KEY,
     SYSTEM_PROMPT,
     Claim,
     Decision,
     Route,
     build,
-    policy_key,
     render_claim,
     triage_agent,
 )
 from .sample_data import generate_claims
 
 __all__ = [
-    "MALFORMED_KEY",
     "SYSTEM_PROMPT",
     "Claim",
     "Decision",
     "Route",
     "build",
     "generate_claims",
-    "policy_key",
     "render_claim",
     "triage_agent",
 ]

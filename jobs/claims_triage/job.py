@@ -15,8 +15,8 @@ registers itself with cloudpickle to be shipped by value.
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle  # type: ignore[import-untyped]
@@ -31,20 +31,16 @@ if TYPE_CHECKING:
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 __all__ = [
-    "MALFORMED_KEY",
     "SYSTEM_PROMPT",
     "Claim",
     "Decision",
     "Route",
     "build",
-    "policy_key",
     "render_claim",
     "triage_agent",
 ]
 
 Route = Literal["auto_approve", "human_review", "request_more_info"]
-MALFORMED_KEY = "<malformed>"
-"""The key of input records that carry no ``policy_id`` (they are dead-lettered)."""
 
 SYSTEM_PROMPT = """\
 You triage insurance claims for a claims department. For each claim decide one route:
@@ -133,16 +129,6 @@ def triage_agent(model: ModelSpec) -> Agent[ConversationMemory]:
     )
 
 
-def policy_key(raw: str) -> str:
-    """The record's ``policy_id``, or :data:`MALFORMED_KEY` when it has none."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return MALFORMED_KEY
-    policy = value.get("policy_id") if isinstance(value, dict) else None
-    return policy if isinstance(policy, str) and policy else MALFORMED_KEY
-
-
 def build(
     env: StreamExecutionEnvironment,
     bootstrap: str,
@@ -155,31 +141,35 @@ def build(
     group_id: str = "claims-triage",
     journal: Journal | None = None,
     capacity: int = 100,
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Add the job to ``env``: claims -> key_by(policy_id) -> agent -> decisions / DLQ.
 
     ``bounded`` stops at the input's end offsets when the job starts (demo,
-    backfill); ``journal`` defaults to the runtime's SQLite journal.  The
-    sinks' transactional ids are derived from the output topics, so two jobs
-    writing the same topics on one cluster would fence each other.
+    backfill); ``journal`` defaults to the runtime's journal.  The sinks'
+    transactional ids are derived from the output topic, so two jobs writing
+    the same topics on one cluster would fence each other.  Records without a
+    usable ``policy_id`` are dead-lettered (reason ``no key``).
     """
-    from pyflink.common import Types, WatermarkStrategy
+    from streaming_agents.pipeline import AgentPipeline
 
-    from streaming_agents import dead_letters, run_agent
-    from streaming_agents.connectors.kafka import exactly_once_sink, kafka_source
-    from streaming_agents.runtime.execution import use_thread_mode
-
-    source = kafka_source(bootstrap, in_topic, group_id, bounded=bounded)
-    claims = env.from_source(source, WatermarkStrategy.no_watermarks(), "claims")
-    # run_agent switches the job to thread mode, but PyFlink fixes each Python
-    # operator's mode when it is built: without this the key_by map, built
-    # first, would run in a separate (process mode) Python worker.
-    use_thread_mode(claims)
-    keyed = claims.key_by(policy_key, key_type=Types.STRING())
-    decisions = run_agent(keyed, triage_agent(model), capacity=capacity, journal=journal)
-    decisions.sink_to(exactly_once_sink(bootstrap, out_topic, f"claims-triage-{out_topic}")).name(
-        "decisions"
+    streams = (
+        AgentPipeline.from_kafka(
+            env,
+            bootstrap,
+            in_topic,
+            group_id,
+            bounded=bounded,
+            properties=properties,
+            name="claims",
+        )
+        .key_by("policy_id")
+        .apply(triage_agent(model), capacity=capacity, journal=journal)
     )
-    dead_letters(decisions).sink_to(
-        exactly_once_sink(bootstrap, dlq_topic, f"claims-triage-{dlq_topic}")
-    ).name("dead-letters")
+    streams.to_kafka(
+        bootstrap,
+        outputs=out_topic,
+        dead_letters=dlq_topic,
+        transactional_id_prefix=f"claims-triage-{out_topic}",
+        properties=properties,
+    )

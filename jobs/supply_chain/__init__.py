@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from .job import (
     AGENT_NAME,
-    MALFORMED_KEY,
     SYSTEM_PROMPT,
     Action,
     Assessment,
@@ -23,7 +22,6 @@ from .job import (
     WeatherAlert,
     build,
     parse_event,
-    region_key,
     render_event,
     supply_chain_agent,
 )
@@ -31,7 +29,6 @@ from .sample_data import REGIONS, fake_rules, generate
 
 __all__ = [
     "AGENT_NAME",
-    "MALFORMED_KEY",
     "REGIONS",
     "SYSTEM_PROMPT",
     "Action",
@@ -45,7 +42,6 @@ __all__ = [
     "fake_rules",
     "generate",
     "parse_event",
-    "region_key",
     "render_event",
     "supply_chain_agent",
 ]

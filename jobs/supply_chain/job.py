@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import cloudpickle  # type: ignore[import-untyped]
@@ -35,7 +36,6 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 __all__ = [
     "AGENT_NAME",
-    "MALFORMED_KEY",
     "SEVERE",
     "SYSTEM_PROMPT",
     "Action",
@@ -48,14 +48,13 @@ __all__ = [
     "build",
     "notifications_of",
     "parse_event",
-    "region_key",
     "render_event",
     "supply_chain_agent",
-    "tagger",
 ]
 
 AGENT_NAME = "supply-chain"
-MALFORMED_KEY = "<malformed>"
+INPUT_ROLES = (("positions", "position"), ("stock", "stock"), ("weather", "weather"))
+"""Input topic roles and the ``type`` each adds to its events."""
 """The key of records without a ``region`` (they are dead-lettered)."""
 SEVERE = ("severe", "extreme")
 """Weather severities that threaten shipments and stock."""
@@ -363,31 +362,6 @@ def supply_chain_agent(model: ModelSpec) -> Agent[RegionContext]:
 # --------------------------------------------------------------------------- wiring
 
 
-def tagger(kind: str) -> Any:
-    """A map function adding ``"type": kind`` to JSON objects (anything else passes as is)."""
-
-    def tag(raw: str) -> str:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return raw
-        if not isinstance(value, dict):
-            return raw
-        return json.dumps({**value, "type": kind})
-
-    return tag
-
-
-def region_key(raw: str) -> str:
-    """The record's ``region``, or :data:`MALFORMED_KEY`."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return MALFORMED_KEY
-    region = value.get("region") if isinstance(value, dict) else None
-    return region if isinstance(region, str) and region else MALFORMED_KEY
-
-
 def notifications_of(line: str) -> list[str]:
     """The notifications of one agent output line, one JSON record each."""
     record = json.loads(line)
@@ -418,46 +392,50 @@ def build(
     group_id: str = "supply-chain",
     journal: Journal | None = None,
     capacity: int = 100,
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Add the job to ``env``.
 
     ``topics`` maps the roles ``positions``, ``stock``, ``weather`` (inputs) and
     ``actions``, ``notifications``, ``dlq`` (outputs) to topic names.
     """
-    from pyflink.common import Types, WatermarkStrategy
+    from pyflink.common import Types
 
-    from streaming_agents import dead_letters, run_agent
-    from streaming_agents.connectors.kafka import exactly_once_sink, kafka_source
-    from streaming_agents.runtime.execution import use_thread_mode
+    from streaming_agents.connectors.kafka import exactly_once_sink
+    from streaming_agents.pipeline import AgentPipeline
 
-    streams = []
-    for role, kind in (("positions", "position"), ("stock", "stock"), ("weather", "weather")):
-        source = kafka_source(bootstrap, topics[role], f"{group_id}-{role}", bounded=bounded)
-        stream = env.from_source(source, WatermarkStrategy.no_watermarks(), role).uid(
-            f"source-{role}"
+    inputs = {kind: topics[role] for role, kind in INPUT_ROLES}
+    streams = (
+        AgentPipeline.from_kafka(
+            env,
+            bootstrap,
+            inputs,
+            group_id,
+            role_field="type",
+            bounded=bounded,
+            properties=properties,
+            name="supply-events",
         )
-        if not streams:
-            use_thread_mode(stream)  # before the first Python operator is built
-        streams.append(
-            stream.map(tagger(kind), output_type=Types.STRING())
-            .name(f"tag-{kind}")
-            .uid(f"tag-{kind}")
-        )
-    events = streams[0].union(*streams[1:])
-    keyed = events.key_by(region_key, key_type=Types.STRING())
-    outputs = run_agent(keyed, supply_chain_agent(model), capacity=capacity, journal=journal)
+        .key_by("region")
+        .apply(supply_chain_agent(model), capacity=capacity, journal=journal)
+    )
     prefix = f"supply-chain-{topics['actions']}"
-    outputs.sink_to(exactly_once_sink(bootstrap, topics["actions"], f"{prefix}-actions")).name(
-        "actions"
-    ).uid("sink-actions")
+    streams.to_kafka(
+        bootstrap,
+        outputs=topics["actions"],
+        dead_letters=topics["dlq"],
+        transactional_id_prefix=prefix,
+        properties=properties,
+    )
     (
-        outputs.flat_map(notifications_of, output_type=Types.STRING())
+        streams.outputs.flat_map(notifications_of, output_type=Types.STRING())
         .name("notifications")
         .uid("notifications")
-        .sink_to(exactly_once_sink(bootstrap, topics["notifications"], f"{prefix}-notify"))
+        .sink_to(
+            exactly_once_sink(
+                bootstrap, topics["notifications"], f"{prefix}-notify", properties=properties
+            )
+        )
         .name("notifications-sink")
         .uid("sink-notifications")
     )
-    dead_letters(outputs).sink_to(
-        exactly_once_sink(bootstrap, topics["dlq"], f"{prefix}-dlq")
-    ).name("dead-letters").uid("sink-dlq")

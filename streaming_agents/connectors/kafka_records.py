@@ -10,58 +10,75 @@ the source's checkpointed state, exactly as with ``KafkaSource``.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from streaming_agents.errors import ConfigError
+from streaming_agents.runtime.keys import MALFORMED_KEY, json_key
 
-__all__ = ["MALFORMED_KEY", "json_key", "kafka_records"]
-
-MALFORMED_KEY = "__malformed__"
+__all__ = ["MALFORMED_KEY", "json_key", "kafka_records", "sql_literal"]
 
 _counter = 0
+
+
+def sql_literal(value: str) -> str:
+    """``value`` as a Flink SQL string literal: quotes doubled, control characters refused.
+
+    Option values (a password, a JAAS line) can hold ``'``; pasted into DDL
+    unescaped they would end the literal and let the rest inject options.
+    """
+    if any(ord(ch) < 0x20 for ch in value):
+        raise ConfigError("a Kafka option value may not contain control characters or newlines")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _offsets(spec: Mapping[int, int]) -> str:
+    return ";".join(f"partition:{p},offset:{o}" for p, o in sorted(spec.items()))
 
 
 def kafka_records(
     env: StreamExecutionEnvironment,
     bootstrap: str,
-    topic: str,
+    topic: str | Sequence[str],
     group_id: str,
     *,
-    starting: str = "earliest-offset",
-    bounded: bool = False,
-    properties: dict[str, str] | None = None,
+    starting: str | int | Mapping[int, int] = "earliest-offset",
+    bounded: bool | int | Mapping[int, int] = False,
+    properties: Mapping[str, str] | None = None,
 ) -> DataStream:
     """A stream of ``Row(value: bytes, topic, partition, offset, ts: datetime)``.
 
-    ``starting`` is the SQL connector's ``scan.startup.mode`` (``earliest-offset``,
-    ``latest-offset``, ``group-offsets``); ``bounded`` stops at the offsets that
-    are latest when the job starts.  Reads ``read_committed``.
+    ``value`` is ``None`` for a tombstone.  ``topic`` is one topic or several.
+    ``starting``: the SQL connector's ``scan.startup.mode`` (``earliest-offset``,
+    ``latest-offset``, ``group-offsets``), a timestamp in epoch milliseconds,
+    or ``{partition: offset}`` (single topic).  ``bounded``: ``True`` stops at
+    the offsets that are latest when the job starts; a timestamp or
+    ``{partition: end offset}`` stops there; ``False`` reads on forever.
+    Reads ``read_committed``.  Every option value is quoted with
+    :func:`sql_literal`.
     """
     from pyflink.table import StreamTableEnvironment
 
     global _counter
-    if not topic:
+    topics = [topic] if isinstance(topic, str) else list(topic)
+    if not topics or not all(topics):
         raise ConfigError("kafka_records needs a topic")
     _counter += 1
     table_name = f"sa_kafka_records_{_counter}"
     options = {
         "connector": "kafka",
-        "topic": topic,
+        "topic": ";".join(topics),
         "properties.bootstrap.servers": bootstrap,
         "properties.group.id": group_id,
         "properties.isolation.level": "read_committed",
-        "scan.startup.mode": starting,
         "format": "raw",
+        **_startup(starting),
+        **_bounds(bounded),
     }
-    if bounded:
-        options["scan.bounded.mode"] = "latest-offset"
     for key, value in (properties or {}).items():
         options[f"properties.{key}"] = value
-    with_clause = ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    with_clause = ", ".join(f"{sql_literal(k)} = {sql_literal(v)}" for k, v in options.items())
     t_env = StreamTableEnvironment.create(env)
     t_env.execute_sql(
         f"CREATE TEMPORARY TABLE {table_name} ("
@@ -78,20 +95,25 @@ def kafka_records(
     return t_env.to_data_stream(table)
 
 
-def json_key(field: str) -> Callable[[Any], str]:
-    """Key selector for ``kafka_records`` rows: the JSON field, or ``MALFORMED_KEY``.
+def _startup(starting: str | int | Mapping[int, int]) -> dict[str, str]:
+    if isinstance(starting, Mapping):
+        return {
+            "scan.startup.mode": "specific-offsets",
+            "scan.startup.specific-offsets": _offsets(starting),
+        }
+    if isinstance(starting, int):
+        return {"scan.startup.mode": "timestamp", "scan.startup.timestamp-millis": str(starting)}
+    return {"scan.startup.mode": starting}
 
-    Malformed records get one key of their own so they still reach the agent
-    operator, which sends them to the dead-letter output with their bytes.
-    """
 
-    def select(row: Any) -> str:
-        try:
-            event = json.loads(bytes(row[0]).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return MALFORMED_KEY
-        if not isinstance(event, dict) or field not in event:
-            return MALFORMED_KEY
-        return str(event[field])
-
-    return select
+def _bounds(bounded: bool | int | Mapping[int, int]) -> dict[str, str]:
+    if isinstance(bounded, Mapping):
+        return {
+            "scan.bounded.mode": "specific-offsets",
+            "scan.bounded.specific-offsets": _offsets(bounded),
+        }
+    if bounded is True:
+        return {"scan.bounded.mode": "latest-offset"}
+    if bounded is False:
+        return {}
+    return {"scan.bounded.mode": "timestamp", "scan.bounded.timestamp-millis": str(bounded)}

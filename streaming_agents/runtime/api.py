@@ -11,6 +11,7 @@ from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
 from streaming_agents.journal.factory import JournalSetting, JournalSpec, open_journal
 from streaming_agents.llm.journal import Journal
+from streaming_agents.runtime.events import Limits
 from streaming_agents.runtime.execution import use_thread_mode
 from streaming_agents.runtime.operator import AUDIT_TAG, DEAD_LETTER_TAG, AgentFunction
 
@@ -51,7 +52,7 @@ def run_agent(
     journal: Journal | str | None = None,
     uid: str | None = None,
     fence_side_effects: bool = False,
-    max_event_bytes: int = 1 << 20,
+    limits: Limits | None = None,
     llm_processes: int = 0,
 ) -> DataStream:
     """Run ``agent`` on every key of ``keyed``; returns a stream of output JSON lines.
@@ -68,10 +69,15 @@ def run_agent(
     ``$STREAMING_AGENTS_JOURNAL`` decides.  Entries are scoped to the job
     (its ``pipeline.name``, else ``uid``), the agent and its version.
     ``fence_side_effects`` (replays, dark launches) records calls to tools
-    marked side-effecting instead of running them.  Events larger than
-    ``max_event_bytes`` are dead-lettered, as are malformed ones; feed the
-    operator :func:`streaming_agents.connectors.kafka_records.kafka_records`
-    to have dead letters carry their source topic, partition and offset.
+    marked side-effecting instead of running them.  ``limits``
+    (:class:`~streaming_agents.runtime.events.Limits`) bounds event size and
+    JSON depth and caps every output and dead-letter record below the sink's
+    maximum request size; records outside them, malformed ones and those
+    keyed :data:`~streaming_agents.runtime.events.MALFORMED_KEY` are
+    dead-lettered with their reason.  Feed the operator
+    :func:`streaming_agents.connectors.kafka_records.kafka_records` (or use
+    :mod:`streaming_agents.pipeline`) to have dead letters carry their
+    source topic, partition and offset.
     ``llm_processes > 0`` runs litellm's calls in that many worker processes
     per subtask (:mod:`streaming_agents.llm.call_pool`): litellm's CPU per call
     then no longer shares the operator's interpreter lock, which caps a
@@ -88,7 +94,7 @@ def run_agent(
         _journal_setting(journal, keyed, uid or f"agent-{agent.name}"),
         capacity=capacity,
         fence_side_effects=fence_side_effects,
-        max_event_bytes=max_event_bytes,
+        limits=limits,
         llm_processes=llm_processes,
     )
     op_uid = uid or f"agent-{agent.name}"

@@ -44,10 +44,17 @@ class ChainRunner:
         limiter: AdaptiveLimiter,
         *,
         fence_side_effects: bool = False,
+        max_record_bytes: int = 1_000_000,
     ) -> None:
         self.agent = agent
         self.limiter = limiter
-        self.processor = EventProcessor(agent, call, journal, fence_side_effects=fence_side_effects)
+        self.processor = EventProcessor(
+            agent,
+            call,
+            journal,
+            fence_side_effects=fence_side_effects,
+            max_record_bytes=max_record_bytes,
+        )
         self.stats: RunnerStats = self.processor.stats
         self._chains: dict[str, KeyChain] = {}
         self._lock = threading.Lock()

@@ -42,7 +42,15 @@ from streaming_agents.llm.litellm_client import LiteLLMClient
 from streaming_agents.llm.throttle import AdaptiveLimiter
 from streaming_agents.runtime.breaker import RateBreaker
 from streaming_agents.runtime.chains import ChainRunner, KeyChain
-from streaming_agents.runtime.events import Rejected, dead_letter, parse_event
+from streaming_agents.runtime.events import (
+    MALFORMED_KEY,
+    Envelope,
+    Limits,
+    Rejected,
+    dead_letter,
+    parse_event,
+    record_of,
+)
 from streaming_agents.runtime.metrics import OperatorMetrics
 
 __all__ = ["AUDIT_TAG", "DEAD_LETTER_TAG", "AgentFunction"]
@@ -63,7 +71,7 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         capacity: int = 100,
         poll_ms: int = 5,
         fence_side_effects: bool = False,
-        max_event_bytes: int = 1 << 20,
+        limits: Limits | None = None,
         llm_processes: int = 0,
     ) -> None:
         self.agent = agent
@@ -71,7 +79,7 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         # Taken where the job is built: inside a thread-mode worker
         # ``sys.executable`` is the base interpreter, not the job's venv.
         self.worker_python = sys.executable
-        self.max_event_bytes = max_event_bytes
+        self.limits = limits or Limits()
         self.journal = journal
         self.capacity = capacity
         self.fence_side_effects = fence_side_effects
@@ -103,6 +111,7 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
             self.journal,
             limiter,
             fence_side_effects=self.fence_side_effects,
+            max_record_bytes=self.limits.max_record_bytes,
         )
         self._breaker = RateBreaker(self.agent.breaker) if self.agent.breaker else None
         self._metrics = OperatorMetrics(runtime_context.get_metrics_group(), self._runner, client)
@@ -119,43 +128,15 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         key = str(ctx.get_current_key())
         self._metrics.events_in.inc()
-        envelope = parse_event(value, self.max_event_bytes)
-        if isinstance(envelope, Rejected):
+        envelope = self._admit(key, value)
+        if not isinstance(envelope, dict):
             self._metrics.dead_lettered.inc()
-            yield (
-                DEAD_LETTER_TAG,
-                dead_letter(
-                    envelope.reason,
-                    key,
-                    envelope.payload,
-                    envelope.error,
-                    raw=envelope.raw,
-                    source=envelope.source,
-                    agent=self.agent.name,
-                    version=self.agent.version,
-                ),
-            )
-            return
-        if self._breaker is not None and not self._breaker.admit(key):
-            self._metrics.dead_lettered.inc()
-            yield (
-                DEAD_LETTER_TAG,
-                dead_letter(
-                    "circuit open",
-                    key,
-                    envelope["e"],
-                    self._breaker.describe(),
-                    source=envelope["s"],
-                    agent=self.agent.name,
-                    version=self.agent.version,
-                ),
-            )
-            yield AUDIT_TAG, self._breaker.report(key, self.agent.name, self.agent.version)
+            yield from envelope
             return
         chain = self._chain(key)
         queue = json.loads(self._queue.value() or "[]")
         queue.append(envelope)
-        self._queue.update(json.dumps(queue))
+        self._queue.update(json.dumps(queue, default=str))
         assert self._runner is not None
         self._runner.enqueue(chain, envelope)
         timers = ctx.timer_service()
@@ -164,6 +145,61 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
             timers.register_event_time_timer(chain.end_timer)
         self._schedule(chain, timers)
         yield from self._commit(chain)
+
+    def _admit(self, key: str, value: Any) -> Envelope | list[Any]:
+        """The event's envelope, or the side-output records that reject it."""
+        try:
+            envelope = parse_event(value, self.limits)
+        except Exception as exc:  # noqa: BLE001 - no record may fail the job
+            error = f"{type(exc).__name__}: {exc}"
+            envelope = Rejected("malformed event", error, None, repr(value)[:1000], None)
+        if not isinstance(envelope, Rejected) and key == MALFORMED_KEY:
+            error = "the key selector found no usable key in this event"
+            found = record_of(value)
+            raw = found[0] if found is not None else None
+            envelope = Rejected("no key", error, raw, envelope["e"], envelope["s"])
+        if isinstance(envelope, Rejected):
+            record = self._dead_letter(
+                envelope.reason,
+                key,
+                envelope.payload,
+                envelope.error,
+                envelope.source,
+                envelope.raw,
+                envelope.original,
+            )
+            return [(DEAD_LETTER_TAG, record)]
+        if self._breaker is not None and not self._breaker.admit(key):
+            description = self._breaker.describe()
+            record = self._dead_letter(
+                "circuit open", key, envelope["e"], description, envelope["s"]
+            )
+            report = self._breaker.report(key, self.agent.name, self.agent.version)
+            return [(DEAD_LETTER_TAG, record), (AUDIT_TAG, report)]
+        return envelope
+
+    def _dead_letter(
+        self,
+        reason: str,
+        key: str,
+        payload: Any,
+        error: str,
+        source: dict[str, Any] | None,
+        raw: bytes | None = None,
+        original: dict[str, Any] | None = None,
+    ) -> str:
+        return dead_letter(
+            reason,
+            key,
+            payload,
+            error,
+            raw=raw,
+            source=source,
+            agent=self.agent.name,
+            version=self.agent.version,
+            original=original,
+            max_bytes=self.limits.max_record_bytes,
+        )
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         if self._runner is None:

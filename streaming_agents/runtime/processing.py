@@ -48,6 +48,10 @@ class ToolLoopExceeded(RuntimeFailure):
     """The model kept asking for tools past the agent's ``max_tool_iterations``."""
 
 
+class OutputTooLarge(RuntimeFailure):
+    """An output record would be larger than the sink may write (``Limits.max_record_bytes``)."""
+
+
 def _reason(exc: StreamingAgentsError) -> str:
     if isinstance(exc, ToolLoopExceeded):
         return "tool loop exceeded"
@@ -97,9 +101,11 @@ class EventProcessor:
         journal: JournalSetting,
         *,
         fence_side_effects: bool = False,
+        max_record_bytes: int = 1_000_000,
     ) -> None:
         self.agent = agent
         self.fence_side_effects = fence_side_effects
+        self.max_record_bytes = max_record_bytes
         self.stats = RunnerStats()
         self._call = call
         # Resolved here, on the worker: a URI in the job names the backend.
@@ -182,6 +188,12 @@ class EventProcessor:
             ).model_dump_json()
             for out in outputs
         )
+        too_large = max((len(line.encode("utf-8", "replace")) for line in lines), default=0)
+        if too_large > self.max_record_bytes:
+            error = OutputTooLarge(
+                f"an output record of {too_large} bytes > {self.max_record_bytes}"
+            )
+            return self._reject("output too large", trace, event, error, memory)
         trace.decision("output", turn=new_memory.turn_count)
         completion = Completion(memory_json=new_memory.dump(), outputs=lines, audit=trace.lines())
         return completion, new_memory
@@ -367,6 +379,7 @@ class EventProcessor:
             source=trace.source,
             agent=trace.agent,
             version=trace.version,
+            max_bytes=self.max_record_bytes,
         )
         trace.decision("dead_letter", reason=reason)
         completion = Completion(memory_json=memory.dump(), dead_letter=record, audit=trace.lines())

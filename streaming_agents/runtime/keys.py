@@ -1,0 +1,77 @@
+"""The one key selector: a JSON field of the event, or the dead-letter key.
+
+A key selector runs inside Flink before the agent operator; an exception there
+fails the job, so :func:`json_key` never raises on account of data.  The
+field is a name or a dotted path (``"input.policy_id"``).  A key is usable
+when it is a non-empty string or an integer (not a boolean) of at most
+``Limits.max_key_chars`` characters; every other record -- no such field,
+null, an object, not JSON at all -- gets :data:`MALFORMED_KEY`, and the agent
+operator dead-letters it with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streaming_agents.errors import ConfigError
+from streaming_agents.runtime.events import (
+    MALFORMED_KEY,
+    PREPARED_FIELDS,
+    Limits,
+    Rejected,
+    parse_event,
+)
+
+__all__ = ["MALFORMED_KEY", "JsonKey", "json_key", "key_of", "split_path"]
+
+
+def split_path(field: str) -> tuple[str, ...]:
+    """``"a.b"`` -> ``("a", "b")``; refuses empty names (a user mistake)."""
+    parts = tuple(field.split("."))
+    if not field or any(not part for part in parts):
+        raise ConfigError(f"key field {field!r} must be a name or a dotted path of names")
+    return parts
+
+
+def key_of(event: dict[str, Any], path: tuple[str, ...], max_chars: int) -> str | None:
+    """The key at ``path`` in ``event``, or None when it is missing or unusable."""
+    value: Any = event
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if 0 < len(text) <= max_chars else None
+
+
+class JsonKey:
+    """Picklable key selector (see :func:`json_key`)."""
+
+    def __init__(self, field: str, limits: Limits | None = None) -> None:
+        self.field = field
+        self.path = split_path(field)
+        self.limits = limits or Limits()
+
+    def __call__(self, value: Any) -> str:
+        if getattr(value, "_fields", None) == PREPARED_FIELDS:
+            return str(value[0])
+        try:
+            envelope = parse_event(value, self.limits)
+        except Exception:  # noqa: BLE001 - a key selector must never fail the job
+            return MALFORMED_KEY
+        if isinstance(envelope, Rejected):
+            return MALFORMED_KEY
+        return key_of(envelope["e"], self.path, self.limits.max_key_chars) or MALFORMED_KEY
+
+
+def json_key(field: str, limits: Limits | None = None) -> JsonKey:
+    """Key selector for ``key_by``: the JSON field (or dotted path) of each event.
+
+    Works on every input the agent operator accepts (``kafka_records`` rows,
+    ``str``/``bytes`` JSON, ``dict``, pipeline rows).  Records without a usable
+    key get :data:`MALFORMED_KEY`; the operator dead-letters those it cannot
+    parse and processes the rest under that key.
+    """
+    return JsonKey(field, limits)

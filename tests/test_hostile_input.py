@@ -1,0 +1,145 @@
+"""No record a producer can write stops an agent job (the hostile corpus, end to end).
+
+Every case of :mod:`streaming_agents.testing.hostile` is written to a real
+topic, each followed by a valid event.  The job must finish with one
+committed output per valid record, one dead letter per bad record (with the
+expected reason and the record's exact offset), nothing else, and every
+record within the sink's size limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from agent_support import echo_agent
+
+from streaming_agents import dead_letters, run_agent
+from streaming_agents.connectors.kafka import exactly_once_sink
+from streaming_agents.connectors.kafka_records import json_key, kafka_records
+from streaming_agents.pipeline import Prepare
+from streaming_agents.runtime.environment import local_env
+from streaming_agents.runtime.events import Limits, dead_letter, parse_event
+from streaming_agents.testing.fake_llm import FakeLLM
+from streaming_agents.testing.hostile import (
+    OUTPUT,
+    Case,
+    corpus,
+    create_corpus_topic,
+    interleaved,
+    produce_cases,
+)
+from streaming_agents.testing.kafka import consume_committed
+
+BASE = {"k": "base", "seq": 0}
+
+
+def _valid(i: int) -> dict[str, Any]:
+    return {"k": f"v{i % 4}", "seq": i}
+
+
+def _cases() -> list[Case]:
+    return [case for case, _ in interleaved(corpus(BASE, "k"), _valid)]
+
+
+@pytest.mark.parametrize("case", corpus(BASE, "k"), ids=lambda c: c.name)
+def test_every_case_is_decided_without_raising(case: Case) -> None:
+    """The key selector and the decoder give every case its documented outcome."""
+    limits = Limits()
+    key = json_key("k")(case.value)
+    prepared = Prepare("k", limits)(case.value)
+    assert prepared is not None
+    envelope = json.loads(prepared[1])
+    if case.expect == OUTPUT:
+        assert key == prepared[0] == "base" and "e" in envelope
+    else:
+        assert key == prepared[0] == "__malformed__"
+        assert envelope["x"]["reason"] == case.expect, envelope["x"]["error"]
+    if case.value is not None:
+        parsed = parse_event(case.value, limits)
+        assert isinstance(parsed, dict) == (case.expect == OUTPUT or case.expect == "no key")
+
+
+def test_a_dead_letter_always_fits_and_points_at_the_original() -> None:
+    raw = b"\x00" * 3_000_000
+    source = {"topic": "t", "partition": 2, "offset": 41, "timestamp_ms": 1}
+    record = dead_letter(
+        "oversized event",
+        "k" * 50_000,
+        "é" * 900_000,
+        "e" * 10_000,
+        raw=raw,
+        source=source,
+        max_bytes=100_000,
+    )
+    assert len(record.encode()) <= 100_000
+    parsed = json.loads(record)
+    assert parsed["truncated"] is True and parsed["original_b64"] is None
+    assert parsed["original"] == {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    assert parsed["source"] == source
+    small = json.loads(dead_letter("malformed event", "k", "x", raw=b"\xff", source=source))
+    assert base64.b64decode(small["original_b64"]) == b"\xff" and small["truncated"] is False
+
+
+def _run_public_api_job(bootstrap: str, topics: dict[str, str], fake_llm: FakeLLM) -> None:
+    from pyflink.common import Types
+
+    env = local_env(checkpoint_interval_ms=1000)
+    rows = kafka_records(env, bootstrap, topics["in"], "hostile", bounded=True)
+    out = run_agent(rows.key_by(json_key("k"), key_type=Types.STRING()), echo_agent(fake_llm))
+    out.sink_to(exactly_once_sink(bootstrap, topics["out"], f"o-{topics['out']}"))
+    dead_letters(out).sink_to(exactly_once_sink(bootstrap, topics["dlq"], f"d-{topics['dlq']}"))
+    env.execute("hostile-public-api")
+
+
+def check_outcomes(
+    cases: list[Case], outputs: list[dict[str, Any]], dead: list[dict[str, Any]], topic: str
+) -> None:
+    """One output per valid case, one dead letter with the expected reason per bad one."""
+    expected_out = {i for i, c in enumerate(cases) if c.expect == OUTPUT}
+    got_out = [o["source"]["offset"] for o in outputs]
+    assert sorted(got_out) == sorted(expected_out), "outputs for exactly the valid records"
+    by_offset = {d["source"]["offset"]: d for d in dead}
+    assert len(by_offset) == len(dead), "one dead letter per bad record"
+    wrong = {
+        cases[i].name: (by_offset.get(i, {}).get("reason"), c.expect)
+        for i, c in enumerate(cases)
+        if c.expect != OUTPUT and by_offset.get(i, {}).get("reason") != c.expect
+    }
+    assert not wrong, f"dead letters (got, expected): {wrong}"
+    assert set(by_offset) == {i for i, c in enumerate(cases) if c.expect != OUTPUT}
+    for offset, letter in by_offset.items():
+        assert letter["source"]["topic"] == topic and letter["error"]
+        value = cases[offset].value
+        if value is not None:
+            assert letter["original"]["sha256"] == hashlib.sha256(value).hexdigest()
+
+
+def test_public_api_job_survives_the_corpus(
+    fake_llm: FakeLLM, kafka_bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
+    topics = {
+        "in": topic_factory("hostile-in"),
+        "out": topic_factory("hostile-out"),
+        "dlq": topic_factory("hostile-dlq"),
+    }
+    topics["in"] += "-big"
+    create_corpus_topic(kafka_bootstrap, topics["in"])
+    cases = _cases()
+    produce_cases(kafka_bootstrap, topics["in"], cases)
+    _run_public_api_job(kafka_bootstrap, topics, fake_llm)
+
+    n_out = sum(c.expect == OUTPUT for c in cases)
+    outs = consume_committed(kafka_bootstrap, topics["out"], expected=n_out, linger_s=2)
+    dlq = consume_committed(kafka_bootstrap, topics["dlq"], expected=len(cases) - n_out, linger_s=2)
+    assert all(len(m.value()) <= Limits().max_record_bytes for m in [*outs, *dlq])
+    check_outcomes(
+        cases,
+        [json.loads(m.value()) for m in outs],
+        [json.loads(m.value()) for m in dlq],
+        topics["in"],
+    )
