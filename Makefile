@@ -10,7 +10,7 @@ MVN := mvn -q -B -C
 LINT_PATHS := streaming_agents tests $(wildcard examples jobs scripts)
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars test test-fast lint bench demo kafka-up kafka-down cluster-up cluster-down fake-llm chaos clean
+.PHONY: help install jars jars-lock wheel test test-fast lint bench demo kafka-up kafka-down cluster-up cluster-down fake-llm chaos clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -31,6 +31,13 @@ install: $(VENV)/.installed ## Create .venv and install the package with dev ext
 	touch $@
 
 jars: .jars/.fetched ## Fetch the Flink Kafka connector and the Kafka broker from Maven Central (checksums strict)
+
+jars-lock: jars ## Re-pin the jars of jvm/*/pom.xml (coordinates + SHA-256) in streaming_agents/_jars/*.lock.json
+	$(PY) -m scripts.lock_jars
+
+wheel: install jars ## Build the wheel into dist/ (ships the Kafka connector jar and jobs/; see setup.py)
+	$(PY) -m pip wheel -q --no-deps -w dist .
+	@ls -l dist/*.whl
 
 test: install jars ## Run the whole test suite (starts Kafka, the fake LLM and a Flink cluster, stops them after)
 	$(PY) -m pytest -q tests

@@ -1,8 +1,8 @@
 """The agent registry: which jobs exist, which agents they run, which topics link them.
 
-Every deployable job is a Python package in a folder under ``jobs/`` (or any
-folder given by path) with a ``spec.py`` module that declares ``JOB``, a
-:class:`JobSpec`:
+Every deployable job is a Python package in a folder under ``jobs/`` (shipped in
+the wheel as ``streaming_agents/_jobs``; or any folder given by path) with a
+``spec.py`` module that declares ``JOB``, a :class:`JobSpec`:
 
 * the job's topics by *role* (``{"claims": "claims", "decisions": "claims-decisions"}``):
   roles are what the code refers to, names are defaults that ``run``/``submit``
@@ -59,7 +59,9 @@ __all__ = [
 ]
 
 JOBS_DIR_ENV = "STREAMING_AGENTS_JOBS_DIR"
-"""Overrides where jobs are discovered (default: ``<repository>/jobs``)."""
+"""Overrides where jobs are discovered (default: the shipped jobs, see :func:`jobs_dir`)."""
+PACKAGED_JOBS = Path(__file__).resolve().parent / "_jobs"
+"""Where a wheel carries the repository's ``jobs/`` (setup.py copies them at build time)."""
 
 SPEC_MODULE = "spec"
 
@@ -194,10 +196,13 @@ class Link:
 
 
 def jobs_dir() -> Path:
-    """``$STREAMING_AGENTS_JOBS_DIR`` or ``<repository>/jobs``."""
+    """Where jobs are discovered: ``$STREAMING_AGENTS_JOBS_DIR``, else the jobs the
+    installed package ships (``streaming_agents/_jobs``), else ``<checkout>/jobs``."""
     override = os.environ.get(JOBS_DIR_ENV)
     if override:
         return Path(override).resolve()
+    if PACKAGED_JOBS.is_dir():
+        return PACKAGED_JOBS
     from streaming_agents.runtime.environment import repo_root
 
     return repo_root() / "jobs"

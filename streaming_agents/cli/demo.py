@@ -14,7 +14,6 @@ Progress goes to stderr, the decisions and the summary to stdout.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -140,33 +139,11 @@ def run_demo(events: int = 20, model: str | None = None, out: TextIO | None = No
 
 
 def _load_job() -> ModuleType:
-    """``jobs/claims_triage`` of the source checkout, imported by path as ``claims_triage``.
+    """The ``claims_triage`` job package, from the jobs the registry finds (shipped in the
+    wheel, or the checkout's ``jobs/``), imported by location as ``claims_triage``."""
+    from streaming_agents.registry import load_job
 
-    The installed package does not ship ``jobs``, and a ``jobs`` package elsewhere
-    on ``sys.path`` (``tests/jobs``) could shadow it, so it is loaded by location.
-    """
-    from streaming_agents.runtime.environment import repo_root
-
-    name = "claims_triage"
-    if name in sys.modules:
-        return sys.modules[name]
-    init = repo_root() / "jobs" / "claims_triage" / "__init__.py"
-    if not init.exists():
-        raise ConfigError(
-            f"the demo needs the source checkout (no {init}); set SA_REPO_ROOT to the checkout"
-        )
-    spec = importlib.util.spec_from_file_location(
-        name, init, submodule_search_locations=[str(init.parent)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+    return load_job("claims_triage").module
 
 
 class _BrokerStart:

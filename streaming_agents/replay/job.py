@@ -346,6 +346,10 @@ def replay(
 
     from streaming_agents.connectors.kafka import exactly_once_sink
 
+    # The environment first: it loads the Kafka connector jar into this JVM, which
+    # KafkaSource.builder() below needs (a fresh process has no other job loading it).
+    env = _env(mode, checkpoint_interval_ms)
+
     def offsets(index: int) -> Any:
         return KafkaOffsetsInitializer.offsets(
             {KafkaTopicPartition(topic, p): bounds[index] for p, bounds in resolved.offsets.items()}
@@ -363,7 +367,6 @@ def replay(
         .set_property("commit.offsets.on.checkpoint", "false")
         .build()
     )
-    env = _env(mode, checkpoint_interval_ms)
     stream = _agent_stream(
         env,
         source,

@@ -5,7 +5,9 @@ every job in this project needs:
 
 * the Python workers run *this* interpreter (``python.executable``), otherwise
   Flink starts ``python`` from ``PATH`` and fails with "No module named pyflink";
-* the Kafka connector jar(s) from ``$SA_JARS_DIR/flink`` are on ``pipeline.jars``;
+* the Kafka connector jar (shipped in the wheel, checksum-verified; see
+  :mod:`streaming_agents.jars`) is on ``pipeline.jars`` and loaded into this
+  process's JVM, so Kafka sources and sinks can be built right after;
 * exactly-once checkpointing is on.  A checkpoint is the unit of recovery *and*
   of output: the exactly-once Kafka sink commits its transaction only when the
   checkpoint that covers those records completes, so the checkpoint interval is
@@ -46,20 +48,20 @@ def repo_root() -> Path:
 
 
 def jars_dir() -> Path:
-    """``$SA_JARS_DIR`` or ``<repo>/.jars``: holds ``flink/`` and ``kafka/`` jar folders."""
+    """``$SA_JARS_DIR`` or ``<repo>/.jars``: the checkout's ``flink/`` and ``kafka/`` jar folders.
+
+    Only a source checkout (``make jars``) or a folder you filled has them; an
+    installed package finds its jars through :mod:`streaming_agents.jars`.
+    """
     override = os.environ.get("SA_JARS_DIR")
     return Path(override).resolve() if override else repo_root() / ".jars"
 
 
 def connector_jars() -> list[Path]:
-    """The Flink connector jars (``<jars>/flink/*.jar``); raises if ``make jars`` never ran."""
-    folder = jars_dir() / "flink"
-    jars = sorted(folder.glob("*.jar"))
-    if not jars:
-        raise InfrastructureError(
-            f"no Flink connector jars in {folder}: run `make jars` (or set SA_JARS_DIR)"
-        )
-    return jars
+    """The Flink Kafka connector jar(s), verified (:func:`streaming_agents.jars.connector_jars`)."""
+    from streaming_agents.jars import connector_jars as jars
+
+    return jars()
 
 
 def java_home() -> str:
@@ -104,6 +106,7 @@ def local_env(
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
         "python.fn-execution.bundle.time": "10",
+        # set through Configuration, pipeline.jars also loads the jar into this JVM
         "pipeline.jars": ";".join(jar.as_uri() for jar in connector_jars()),
         "state.backend.type": state_backend,
         # the agent operator needs thread mode; set it before any operator is built

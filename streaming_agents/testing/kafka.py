@@ -1,6 +1,7 @@
 """A real single-node Kafka broker (KRaft: broker + controller in one JVM) for tests.
 
-It runs the Kafka 4.x jars fetched by ``make jars`` into ``$SA_JARS_DIR/kafka``;
+It runs the Kafka 4.x jars pinned in ``streaming_agents/_jars/kafka.lock.json``
+(``make jars``, else fetched once into the user cache: :mod:`streaming_agents.jars`);
 no Docker needed.  Settings that matter for exactly-once tests: replication
 factor 1 and ``transaction.state.log.min.isr=1`` so transactions work on one
 node, ``group.initial.rebalance.delay.ms=0`` so fresh consumers start at once.
@@ -49,7 +50,7 @@ from streaming_agents.connectors.security import (
     write_secret_file,
 )
 from streaming_agents.errors import InfrastructureError
-from streaming_agents.runtime.environment import jars_dir, java_home, repo_root
+from streaming_agents.runtime.environment import java_home, repo_root
 from streaming_agents.testing.kafka_tls import broker_tls
 
 __all__ = [
@@ -224,10 +225,9 @@ class LocalKafka:
         self.state_file.write_text(json.dumps(state))
 
     def _classpath(self) -> str:
-        folder = jars_dir() / "kafka"
-        if not any(folder.glob("kafka_*.jar")):
-            raise InfrastructureError(f"no Kafka broker jars in {folder}: run `make jars`")
-        return f"{folder}/*"
+        from streaming_agents.jars import broker_jars  # verified; fetched once if missing
+
+        return os.pathsep.join(str(jar) for jar in broker_jars())
 
     def _write_config(self) -> Path:
         path = self.workdir / "server.properties"
@@ -298,12 +298,9 @@ class LocalKafka:
         upsert_scram_user(self.bootstrap, self.admin_security, user, password)
 
     def _java_cmd(self, main: str, *args: str) -> list[str]:
-        folder = jars_dir() / "kafka"
-        if not any(folder.glob("kafka_*.jar")):
-            raise InfrastructureError(f"no Kafka broker jars in {folder}: run `make jars`")
         log4j = f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}"
         java = str(Path(java_home(), "bin", "java"))
-        return [java, "-Xms128m", "-Xmx512m", log4j, "-cp", f"{folder}/*", main, *args]
+        return [java, "-Xms128m", "-Xmx512m", log4j, "-cp", self._classpath(), main, *args]
 
     def start(self, timeout_s: float = 60.0) -> None:
         """Format storage if new, start the JVM (detached session), wait until it answers."""
