@@ -18,6 +18,12 @@ Exactly-once end to end needs three things, and these builders set them:
   consumer (librdkafka's default is read_committed, the Java client's is not)
   sees aborted duplicates.
 
+Both builders take ``security``, the project's one client-security setting
+(:mod:`streaming_agents.connectors.security`): its Java properties hold
+references (``${env:...}``, ``${file:...}``) that each Kafka client resolves
+on the TaskManager/JobManager creating it, so the job graph never holds the
+password; those machines need the variable or the file.
+
 ``transaction.timeout.ms`` must not exceed the broker's
 ``transaction.max.timeout.ms`` (15 min by default), and must be longer than
 the longest expected outage: a transaction the broker times out before the
@@ -29,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from streaming_agents.connectors.security import KafkaSecurity, merge_properties
 from streaming_agents.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -52,6 +59,7 @@ def kafka_source(
     bounded: bool = False,
     isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed",
     properties: dict[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> KafkaSource:
     """A ``KafkaSource`` of record values (``str`` or ``bytes``).
 
@@ -70,6 +78,8 @@ def kafka_source(
         isolation_level: keep ``read_committed`` unless reading a topic no
             transactional producer writes and latency matters.
         properties: extra Kafka consumer properties.
+        security: the client-security setting (SASL/TLS); its keys may not
+            clash with ``properties``.
     """
     from pyflink.common.serialization import ByteArraySchema, SimpleStringSchema
     from pyflink.datastream.connectors.kafka import (
@@ -101,7 +111,7 @@ def kafka_source(
         .set_value_only_deserializer(schema)
         .set_property("isolation.level", isolation_level)
     )
-    for key, val in (properties or {}).items():
+    for key, val in merge_properties(security, properties).items():
         builder = builder.set_property(key, val)
     if bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
@@ -116,6 +126,7 @@ def exactly_once_sink(
     transaction_timeout_ms: int = 600_000,
     value: Literal["string", "bytes"] = "string",
     properties: dict[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> KafkaSink:
     """A ``KafkaSink`` writing values to ``topic`` with ``DeliveryGuarantee.EXACTLY_ONCE``.
 
@@ -126,7 +137,9 @@ def exactly_once_sink(
     transactions of the previous attempt; two jobs sharing a prefix fence each
     other.  ``transaction_timeout_ms`` must be at most the broker's
     ``transaction.max.timeout.ms`` (15 min) and longer than any outage to
-    survive.
+    survive.  ``security`` is the client-security setting (as for
+    :func:`kafka_source`); the principal needs WRITE on ``topic`` and
+    WRITE/DESCRIBE on transactional ids prefixed ``transactional_id_prefix``.
     """
     from pyflink.common.serialization import ByteArraySchema, SimpleStringSchema
     from pyflink.datastream.connectors import DeliveryGuarantee
@@ -154,6 +167,6 @@ def exactly_once_sink(
         .set_transactional_id_prefix(transactional_id_prefix)
         .set_property("transaction.timeout.ms", str(transaction_timeout_ms))
     )
-    for key, val in (properties or {}).items():
+    for key, val in merge_properties(security, properties).items():
         builder = builder.set_property(key, val)
     return builder.build()
