@@ -136,6 +136,7 @@ class _Job:
     number: int
     line: int
     job_id: str
+    rest_url: str
     seen: set[tuple[int, str]] = field(default_factory=set)
     causes: list[str] = field(default_factory=list)
 
@@ -143,19 +144,18 @@ class _Job:
 class JobWatcher:
     """Prints every task failure of the watched jobs as it happens (one line each).
 
-    Reads ``GET /jobs/<id>/exceptions`` of the mini-cluster's REST endpoint
-    once per ``interval_s``.  Nothing here changes a job; it only reports.
+    Reads ``GET /jobs/<id>/exceptions`` of the job's REST endpoint (each
+    local job has a mini-cluster of its own) once per ``interval_s``.
+    Nothing here changes a job; it only reports.
     """
 
     def __init__(
         self,
-        rest_url: str,
         err: IO[str] | None = None,
         *,
         restart_attempts: int | None = None,
         interval_s: float = 0.5,
     ) -> None:
-        self.rest_url = rest_url.rstrip("/")
         self.err = err if err is not None else sys.stderr
         self.restart_attempts = restart_attempts
         self.interval_s = interval_s
@@ -165,10 +165,10 @@ class JobWatcher:
         self._thread: threading.Thread | None = None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def watch(self, number: int, line: int, job_id: str) -> None:
+    def watch(self, number: int, line: int, job_id: str, rest_url: str) -> None:
         """Start reporting the failures of ``job_id`` (statement ``number`` at ``line``)."""
         with self._lock:
-            self._jobs[job_id] = _Job(number, line, job_id)
+            self._jobs[job_id] = _Job(number, line, job_id, rest_url.rstrip("/"))
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="sql-job-watch", daemon=True)
             self._thread.start()
@@ -195,7 +195,7 @@ class JobWatcher:
         with self._lock:
             jobs = list(self._jobs.values())
         for job in jobs:
-            entries = self._entries(job.job_id)
+            entries = self._entries(job)
             for entry in sorted(entries, key=lambda e: int(str(e.get("timestamp") or 0))):
                 seen = (int(str(entry.get("timestamp") or 0)), str(entry.get("taskName")))
                 with self._lock:
@@ -207,8 +207,8 @@ class JobWatcher:
                     count = len(job.causes)
                 self._report(job, entry, cause, count)
 
-    def _entries(self, job_id: str) -> list[dict[str, object]]:
-        url = f"{self.rest_url}/jobs/{job_id}/exceptions?maxExceptions=20"
+    def _entries(self, job: _Job) -> list[dict[str, object]]:
+        url = f"{job.rest_url}/jobs/{job.job_id}/exceptions?maxExceptions=20"
         try:
             with self._opener.open(url, timeout=5) as response:
                 body = json.loads(response.read())

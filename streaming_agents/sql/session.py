@@ -98,6 +98,7 @@ class SqlSession:
         # thread-mode workers import streaming_agents from any working folder
         config.set(_PYTHONPATH, worker_pythonpath(config.get(_PYTHONPATH, None)))
         self.watcher = _watcher(config, self.err)
+        self._rest_url: str | None = None
 
     # -- helpers used by the view builder --------------------------------------------------
 
@@ -251,8 +252,9 @@ class SqlSession:
     def _record(self, result: StatementResult) -> StatementResult:
         self.results.append(result)
         client = result.table_result.get_job_client() if result.kind == "insert" else None
-        if client is not None and self.watcher is not None:
-            self.watcher.watch(result.number, result.line, str(client.get_job_id()))
+        if client is not None and self.watcher is not None and self._rest_url:
+            job_id = str(client.get_job_id())
+            self.watcher.watch(result.number, result.line, job_id, self._rest_url)
         if result.message:
             self._say(f"[{result.number}] {result.message}")
         return result
@@ -292,6 +294,11 @@ class SqlSession:
         elif completions:
             config.set(_MODE, "process")
         config.set("pipeline.name", f"sql statement {statement.number} (line {statement.line})")
+        if self.watcher is not None:  # every local job starts a mini-cluster: a port each
+            port = str(free_port())
+            config.set("rest.bind-port", port)
+            config.set("rest.port", port)
+            self._rest_url = f"http://127.0.0.1:{port}"
         rewritten = agents or completions
         try:
             return submit()
@@ -352,7 +359,7 @@ def _watcher(config: Any, err: IO[str]) -> JobWatcher | None:
         attempts = int(config.get("restart-strategy.fixed-delay.attempts", "0") or 0)
     elif config.get("restart-strategy.type", None) == "none":
         attempts = 0
-    return JobWatcher(f"http://127.0.0.1:{port}", err, restart_attempts=attempts)
+    return JobWatcher(err, restart_attempts=attempts)
 
 
 def run_sql_script(
