@@ -59,11 +59,11 @@ chaos: install jars ## Crash the agent job on a real cluster (TM/JM kill -9, bro
 demo: install jars ## Run the demo job against a local broker and the fake LLM
 	$(PY) -m streaming_agents.cli.main demo
 
-kafka-up: install jars ## Start a single-node KRaft broker on localhost (prints its bootstrap address)
-	$(PY) -m streaming_agents.testing.kafka up
+kafka-up: install jars ## Start a single-node KRaft broker on localhost (SECURE=1: SASL_SSL, SCRAM users, ACLs; prints bootstrap and the admin's client-security file)
+	$(PY) -m streaming_agents.testing.kafka up $(if $(SECURE),--secure)
 
-kafka-down: install ## Stop the broker started by kafka-up
-	$(PY) -m streaming_agents.testing.kafka down
+kafka-down: install ## Stop the broker started by kafka-up (SECURE=1: the secured one)
+	$(PY) -m streaming_agents.testing.kafka down $(if $(SECURE),--secure)
 
 cluster-up: install jars ## Start a standalone Flink cluster (JobManager + TaskManager) from flink-conf/
 	$(PY) -m streaming_agents.testing.cluster up
