@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from agent_support import echo_agent
+from hostile_support import check_outcomes, collect
 
 from streaming_agents import dead_letters, run_agent
 from streaming_agents.connectors.kafka import exactly_once_sink
@@ -33,7 +34,6 @@ from streaming_agents.testing.hostile import (
     interleaved,
     produce_cases,
 )
-from streaming_agents.testing.kafka import consume_committed
 
 BASE = {"k": "base", "seq": 0}
 
@@ -96,29 +96,6 @@ def _run_public_api_job(bootstrap: str, topics: dict[str, str], fake_llm: FakeLL
     env.execute("hostile-public-api")
 
 
-def check_outcomes(
-    cases: list[Case], outputs: list[dict[str, Any]], dead: list[dict[str, Any]], topic: str
-) -> None:
-    """One output per valid case, one dead letter with the expected reason per bad one."""
-    expected_out = {i for i, c in enumerate(cases) if c.expect == OUTPUT}
-    got_out = [o["source"]["offset"] for o in outputs]
-    assert sorted(got_out) == sorted(expected_out), "outputs for exactly the valid records"
-    by_offset = {d["source"]["offset"]: d for d in dead}
-    assert len(by_offset) == len(dead), "one dead letter per bad record"
-    wrong = {
-        cases[i].name: (by_offset.get(i, {}).get("reason"), c.expect)
-        for i, c in enumerate(cases)
-        if c.expect != OUTPUT and by_offset.get(i, {}).get("reason") != c.expect
-    }
-    assert not wrong, f"dead letters (got, expected): {wrong}"
-    assert set(by_offset) == {i for i, c in enumerate(cases) if c.expect != OUTPUT}
-    for offset, letter in by_offset.items():
-        assert letter["source"]["topic"] == topic and letter["error"]
-        value = cases[offset].value
-        if value is not None:
-            assert letter["original"]["sha256"] == hashlib.sha256(value).hexdigest()
-
-
 def test_public_api_job_survives_the_corpus(
     fake_llm: FakeLLM, kafka_bootstrap: str, topic_factory: Callable[..., str]
 ) -> None:
@@ -133,13 +110,5 @@ def test_public_api_job_survives_the_corpus(
     produce_cases(kafka_bootstrap, topics["in"], cases)
     _run_public_api_job(kafka_bootstrap, topics, fake_llm)
 
-    n_out = sum(c.expect == OUTPUT for c in cases)
-    outs = consume_committed(kafka_bootstrap, topics["out"], expected=n_out, linger_s=2)
-    dlq = consume_committed(kafka_bootstrap, topics["dlq"], expected=len(cases) - n_out, linger_s=2)
-    assert all(len(m.value()) <= Limits().max_record_bytes for m in [*outs, *dlq])
-    check_outcomes(
-        cases,
-        [json.loads(m.value()) for m in outs],
-        [json.loads(m.value()) for m in dlq],
-        topics["in"],
-    )
+    outputs, dead = collect(kafka_bootstrap, cases, topics["out"], topics["dlq"])
+    check_outcomes(cases, outputs, dead, topics["in"])

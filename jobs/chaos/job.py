@@ -17,7 +17,6 @@ read by this script from the environment variable ``--kafka-password-env``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
@@ -51,15 +50,6 @@ def chaos_agent(api_base: str, api_key_env: str, timeout_s: float, num_retries: 
     )
 
 
-def event_key(raw: str) -> str:
-    """The record's ``k``, or ``"?"`` (the agent dead-letters what it cannot parse)."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return "?"
-    return str(value.get("k", "?")) if isinstance(value, dict) else "?"
-
-
 def kafka_properties(password_env: str | None) -> dict[str, str]:
     """Client properties carrying a SASL/PLAIN password read from ``password_env``.
 
@@ -79,11 +69,7 @@ def kafka_properties(password_env: str | None) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pyflink.common import Types, WatermarkStrategy
-
-    from streaming_agents import audit_log, dead_letters, run_agent
-    from streaming_agents.connectors.audit import audit_sink
-    from streaming_agents.connectors.kafka import exactly_once_sink, kafka_source
+    from streaming_agents.pipeline import AgentPipeline
     from streaming_agents.runtime.environment import local_env
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,24 +104,22 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     props = kafka_properties(args.kafka_password_env)
-    source = kafka_source(args.bootstrap, args.in_topic, args.group_id, properties=props)
-    keyed = (
-        env.from_source(source, WatermarkStrategy.no_watermarks(), "events")
-        .uid("chaos-events")
-        .key_by(event_key, key_type=Types.STRING())
-    )
     agent = chaos_agent(args.api_base, args.api_key_env, args.timeout_s, args.num_retries)
-    journal = SqliteJournal(args.journal)
-    out = run_agent(keyed, agent, capacity=args.capacity, journal=journal, uid=AGENT_UID)
-    prefix = args.txn_prefix
-    out.sink_to(
-        exactly_once_sink(args.bootstrap, args.out_topic, f"{prefix}-out", properties=props)
-    ).uid("chaos-out").name("outputs")
-    dead_letters(out).sink_to(
-        exactly_once_sink(args.bootstrap, args.dlq, f"{prefix}-dlq", properties=props)
-    ).uid("chaos-dlq").name("dead-letters")
-    if args.audit:
-        audit_sink(env, audit_log(out), args.bootstrap, args.audit, f"{prefix}-audit")
+    streams = (
+        AgentPipeline.from_kafka(
+            env, args.bootstrap, args.in_topic, args.group_id, properties=props, name="events"
+        )
+        .key_by("k")
+        .apply(agent, capacity=args.capacity, journal=SqliteJournal(args.journal), uid=AGENT_UID)
+    )
+    streams.to_kafka(
+        args.bootstrap,
+        outputs=args.out_topic,
+        dead_letters=args.dlq,
+        audit=args.audit,
+        transactional_id_prefix=args.txn_prefix,
+        properties=props,
+    )
     env.execute(args.job_name)
 
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
 from streaming_agents.llm.journal import SqliteJournal
+from streaming_agents.pipeline import AgentPipeline
 from streaming_agents.replay.compare import parse_outputs
 from streaming_agents.replay.divergence import (
     Divergence,
@@ -64,26 +65,9 @@ from streaming_agents.replay.topics import (
 if TYPE_CHECKING:
     from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
-__all__ = ["KeyField", "ReplayResult", "ShadowMark", "ShadowRun", "replay", "shadow"]
+__all__ = ["ReplayResult", "ShadowMark", "ShadowRun", "replay", "shadow"]
 
 Mode = Literal["streaming", "batch"]
-MALFORMED_KEY = "__malformed__"
-
-
-class KeyField:
-    """Key selector: the event's JSON field ``name`` (malformed events share one key)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __call__(self, raw: Any) -> str:
-        try:
-            event = json.loads(raw)
-        except (ValueError, TypeError):
-            return MALFORMED_KEY
-        if not isinstance(event, dict) or self.name not in event:
-            return MALFORMED_KEY
-        return str(event[self.name])
 
 
 class ShadowMark:
@@ -165,9 +149,7 @@ def _env(mode: Mode, checkpoint_interval_ms: int | None) -> StreamExecutionEnvir
 
 
 def _agent_stream(
-    env: StreamExecutionEnvironment,
-    source: Any,
-    source_name: str,
+    pipeline: AgentPipeline,
     agent: Agent[Any],
     journal: SqliteJournal,
     *,
@@ -178,26 +160,22 @@ def _agent_stream(
     bootstrap: str,
     audit_topic: str | None,
 ) -> DataStream:
-    from pyflink.common import Types, WatermarkStrategy
+    """The fenced agent on ``pipeline``: marked outputs and dead letters, one stream."""
+    from pyflink.common import Types
 
-    from streaming_agents.runtime.api import audit_log, dead_letters, run_agent
+    from streaming_agents.connectors.audit import audit_sink
 
-    events = env.from_source(source, WatermarkStrategy.no_watermarks(), source_name)
-    keyed = events.key_by(KeyField(key_field), key_type=Types.STRING())
-    out = run_agent(
-        keyed,
+    streams = pipeline.key_by(key_field).apply(
         agent,
         capacity=capacity,
         journal=journal,
         uid=f"shadow-agent-{agent.name}",
         fence_side_effects=True,
     )
-    marked = out.map(ShadowMark(run_id, topic), output_type=Types.STRING())
-    dead = dead_letters(out).map(ShadowMark(run_id, topic, True), output_type=Types.STRING())
+    marked = streams.outputs.map(ShadowMark(run_id, topic), output_type=Types.STRING())
+    dead = streams.dead_letters.map(ShadowMark(run_id, topic, True), output_type=Types.STRING())
     if audit_topic is not None:  # audit records of a fenced run carry "shadow": true
-        from streaming_agents.connectors.audit import audit_sink
-
-        audit_sink(env, audit_log(out), bootstrap, audit_topic, f"sa-audit-{run_id}")
+        audit_sink(streams.env, streams.audit, bootstrap, audit_topic, f"sa-audit-{run_id}")
     return marked.union(dead)
 
 
@@ -337,40 +315,21 @@ def replay(
     store.close()
     baseline = topic_end_offsets(bootstrap, shadow_topic)
 
-    from pyflink.common.serialization import SimpleStringSchema
-    from pyflink.datastream.connectors.kafka import (
-        KafkaOffsetsInitializer,
-        KafkaSource,
-        KafkaTopicPartition,
-    )
-
     from streaming_agents.connectors.kafka import exactly_once_sink
 
-    # The environment first: it loads the Kafka connector jar into this JVM, which
-    # KafkaSource.builder() below needs (a fresh process has no other job loading it).
     env = _env(mode, checkpoint_interval_ms)
-
-    def offsets(index: int) -> Any:
-        return KafkaOffsetsInitializer.offsets(
-            {KafkaTopicPartition(topic, p): bounds[index] for p, bounds in resolved.offsets.items()}
-        )
-
-    source = (
-        KafkaSource.builder()
-        .set_bootstrap_servers(bootstrap)
-        .set_topics(topic)
-        .set_group_id(f"sa-replay-{run_id}")
-        .set_starting_offsets(offsets(0))
-        .set_bounded(offsets(1))
-        .set_value_only_deserializer(SimpleStringSchema())
-        .set_property("isolation.level", "read_committed")
-        .set_property("commit.offsets.on.checkpoint", "false")
-        .build()
+    pipeline = AgentPipeline.from_kafka(
+        env,
+        bootstrap,
+        topic,
+        f"sa-replay-{run_id}",
+        starting={p: bounds[0] for p, bounds in resolved.offsets.items()},
+        bounded={p: bounds[1] for p, bounds in resolved.offsets.items()},
+        properties={"commit.offsets.on.checkpoint": "false"},
+        name=f"replay:{topic}",
     )
     stream = _agent_stream(
-        env,
-        source,
-        f"replay:{topic}",
+        pipeline,
         agent,
         SqliteJournal(store.path),
         key_field=key_field,
@@ -485,7 +444,7 @@ def shadow(
     journal, fences side effects and marks every output ``"shadow": true``;
     ``audit_topic`` (optional) receives its audit records.
     """
-    from streaming_agents.connectors.kafka import exactly_once_sink, kafka_source
+    from streaming_agents.connectors.kafka import exactly_once_sink
 
     for target in (shadow_topic, audit_topic):
         if target is not None:
@@ -505,11 +464,16 @@ def shadow(
     group = group_id or f"sa-shadow-{agent.name}-{agent.version}"
     journal = SqliteJournal(run_path / "journal.sqlite")
     env = _env("streaming", checkpoint_interval_ms)
-    source = kafka_source(bootstrap, topic, group, starting=starting)
-    stream = _agent_stream(
+    pipeline = AgentPipeline.from_kafka(
         env,
-        source,
-        f"shadow:{topic}",
+        bootstrap,
+        topic,
+        group,
+        starting=starting if isinstance(starting, int) else f"{starting}-offset",
+        name=f"shadow:{topic}",
+    )
+    stream = _agent_stream(
+        pipeline,
         agent,
         journal,
         key_field=key_field,

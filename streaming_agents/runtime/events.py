@@ -38,6 +38,7 @@ __all__ = [
     "Limits",
     "Rejected",
     "dead_letter",
+    "is_prepared",
     "original_of",
     "parse_event",
     "record_of",
@@ -94,6 +95,11 @@ class Rejected:
     """Size and SHA-256 of the record's bytes when ``raw`` was not kept."""
 
 
+def is_prepared(value: Any) -> bool:
+    """Whether ``value`` is a row made by the pipeline builder (decoded once already)."""
+    return tuple(getattr(value, "_fields", None) or ()) == PREPARED_FIELDS
+
+
 def record_of(value: Any) -> tuple[bytes | None, dict[str, Any]] | None:
     """``(value bytes or None, source coordinates)`` of a ``kafka_records`` row, else None."""
     names = getattr(value, "_fields", None) or ()
@@ -143,7 +149,7 @@ def _prepared(value: Any) -> Envelope | Rejected:
 
 def parse_event(value: Any, limits: Limits) -> Envelope | Rejected:
     """Turn one stream element into an envelope for the queue, or a rejection."""
-    if getattr(value, "_fields", None) == PREPARED_FIELDS:
+    if is_prepared(value):
         return _prepared(value)
     found = record_of(value)
     if found is not None:

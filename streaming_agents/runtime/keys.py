@@ -16,9 +16,9 @@ from typing import Any
 from streaming_agents.errors import ConfigError
 from streaming_agents.runtime.events import (
     MALFORMED_KEY,
-    PREPARED_FIELDS,
     Limits,
     Rejected,
+    is_prepared,
     parse_event,
 )
 
@@ -55,7 +55,7 @@ class JsonKey:
         self.limits = limits or Limits()
 
     def __call__(self, value: Any) -> str:
-        if getattr(value, "_fields", None) == PREPARED_FIELDS:
+        if is_prepared(value):
             return str(value[0])
         try:
             envelope = parse_event(value, self.limits)

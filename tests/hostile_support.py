@@ -1,0 +1,49 @@
+"""Checks shared by the hostile-input tests (mini-cluster and standalone cluster)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from streaming_agents.runtime.events import Limits
+from streaming_agents.testing.hostile import OUTPUT, Case
+from streaming_agents.testing.kafka import consume_committed
+
+
+def collect(
+    bootstrap: str, cases: list[Case], out_topic: str, dlq_topic: str, timeout_s: float = 120
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The committed outputs and dead letters, every record checked against the size limit."""
+    n_out = sum(c.expect == OUTPUT for c in cases)
+    outs = consume_committed(bootstrap, out_topic, expected=n_out, linger_s=2, timeout_s=timeout_s)
+    dlq = consume_committed(
+        bootstrap, dlq_topic, expected=len(cases) - n_out, linger_s=2, timeout_s=timeout_s
+    )
+    limit = Limits().max_record_bytes
+    too_big = [len(m.value()) for m in [*outs, *dlq] if len(m.value()) > limit]
+    assert not too_big, f"records above {limit} bytes: {too_big}"
+    return [json.loads(m.value()) for m in outs], [json.loads(m.value()) for m in dlq]
+
+
+def check_outcomes(
+    cases: list[Case], outputs: list[dict[str, Any]], dead: list[dict[str, Any]], topic: str
+) -> None:
+    """One output per valid case, one dead letter with the expected reason per bad one."""
+    expected_out = sorted(i for i, c in enumerate(cases) if c.expect == OUTPUT)
+    got_out = sorted(o["source"]["offset"] for o in outputs)
+    assert got_out == expected_out, "outputs for exactly the valid records, once each"
+    by_offset = {d["source"]["offset"]: d for d in dead}
+    assert len(by_offset) == len(dead), "one dead letter per bad record"
+    wrong = {
+        f"{i} {c.name}": (by_offset.get(i, {}).get("reason"), c.expect)
+        for i, c in enumerate(cases)
+        if c.expect != OUTPUT and by_offset.get(i, {}).get("reason") != c.expect
+    }
+    assert not wrong, f"dead letters (got, expected): {wrong}"
+    assert set(by_offset) == {i for i, c in enumerate(cases) if c.expect != OUTPUT}
+    for offset, letter in by_offset.items():
+        assert letter["source"]["topic"] == topic and letter["error"], letter
+        value = cases[offset].value
+        if value is not None:
+            assert letter["original"]["sha256"] == hashlib.sha256(value).hexdigest()
