@@ -29,7 +29,12 @@ content there.
 Flink's stock client logging lists the ``flink run -py`` driver's environment,
 masking only variables whose *names* Flink deems sensitive (``OPENAI_API_KEY``
 is written in clear); the project's clusters raise that logger to WARN.  The
-last two tests show both.
+two tests after it show both.
+
+``test_scram_password_is_resolved_on_the_workers_only`` runs a job over
+SASL_SSL on the secured broker (``secure_kafka``), the SCRAM password a
+``${env:...}`` reference that only the JobManager and TaskManagers can
+resolve, and searches the same places plus the serialised JobGraph.
 """
 
 from __future__ import annotations
@@ -52,10 +57,12 @@ import pytest
 from streaming_agents.chaos.cluster import ChaosCluster
 from streaming_agents.chaos.harness import JOB
 from streaming_agents.chaos.secrets import Hit, find_bytes, find_files
+from streaming_agents.connectors.acls import AgentAccess, apply_acls, bindings
+from streaming_agents.connectors.security import SecretRef
 from streaming_agents.errors import InfrastructureError
 from streaming_agents.testing.cluster import flink_home
 from streaming_agents.testing.fake_llm import FakeLLM
-from streaming_agents.testing.kafka import consume_committed, produce
+from streaming_agents.testing.kafka import LocalKafka, consume_committed, produce
 
 API_ENV, PASSWORD_ENV = "SA_LEAKCHECK_API_KEY", "SA_LEAKCHECK_KAFKA_PASSWORD"
 KEYS, PER_KEY = 5, 6
@@ -260,3 +267,85 @@ def test_project_client_log_keeps_the_environment_out(tmp_path: Path) -> None:
     log = flink_run_client_log(tmp_path, env, mask=True)
     assert secret.encode() not in log
     assert b"OPENAI_API_KEY" not in log
+
+
+SCRAM_ENV = "SA_LEAKCHECK_SCRAM_PASSWORD"
+SECURE_JOB = Path(__file__).parent / "jobs" / "secure_copy_job.py"
+
+
+@pytest.mark.cluster
+def test_scram_password_is_resolved_on_the_workers_only(
+    secure_kafka: LocalKafka, secure_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """SASL_SSL on a standalone cluster, the password a ``${env:...}`` reference.
+
+    The SCRAM password is in the JobManager's and TaskManagers' environment
+    only (not the ``flink run`` client's): the Kafka clients there resolve the
+    reference through Kafka's ``EnvVarConfigProvider``.  The job (source,
+    exactly-once sink, audit sink) works, and the password is nowhere in the
+    JobGraph, the REST API's views (``/jobs/<id>/plan``, ``/config``, ...),
+    the cluster's logs, checkpoints, blobs and temp files, the client log, or
+    the records.
+    """
+    tag = uuid.uuid4().hex[:10]
+    name, password = f"leak-{tag}", f"pw'LEAKCHECK-{tag}"
+    topics = {role: secure_topic_factory(f"leak-{role}") for role in ("in", "out", "audit")}
+    admin = secure_kafka.admin_security
+    secure_kafka.add_user(name, password)
+    access = AgentAccess(
+        f"User:{name}", (topics["in"],), (topics["out"], topics["audit"]), (name,), (name,)
+    )
+    apply_acls(secure_kafka.bootstrap, admin, bindings(access))
+    security = secure_kafka.user_security(name, SecretRef("env", SCRAM_ENV))
+    client_file = tmp_path / "client.properties"
+    client_file.write_text("".join(f"{k}={v}\n" for k, v in security.to_properties().items()))
+    values = [f"event-{i}-{tag}" for i in range(10)]
+    produce(secure_kafka.bootstrap, topics["in"], [(None, v) for v in values], security=admin)
+    started_wall = time.time()
+    cluster = ChaosCluster(tmp_path / "flink", extra_env={SCRAM_ENV: password})
+    graph_dir = tmp_path / "graph"
+    args = [
+        *("--bootstrap", secure_kafka.bootstrap, "--security", str(client_file)),
+        *("--in", topics["in"], "--out", topics["out"], "--audit", topics["audit"]),
+        *("--group", name, "--txn-prefix", name, "--graph-dir", str(graph_dir)),
+        *("--checkpoint-dir", str(cluster.checkpoint_dir)),
+    ]
+    secrets = {"scram password": password}
+    probes = {"reference": f"${{env:{SCRAM_ENV}}}", "masked jaas": "sasl.jaas.config = [hidden]"}
+    hits: list[Hit] = []
+    cluster.up()
+    try:
+        job_id = cluster.submit_py(SECURE_JOB, args)
+        hits += find_bytes("client log of `flink run`", client_logs(cluster), secrets)
+        out = consume_committed(
+            secure_kafka.bootstrap,
+            topics["out"],
+            expected=len(values),
+            security=admin,
+            timeout_s=120,
+        )
+        cluster.wait_job(job_id, {"FINISHED"}, timeout_s=120)
+        rest_views = rest_snapshot(cluster, job_id)
+    finally:
+        cluster.down()
+    assert sorted(m.value().decode() for m in out) == sorted(v.upper() for v in values)
+    audit = read_topic_as(secure_kafka, topics["audit"])
+    assert len(audit) == len(values)
+    file_hits, scanned = find_files([cluster.run_dir, graph_dir], {**secrets, **probes})
+    tmp_hits, _ = find_files([Path(tempfile.gettempdir())], secrets, started_wall)
+    hits += file_hits + tmp_hits
+    for path, body in rest_views.items():
+        hits += find_bytes(f"REST {path}", body, secrets)
+    for msg in out + audit:
+        hits += find_bytes("topic record", record_bytes(msg), secrets)
+    leaks = sorted({(h.name, h.where) for h in hits if h.name in secrets})
+    assert not leaks, f"secrets found (name, where): {leaks}"
+    found = {(h.name, h.where) for h in hits}
+    assert any(n == "reference" and w.endswith("jobgraph.bin") for n, w in found), found
+    assert any(n == "masked jaas" and "taskexecutor" in w for n, w in found), found
+    assert f"/jobs/{job_id}/plan" in rest_views
+    print(f"searched {scanned} files and {len(rest_views)} REST views")
+
+
+def read_topic_as(broker: LocalKafka, topic: str) -> list[Any]:
+    return consume_committed(broker.bootstrap, topic, security=broker.admin_security, idle_s=3)
