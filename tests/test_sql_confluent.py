@@ -1,0 +1,165 @@
+"""A script in Confluent Cloud's Streaming Agents shapes, run end to end as a user runs it.
+
+``tests/sql_scripts/claims_review.sql`` (CTAS with ``AI_RUN_AGENT`` and an
+options MAP as third argument, a Python tool, an embedding model, a
+TIMESTAMP_LTZ / DECIMAL / nested ROW-ARRAY-MAP source with NULLs) is copied
+to a folder outside the repo and run by ``streaming-agents sql`` as a new
+process from another such folder, against the local broker and the fake LLM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from streaming_agents.sql.check import check_script
+from streaming_agents.sql.lexer import SqlScriptError
+from streaming_agents.testing.fake_llm import FakeLLM
+from streaming_agents.testing.fake_llm_script import embedding
+from streaming_agents.testing.kafka import consume_committed, produce
+from tests.test_sql_cli import run_sql_cli
+
+SCRIPTS = Path(__file__).resolve().parent / "sql_scripts"
+
+
+def _claims() -> list[dict[str, Any]]:
+    claims: list[dict[str, Any]] = [
+        {
+            "claim_id": f"C{i}",
+            "applicant": "ada" if i % 2 else "bob",
+            "narrative": f"roof damage {i}" if i != 3 else "check policy P-7 please",
+            "amount": f"{1000 + i}.25",
+            "filed_at": f"2024-05-0{i + 1} 10:00:00.{i:03d}Z",
+            "details": {"city": "Naples", "tags": ["storm", f"t{i}"]},
+            "attrs": {"channel": "web", "n": str(i)},
+        }
+        for i in range(5)
+    ]
+    claims.append(
+        dict.fromkeys(("amount", "filed_at", "details", "attrs"))
+        | {"claim_id": "C5", "applicant": "ada", "narrative": "water damage"}
+    )
+    return claims
+
+
+def _instant(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _rows(bootstrap: str, topic: str, n: int) -> list[dict[str, Any]]:
+    found = consume_committed(bootstrap, topic, expected=n, timeout_s=60, linger_s=1)
+    return [json.loads(m.value()) for m in found]
+
+
+def test_confluent_shaped_script_runs_from_outside_the_repo(
+    fake_llm: FakeLLM, kafka_bootstrap: str, topic_factory, tmp_path: Path
+) -> None:
+    fake_llm.configure(
+        {
+            "rules": [
+                {
+                    "match": "check policy P-7",
+                    "tool_calls": [{"name": "policy_tool", "arguments": {"policy_id": "P-7"}}],
+                },
+                {"match": "check policy P-7", "after_tool": True, "reply": "covered, pay"},
+            ]
+        }
+    )
+    claims = _claims()
+    src, reviewed, vectors = (topic_factory(p) for p in ("claims", "reviewed", "vectors"))
+    produce(kafka_bootstrap, src, [(None, json.dumps(c)) for c in claims])
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts)
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    variables = {
+        "bootstrap": kafka_bootstrap,
+        "claims_topic": src,
+        "reviewed_topic": reviewed,
+        "vectors_topic": vectors,
+        "llm_endpoint": fake_llm.base_url,
+    }
+    args = [f"--var={k}={v}" for k, v in variables.items()]
+    result = run_sql_cli(scripts / "claims_review.sql", *args, cwd=cwd)
+    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr
+    assert "LiteLLM" not in result.stdout + result.stderr, "no LiteLLM debug lines"
+    assert result.stdout.count("submitted job") == 2, result.stdout  # the CTAS and the INSERT
+
+    by_id = {c["claim_id"]: c for c in claims}
+    rows = _rows(kafka_bootstrap, reviewed, len(claims))
+    assert sorted(r["claim_id"] for r in rows) == sorted(by_id)
+    for row in rows:
+        claim = by_id[row["claim_id"]]
+        assert row["status"] == "OK", row
+        if row["claim_id"] == "C3":
+            assert row["response"] == "covered, pay", "answered after the Python tool ran"
+        else:
+            prompt = f"Claim {claim['claim_id']} by {claim['applicant']}: {claim['narrative']}"
+            # n=2: system prompt + this claim only -- the MAP argument is no memory key
+            assert row["response"] == f"echo[n=2]: {prompt}", row
+        # every input type came back through the agent unchanged, NULLs included
+        assert row["applicant"] == claim["applicant"]
+        expected_amount = Decimal(claim["amount"]) if claim["amount"] else None
+        assert (Decimal(str(row["amount"])) if row["amount"] is not None else None) == (
+            expected_amount
+        )
+        assert _instant(row["filed_at"]) == _instant(claim["filed_at"])
+        assert row["details"] == claim["details"] and row["attrs"] == claim["attrs"]
+
+    vectors_rows = _rows(kafka_bootstrap, vectors, len(claims))
+    assert sorted(r["claim_id"] for r in vectors_rows) == sorted(by_id)
+    for row in vectors_rows:
+        want = embedding(by_id[row["claim_id"]]["narrative"])
+        assert len(row["embedding"]) == len(want)
+        assert all(abs(a - b) < 1e-5 for a, b in zip(row["embedding"], want, strict=True))
+
+    stats = fake_llm.stats()
+    assert stats["embeddings_total"] == len(claims), stats
+    assert stats["chat_total"] == len(claims) + 1, stats  # one extra turn after the tool
+    chats = [r for r in fake_llm.requests(50) if "messages" in r]
+    assert all(r.get("max_completion_tokens") == 256 for r in chats)
+    tool_turn = next(r for r in chats if r["messages"][-1]["role"] == "tool")
+    assert '"status": "active"' in tool_turn["messages"][-1]["content"]
+
+
+UNSUPPORTED = """
+CREATE TABLE claims (id STRING, n BIGINT) WITH ('connector' = 'datagen');
+CREATE MODEL m WITH ('provider' = 'openai', 'model' = 'gpt-4o-mini');
+CREATE AGENT a USING MODEL m USING PROMPT 'x';
+ALTER AGENT a SET ('max_iterations' = '3');
+CREATE TABLE windows WITH ('connector' = 'blackhole') AS
+  SELECT * FROM ML_DETECT_ANOMALIES(TABLE claims);
+SELECT * FROM claims, LATERAL TABLE(VECTOR_SEARCH_AGG(v, DESCRIPTOR(e), claims.id, 3));
+CREATE TABLE reviewed AS SELECT id FROM claims;
+CREATE TABLE plain (id STRING);
+SELECT AI_TOOL_INVOKE('m', 'hi', MAP[], MAP[]) FROM claims;
+SELECT * FROM claims, LATERAL TABLE(AI_RUN_AGENT('a', claims.id, MAP['memory_key', 'all']));
+"""
+
+
+def test_check_flags_every_statement_the_runner_cannot_execute() -> None:
+    try:
+        check_script(UNSUPPORTED)
+    except SqlScriptError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("--check said OK")
+    assert message.startswith("6 statement(s) cannot run here")
+    for expected in (
+        "statement 4 (line 5, ALTER AGENT a ...): ALTER AGENT is not supported",
+        "statement 5 (line 6, CREATE TABLE windows ...): line 7: ML_DETECT_ANOMALIES is not "
+        "supported",
+        "statement 6 (line 8, SELECT * FROM ...): line 8: VECTOR_SEARCH_AGG is not supported",
+        "statement 7 (line 9, CREATE TABLE reviewed ...): CREATE TABLE reviewed AS SELECT needs",
+        "statement 8 (line 10, CREATE TABLE plain ...): CREATE TABLE without 'connector'",
+        "statement 9 (line 11, SELECT AI_TOOL_INVOKE ( ...): line 11: AI_TOOL_INVOKE",
+    ):
+        assert expected in message, message
+    lines = check_script(UNSUPPORTED.split("ALTER AGENT")[0] + UNSUPPORTED.split(";\n")[-2])
+    warning = lines[-1]
+    assert "memory key 'all' is the same for every row" in warning, lines
