@@ -17,6 +17,9 @@ checked against that schema first, invalid ones reported to the model.
   worker restart, a dead server or a cancelled event.
 * Unsafe by default: a tool is side-effecting unless the server annotates it
   ``readOnlyHint: true`` (MCP ``ToolAnnotations``); ``side_effecting=`` overrides.
+* mcp 1.x (>= 1.24) and 2.x: 2.x renamed the protocol models' fields to snake_case
+  (``input_schema``, ``is_error``...) and moved the HTTP client to ``httpx2``;
+  :func:`_field` reads either spelling, :func:`_http_client_module` picks the client.
 * Recovery: results are journalled like any tool's, so a replay answers a
   recorded call from the journal without calling the server, and side-effecting
   MCP tools are fenced in replays and shadow runs.  An error the tool reports
@@ -28,6 +31,7 @@ checked against that schema first, invalid ones reported to the model.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import tempfile
@@ -136,9 +140,10 @@ def mcp_tools(
     for remote in listed:
         if include is not None and remote.name not in include:
             continue
-        schema_json = json.dumps(remote.inputSchema, sort_keys=True)
+        schema_json = json.dumps(_field(remote, "input_schema", "inputSchema"), sort_keys=True)
         if side_effecting is None:  # the server's hint; no hint = side-effecting
-            effect = not (remote.annotations and remote.annotations.readOnlyHint is True)
+            hints = remote.annotations
+            effect = not (hints and _field(hints, "read_only_hint", "readOnlyHint") is True)
         else:
             effect = side_effecting is True or remote.name in (side_effecting or ())
         tools.append(
@@ -172,10 +177,24 @@ async def _list_tools(session: ClientSession) -> list[RemoteTool]:
 
     page = await session.list_tools()
     tools = list(page.tools)
-    while page.nextCursor:
-        page = await session.list_tools(params=PaginatedRequestParams(cursor=page.nextCursor))
+    while cursor := _field(page, "next_cursor", "nextCursor"):
+        page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor))
         tools.extend(page.tools)
     return tools
+
+
+def _field(model: Any, name: str, v1_name: str) -> Any:
+    """A protocol model's field: mcp 2.x spells it ``name``, mcp 1.x ``v1_name``."""
+    return getattr(model, name) if hasattr(model, name) else getattr(model, v1_name, None)
+
+
+def _http_client_module() -> Any:
+    """The HTTP client package the installed mcp takes: ``httpx2`` for mcp 2.x, else ``httpx``."""
+    from importlib.metadata import version
+
+    if int(version("mcp").split(".")[0]) >= 2:
+        return importlib.import_module("httpx2")
+    return importlib.import_module("httpx")
 
 
 async def _with_session(server: MCPServer, action: Callable[[ClientSession], Awaitable[T]]) -> T:
@@ -213,7 +232,6 @@ async def _open_transport(server: MCPServer, stack: AsyncExitStack, errlog: Text
             env={n: os.environ[n] for n in server.env_names},
         )
         return await stack.enter_async_context(stdio_client(params, errlog=errlog))
-    import httpx
     from mcp.client.streamable_http import streamable_http_client
 
     headers: dict[str, str] = {}
@@ -222,7 +240,7 @@ async def _open_transport(server: MCPServer, stack: AsyncExitStack, errlog: Text
         if not token:
             raise ConfigError(f"MCP server {server.url}: {server.bearer_token_env} is not set")
         headers["Authorization"] = f"Bearer {token}"
-    client = httpx.AsyncClient(headers=headers, timeout=server.timeout_s)
+    client = _http_client_module().AsyncClient(headers=headers, timeout=server.timeout_s)
     http = await stack.enter_async_context(client)
     streams = await stack.enter_async_context(streamable_http_client(server.url, http_client=http))
     return streams[:2]
@@ -242,8 +260,9 @@ def _result_data(result: CallToolResult) -> Any:
         b.text if isinstance(b, TextContent) else b.model_dump(mode="json", exclude_none=True)
         for b in result.content
     ]
-    if result.isError:
+    if _field(result, "is_error", "isError"):
         return {"error": " ".join(str(p) for p in parts) or "the MCP tool failed"}
-    if result.structuredContent is not None:
-        return result.structuredContent
+    structured = _field(result, "structured_content", "structuredContent")
+    if structured is not None:
+        return structured
     return parts[0] if len(parts) == 1 else parts

@@ -57,7 +57,7 @@ def test_listing_takes_names_descriptions_schemas_and_hints_from_the_server(
         declared = t.schema()["function"]
         assert declared["name"] == t.name
         assert declared["description"] == served[t.name].description
-        assert declared["parameters"] == served[t.name].inputSchema
+        assert declared["parameters"] == served[t.name].model_dump(by_alias=True)["inputSchema"]
     tools = _by_name(listed)
     assert tools["lookup_policy"].schema()["function"]["description"].startswith("Look up")
     assert tools["open_ticket"].schema()["function"]["parameters"]["required"] == ["summary"]

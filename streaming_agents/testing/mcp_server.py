@@ -8,7 +8,8 @@ or over streamable HTTP with ``--http PORT`` (served at ``/mcp``).  Two
 deterministic tools: ``lookup_policy`` (annotated read-only) and
 ``open_ticket`` (side-effecting: appends one JSON line per ticket to the file
 named by ``--tickets`` or ``$SA_MCP_TICKETS``, so a test can count the side
-effects that really happened).
+effects that really happened).  Runs on mcp 1.x (``FastMCP``) and 2.x (``MCPServer``,
+which takes the HTTP host and port when it runs).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import argparse
 import hashlib
 import json
 import os
+from importlib.metadata import version
 from typing import Any
 
-from mcp.server.fastmcp import FastMCP
 from mcp.types import ToolAnnotations
+
+MCP_2 = int(version("mcp").split(".")[0]) >= 2
 
 __all__ = ["POLICIES", "TICKETS_ENV", "build_server", "main"]
 
@@ -31,15 +34,30 @@ POLICIES: dict[str, dict[str, Any]] = {
 }
 
 
-def build_server(tickets: str | None, *, port: int = 8000) -> FastMCP:
+def _tool_error() -> type[Exception]:
+    if MCP_2:
+        from mcp.server.mcpserver.exceptions import ToolError
+    else:
+        from mcp.server.fastmcp.exceptions import ToolError
+    return ToolError
+
+
+def build_server(tickets: str | None, *, port: int = 8000) -> Any:
     """The server with its two tools; ``tickets`` is the side-effect file."""
-    server = FastMCP("streaming-agents-test", host="127.0.0.1", port=port, log_level="WARNING")
+    if MCP_2:
+        from mcp.server.mcpserver import MCPServer
+
+        server: Any = MCPServer("streaming-agents-test", log_level="WARNING")
+    else:
+        from mcp.server.fastmcp import FastMCP
+
+        server = FastMCP("streaming-agents-test", host="127.0.0.1", port=port, log_level="WARNING")
 
     @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
     def lookup_policy(policy_id: str) -> dict[str, Any]:
         """Look up an insurance policy by its id."""
-        if policy_id not in POLICIES:
-            raise ValueError(f"no policy {policy_id!r}")
+        if policy_id not in POLICIES:  # an anticipated failure: its text reaches the model
+            raise _tool_error()(f"no policy {policy_id!r}")
         return POLICIES[policy_id]
 
     @server.tool()
@@ -62,7 +80,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP")
     args = parser.parse_args(argv)
     server = build_server(args.tickets, port=args.http or 8000)
-    server.run(transport="streamable-http" if args.http else "stdio")
+    if not args.http:
+        server.run(transport="stdio")
+    elif MCP_2:
+        server.run(transport="streamable-http", host="127.0.0.1", port=args.http)
+    else:
+        server.run(transport="streamable-http")
 
 
 if __name__ == "__main__":
