@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
+from collections.abc import Callable
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypeVar
 
 from mcp.types import ToolAnnotations
 
 MCP_2 = int(version("mcp").split(".")[0]) >= 2
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["POLICIES", "TICKETS_ENV", "build_server", "main"]
 
@@ -34,33 +37,38 @@ POLICIES: dict[str, dict[str, Any]] = {
 }
 
 
+def _sdk(v2_module: str, v1_module: str, name: str) -> Any:
+    """``name`` from the mcp 2.x module or, on mcp 1.x, from the 1.x one."""
+    return getattr(importlib.import_module(v2_module if MCP_2 else v1_module), name)
+
+
 def _tool_error() -> type[Exception]:
-    if MCP_2:
-        from mcp.server.mcpserver.exceptions import ToolError
-    else:
-        from mcp.server.fastmcp.exceptions import ToolError
-    return ToolError
+    error: type[Exception] = _sdk(
+        "mcp.server.mcpserver.exceptions", "mcp.server.fastmcp.exceptions", "ToolError"
+    )
+    return error
 
 
 def build_server(tickets: str | None, *, port: int = 8000) -> Any:
     """The server with its two tools; ``tickets`` is the side-effect file."""
     if MCP_2:
-        from mcp.server.mcpserver import MCPServer
-
-        server: Any = MCPServer("streaming-agents-test", log_level="WARNING")
+        server: Any = _sdk("mcp.server.mcpserver", "", "MCPServer")(
+            "streaming-agents-test", log_level="WARNING"
+        )
     else:
-        from mcp.server.fastmcp import FastMCP
+        server = _sdk("", "mcp.server.fastmcp", "FastMCP")(
+            "streaming-agents-test", host="127.0.0.1", port=port, log_level="WARNING"
+        )
+    tool: Callable[..., Callable[[F], F]] = server.tool
 
-        server = FastMCP("streaming-agents-test", host="127.0.0.1", port=port, log_level="WARNING")
-
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+    @tool(annotations=ToolAnnotations(readOnlyHint=True))
     def lookup_policy(policy_id: str) -> dict[str, Any]:
         """Look up an insurance policy by its id."""
         if policy_id not in POLICIES:  # an anticipated failure: its text reaches the model
             raise _tool_error()(f"no policy {policy_id!r}")
         return POLICIES[policy_id]
 
-    @server.tool()
+    @tool()
     def open_ticket(summary: str, priority: int = 1) -> dict[str, Any]:
         """Open a support ticket; every call files a new one."""
         ticket = "T-" + hashlib.sha256(summary.encode()).hexdigest()[:8]
