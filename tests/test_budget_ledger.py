@@ -54,7 +54,7 @@ def _race(bootstrap: str, topic: str, agent: str, max_tokens: int, reserve: int)
             ],
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for seed in range(3)
     ]
     outs = []
@@ -104,3 +104,24 @@ def test_overshoot_stays_within_the_stated_bound_when_reserving_less(
           f" bound {bound} ({in_flight} calls in flight at most)")  # fmt: skip
     assert actual <= budget + bound, outs
     assert _ledger_total(kafka_bootstrap, topic, agent) == actual, "every host agrees"
+
+
+def test_an_agent_budget_on_the_kafka_ledger_is_shared_by_two_runners(
+    fake_llm, kafka_bootstrap: str
+) -> None:  # type: ignore[no-untyped-def]
+    from agent_support import echo_agent
+    from runner_support import run_events
+
+    from streaming_agents.llm.budget import Budget
+
+    # the fake counts words + messages: a first call costs 4 tokens, one with history 9
+    budget = Budget(max_tokens=10, window_s=3600, on_exceeded="dead_letter",
+                    ledger=f"kafka://{kafka_bootstrap}/ledger-{time.time_ns()}")  # fmt: skip
+    agent = echo_agent(fake_llm, budget=budget)
+    done, _ = run_events(agent, [{"k": "a", "seq": i} for i in range(4)], capacity=1)
+    reasons = [c.dead_letter and json.loads(c.dead_letter)["reason"] for c in done["a"]]
+    assert reasons == [None, None, "over budget", "over budget"]
+    # a second runner (another subtask, another host) reads the same ledger: still spent
+    done, _ = run_events(agent, [{"k": "b", "seq": 0}], capacity=1)
+    assert json.loads(done["b"][0].dead_letter or "{}")["reason"] == "over budget"
+    assert fake_llm.stats()["requests_total"] == 2
