@@ -21,6 +21,7 @@ from streaming_agents.sql.lexer import SqlScriptError
 from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.fake_llm_script import embedding
 from streaming_agents.testing.kafka import consume_committed, produce
+from tests.test_mcp_tools import http_server  # noqa: F401 - the HTTP MCP server fixture
 from tests.test_sql_cli import run_sql_cli
 
 SCRIPTS = Path(__file__).resolve().parent / "sql_scripts"
@@ -31,7 +32,9 @@ def _claims() -> list[dict[str, Any]]:
         {
             "claim_id": f"C{i}",
             "applicant": "ada" if i % 2 else "bob",
-            "narrative": f"roof damage {i}" if i != 3 else "check policy P-7 please",
+            "narrative": {1: "open a ticket for the roof", 3: "check policy P-7 please"}.get(
+                i, f"roof damage {i}"
+            ),
             "amount": f"{1000 + i}.25",
             "filed_at": f"2024-05-0{i + 1} 10:00:00.{i:03d}Z",
             "details": {"city": "Naples", "tags": ["storm", f"t{i}"]},
@@ -56,11 +59,21 @@ def _rows(bootstrap: str, topic: str, n: int) -> list[dict[str, Any]]:
 
 
 def test_confluent_shaped_script_runs_from_outside_the_repo(
-    fake_llm: FakeLLM, kafka_bootstrap: str, topic_factory, tmp_path: Path
+    fake_llm: FakeLLM,
+    kafka_bootstrap: str,
+    topic_factory,
+    tmp_path: Path,
+    http_server: tuple[str, Path],  # noqa: F811 - the fixture imported above
 ) -> None:
+    mcp_url, tickets = http_server
     fake_llm.configure(
         {
             "rules": [
+                {
+                    "match": "open a ticket",
+                    "tool_calls": [{"name": "open_ticket", "arguments": {"summary": "C1 roof"}}],
+                },
+                {"match": "open a ticket", "after_tool": True, "reply": "ticket opened"},
                 {
                     "match": "check policy P-7",
                     "tool_calls": [{"name": "policy_tool", "arguments": {"policy_id": "P-7"}}],
@@ -82,9 +95,12 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
         "reviewed_topic": reviewed,
         "vectors_topic": vectors,
         "llm_endpoint": fake_llm.base_url,
+        "mcp_endpoint": mcp_url,
     }
     args = [f"--var={k}={v}" for k, v in variables.items()]
-    result = run_sql_cli(scripts / "claims_review.sql", *args, cwd=cwd)
+    result = run_sql_cli(
+        scripts / "claims_review.sql", *args, cwd=cwd, TICKET_MCP_TOKEN="mcp-secret-token"
+    )
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
     assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr
     assert "LiteLLM" not in result.stdout + result.stderr, "no LiteLLM debug lines"
@@ -98,6 +114,8 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
         assert row["status"] == "OK", row
         if row["claim_id"] == "C3":
             assert row["response"] == "covered, pay", "answered after the Python tool ran"
+        elif row["claim_id"] == "C1":
+            assert row["response"] == "ticket opened", "answered after the MCP tool ran"
         else:
             prompt = f"Claim {claim['claim_id']} by {claim['applicant']}: {claim['narrative']}"
             # n=2: system prompt + this claim only -- the MAP argument is no memory key
@@ -120,7 +138,10 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
 
     stats = fake_llm.stats()
     assert stats["embeddings_total"] == len(claims), stats
-    assert stats["chat_total"] == len(claims) + 1, stats  # one extra turn after the tool
+    assert stats["chat_total"] == len(claims) + 2, stats  # one extra turn after each tool
+    filed = [json.loads(line) for line in tickets.read_text().splitlines()]
+    assert [t["summary"] for t in filed] == ["C1 roof"], "the MCP tool ran once"
+    assert "mcp-secret-token" not in result.stdout + result.stderr
     chats = [r for r in fake_llm.requests(50) if "messages" in r]
     assert all(r.get("max_completion_tokens") == 256 for r in chats)
     tool_turn = next(r for r in chats if r["messages"][-1]["role"] == "tool")

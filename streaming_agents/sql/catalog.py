@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from streaming_agents.agent import Agent, ModelSpec
-from streaming_agents.errors import ConfigError
+from streaming_agents.errors import ConfigError, StreamingAgentsError
 from streaming_agents.sql.agents import parse_duration, resolve_callable, sql_agent
 from streaming_agents.sql.ddl import AgentDef, ConnectionDef, Definition, DropDef, ModelDef, ToolDef
 from streaming_agents.sql.lexer import SqlScriptError, Statement, ident_value
@@ -41,8 +41,13 @@ PROVIDERS = {
     "sagemaker": "sagemaker", "mistral": "mistral", "ollama": "ollama",
 }  # fmt: skip
 TASKS = ("text_generation", "embedding", "classification", "regression", "clustering")
-_CONNECTION_KEYS = {"type", "endpoint", "api_base", "api_key_env"}
+_CONNECTION_KEYS = {
+    "type", "endpoint", "api_base", "api_key_env", "token_env", "transport_type", "command",
+    "env", "request_timeout",
+}  # fmt: skip
+_MCP_TYPES = ("mcp_server", "mcp")
 _TOOL_KEYS = {"type", "description", "side_effecting"}
+_MCP_TOOL_KEYS = {"type", "allowed_tools", "request_timeout", "side_effecting", "description"}
 _AGENT_KEYS = {
     "max_iterations", "max_consecutive_failures", "max_turns", "memory_ttl", "capacity",
     "version", "max_repairs", "output",
@@ -81,7 +86,7 @@ def _options(
         if key in _SECRET or key.endswith(("api_key", "secret")):
             raise statement.error(
                 f"{what}: option {raw!r} would put a secret in the script; set an environment "
-                "variable and name it with 'api_key_env'"
+                "variable and name it with 'api_key_env' ('token_env' for an MCP server)"
             )
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
@@ -101,11 +106,12 @@ def _number(statement: Statement, what: str, key: str, value: str, kind: type) -
 class Catalog:
     """Everything ``CREATE CONNECTION/MODEL/TOOL/AGENT`` defined in a session."""
 
-    def __init__(self, base_dir: Path | None = None) -> None:
+    def __init__(self, base_dir: Path | None = None, *, offline: bool = False) -> None:
         self.base_dir = base_dir
+        self.offline = offline  # --check: MCP servers are not contacted
         self.connections: dict[str, dict[str, str]] = {}
         self.models: dict[str, SqlModel] = {}
-        self.tools: dict[str, Tool] = {}
+        self.tools: dict[str, tuple[Tool, ...]] = {}  # an MCP tool is the server's tool set
         self.agents: dict[str, AgentDef] = {}
         self.python_functions: dict[str, str] = {}  # CREATE FUNCTION name AS 'path' LANGUAGE PYTHON
         self.state_ttl: str | None = None  # SET 'sql.state-ttl': the default memory_ttl
@@ -151,7 +157,10 @@ class Catalog:
         elif isinstance(definition, ModelDef):
             self.models[definition.name] = self._model(definition, statement)
         elif isinstance(definition, ToolDef):
-            self.tools[definition.name] = self._tool(definition, statement)
+            if definition.connection is not None:
+                self.tools[definition.name] = self._mcp_tools(definition, statement)
+            else:
+                self.tools[definition.name] = (self._tool(definition, statement),)
         else:
             self._agent_options(definition, statement)
             unknown = [t for t in definition.tools if t not in self.tools]
@@ -249,6 +258,27 @@ class Catalog:
             side_effecting=found.side_effecting or side,
         )
 
+    def _mcp_tools(self, definition: ToolDef, statement: Statement) -> tuple[Tool, ...]:
+        """The tools of an MCP server (``CREATE TOOL ... USING CONNECTION``), listed now."""
+        from streaming_agents.sql.mcp import mcp_tool_set
+
+        what = f"tool {definition.name!r}"
+        opts = _options(statement, what, definition.options, _MCP_TOOL_KEYS)
+        connection = self.connections.get(definition.connection or "")
+        if connection is None:
+            raise statement.error(f"{what}: no connection {definition.connection!r}")
+        if connection.get("type", "").lower() not in _MCP_TYPES:
+            raise statement.error(
+                f"{what}: connection {definition.connection!r} is not an MCP server "
+                "('type' = 'mcp_server')"
+            )
+        if self.offline:
+            return ()
+        try:
+            return mcp_tool_set(connection, opts)
+        except StreamingAgentsError as exc:
+            raise statement.error(f"{what}: {exc}") from exc
+
     def _agent_options(self, definition: AgentDef, statement: Statement) -> dict[str, str]:
         return _options(statement, f"agent {definition.name!r}", definition.options, _AGENT_KEYS)
 
@@ -285,7 +315,7 @@ class Catalog:
                 name,
                 spec,
                 system_prompt=definition.prompt or model.system_prompt,
-                tools=tuple(self.tools[t] for t in definition.tools),
+                tools=tuple(tool for t in definition.tools for tool in self.tools[t]),
                 output_model=output_model,
                 stateless=stateless,
                 version=opts.get("version", "1"),

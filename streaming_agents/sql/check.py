@@ -63,7 +63,7 @@ def check_script(
     functions and statements, tables without a connector) are collected and
     all reported in one error at the end, each with its reason.
     """
-    catalog = Catalog(Path(base_dir).resolve() if base_dir else None)
+    catalog = Catalog(Path(base_dir).resolve() if base_dir else None, offline=True)
     lines: list[str] = []
     problems: list[str] = []
     for statement in split_statements(substitute(text, variables)):

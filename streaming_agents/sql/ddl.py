@@ -47,10 +47,11 @@ class ModelDef:
 @dataclass(frozen=True)
 class ToolDef:
     name: str
-    function: str
+    function: str  # "" for a tool USING CONNECTION
     options: dict[str, str]
     comment: str = ""
     if_not_exists: bool = False
+    connection: str | None = None  # an MCP server's connection
 
 
 @dataclass(frozen=True)
@@ -204,10 +205,11 @@ def parse_ddl(statement: Statement) -> Definition:
     if kind == "TOOL":
         reader.expect("USING")
         if reader.accept("CONNECTION"):
-            raise statement.error(
-                "MCP tools (USING CONNECTION) are not supported; use USING FUNCTION with a "
-                "Python function"
-            )
+            connection = reader.name("the connection name")
+            comment = reader.string("the comment") if reader.accept("COMMENT") else ""
+            options = reader.options()
+            reader.end()
+            return ToolDef(name, "", options, comment, if_not_exists, connection)
         reader.expect("FUNCTION")
         function = reader.take("a function name or 'module.function'")
         comment = reader.string("the comment") if reader.accept("COMMENT") else ""

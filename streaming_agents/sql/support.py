@@ -130,5 +130,9 @@ def unsupported(statement: Statement, *, tool_invoke: bool = False) -> str | Non
         if name in _FUNCTIONS:
             return f"line {token.line}: {name} is not supported: {_FUNCTIONS[name]}"
         if name == "AI_TOOL_INVOKE" and not tool_invoke:
-            return f"line {token.line}: AI_TOOL_INVOKE is not supported"
+            return (
+                f"line {token.line}: AI_TOOL_INVOKE is not supported: give the tool to an agent "
+                "(CREATE TOOL ... USING CONNECTION, CREATE AGENT ... USING TOOLS) and call "
+                "AI_RUN_AGENT"
+            )
     return None

@@ -3,7 +3,8 @@
 -- only the edits docs/sql.md lists for this runner:
 --   * tables name their connector (Confluent backs every table with a topic itself);
 --   * secrets by reference: 'api_key_env' names an environment variable ('api-key' is refused);
---   * CREATE FUNCTION ... LANGUAGE PYTHON instead of USING JAR.
+--   * CREATE FUNCTION ... LANGUAGE PYTHON instead of USING JAR;
+--   * the MCP connection names its token's variable ('token_env'), not the token.
 
 SET 'sql.state-ttl' = '1 h';
 
@@ -62,10 +63,27 @@ WITH (
   'description' = 'Look up the insurance policy of a claim by its policy id'
 );
 
+-- An MCP server's tools (Confluent: 'type' = 'mcp_server' connection + USING CONNECTION).
+CREATE CONNECTION `ticket-mcp-connection`
+WITH (
+  'type' = 'mcp_server',
+  'endpoint' = '${mcp_endpoint}',
+  'transport-type' = 'STREAMABLE_HTTP',
+  'token_env' = 'TICKET_MCP_TOKEN'
+);
+
+CREATE TOOL ticket_service
+USING CONNECTION `ticket-mcp-connection`
+WITH (
+  'type' = 'mcp',
+  'allowed_tools' = 'open_ticket',
+  'request_timeout' = '30'
+);
+
 CREATE AGENT `claims_review_agent`
 USING MODEL `review_model`
 USING PROMPT 'You review insurance claims. Call policy_tool when a claim names a policy.'
-USING TOOLS policy_tool
+USING TOOLS policy_tool, ticket_service
 COMMENT 'Reviews every claim as it arrives'
 WITH (
   'max_iterations' = '5',
