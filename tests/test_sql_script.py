@@ -72,7 +72,7 @@ def test_create_model_tool_and_agent_parse_like_confluent() -> None:
     sql_model = catalog.models["triage"]
     assert sql_model.spec.model == "openai/gpt-4o-mini"
     assert sql_model.system_prompt == "Classify." and sql_model.columns == ["label", "score"]
-    assert catalog.tools["lookup"].invoke('{"order_id": "a1"}') == (
+    assert catalog.tools["lookup"][0].invoke('{"order_id": "a1"}') == (
         '{"order_id": "a1", "status": "shipped on Monday, arrives Thursday"}'
     )
     built, capacity = catalog.agent(
@@ -98,7 +98,21 @@ def test_create_model_tool_and_agent_parse_like_confluent() -> None:
         ),
         ("CREATE MODEL m WITH ('model' = 'openai/x', 'temprature' = '1')", "did you mean"),
         ("CREATE MODEL m WITH ('model' = 'gpt-4o')", "needs a 'provider'"),
-        ("CREATE TOOL t USING CONNECTION c WITH ('type' = 'mcp')", "MCP tools"),
+        ("CREATE TOOL t USING CONNECTION c WITH ('type' = 'mcp')", "no connection 'c'"),
+        (
+            "CREATE CONNECTION c WITH ('type' = 'mcp_server', 'endpoint' = 'http://x/mcp', "
+            "'token' = 'abc')",
+            r"would put a secret in the script.*'token_env'",
+        ),
+        (
+            "CREATE CONNECTION c WITH ('type' = 'openai');\n"
+            "CREATE TOOL t USING CONNECTION c WITH ('type' = 'mcp')",
+            "is not an MCP server",
+        ),
+        (
+            "SELECT * FROM t, LATERAL TABLE(AI_RUN_AGENT('a', t.x, t.id, MAP['memry_key', t.k]))",
+            r"unknown option\(s\) \['memry_key'\]",
+        ),
         ("CREATE TOOL t USING FUNCTION 'no_such_module.fn'", "cannot import"),
         ("CREATE AGENT a USING PROMPT 'x'", "needs USING MODEL"),
         (
