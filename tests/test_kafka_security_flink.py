@@ -30,7 +30,7 @@ from streaming_agents.chaos.secrets import Hit, find_bytes, find_files
 from streaming_agents.connectors.acls import AgentAccess, apply_acls, bindings
 from streaming_agents.connectors.security import jaas_quote, write_secret_file
 from streaming_agents.testing.cluster import flink_home
-from streaming_agents.testing.kafka import LocalKafka, consume_committed, produce
+from streaming_agents.testing.kafka import LocalKafka, consume_committed, end_offsets, produce
 
 JOB = Path(__file__).parent / "jobs" / "secure_copy_job.py"
 RECORDS = 12
@@ -41,6 +41,27 @@ def record_bytes(msg: Any) -> bytes:
     return bytes(msg.value() or b"") + headers
 
 
+def run_job(args: list[str]) -> tuple[int, bytes]:
+    """Run the job script as a new process; its exit code and output."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(JOB), *args], capture_output=True, timeout=300, env=dict(os.environ)
+    )
+    print(f"secured job process ran {time.monotonic() - started:.1f}s")
+    return done.returncode, done.stdout + done.stderr
+
+
+def add_agent(broker: LocalKafka, access: AgentAccess, password: str, folder: Path) -> Path:
+    """A SCRAM user with ``access``; returns its client-security file."""
+    name = access.principal.removeprefix("User:")
+    broker.add_user(name, password)
+    apply_acls(broker.bootstrap, broker.admin_security, bindings(access))
+    security = broker.user_security(name, write_secret_file(folder / f"{name}.secret", password))
+    path = folder / f"{name}.properties"
+    path.write_text("".join(f"{k}={v}\n" for k, v in security.to_properties().items()))
+    return path
+
+
 def test_flink_job_over_sasl_ssl_keeps_the_password_out(
     secure_kafka: LocalKafka, secure_topic_factory: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -49,15 +70,11 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
     topics = {role: secure_topic_factory(f"sec-{role}") for role in ("in", "out", "audit")}
     group, prefix = f"copy-group-{tag}", f"copy-tx-{tag}"
     admin = secure_kafka.admin_security
-    secure_kafka.add_user(name, password)
     access = AgentAccess(
         f"User:{name}", (topics["in"],), (topics["out"], topics["audit"]), (group,), (prefix,)
     )
-    apply_acls(secure_kafka.bootstrap, admin, bindings(access))
     secrets_dir = tmp_path / "secrets"
-    security = secure_kafka.user_security(name, write_secret_file(secrets_dir / "a", password))
-    client_file = tmp_path / "client.properties"
-    client_file.write_text("".join(f"{k}={v}\n" for k, v in security.to_properties().items()))
+    client_file = add_agent(secure_kafka, access, password, secrets_dir)
     values = [f"event-{i}-{tag}" for i in range(RECORDS)]
     produce(secure_kafka.bootstrap, topics["in"], [(None, v) for v in values], security=admin)
 
@@ -69,14 +86,8 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
         *("--group", group, "--txn-prefix", prefix, "--graph-dir", str(graph_dir)),
         *("--checkpoint-dir", str(checkpoints)),
     ]
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, str(JOB), *args], capture_output=True, timeout=300, env=dict(os.environ)
-    )
-    output = done.stdout + done.stderr
-    (tmp_path / "job-output.txt").write_bytes(output)
-    assert done.returncode == 0, output.decode(errors="replace")[-4000:]
-    print(f"secured job ran in {time.monotonic() - started:.1f}s")
+    returncode, output = run_job(args)
+    assert returncode == 0, output.decode(errors="replace")[-4000:]
 
     out = consume_committed(secure_kafka.bootstrap, topics["out"], expected=RECORDS, security=admin)
     assert sorted(m.value().decode() for m in out) == sorted(v.upper() for v in values)
@@ -91,7 +102,7 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
         "jaas-escaped password": jaas_quote(password)[1:-1],
         "admin password": admin_password,
     }
-    probes = {"reference": f"${{file:{secrets_dir / 'a'}:password.jaas}}"}
+    probes = {"reference": f"${{file:{secrets_dir / name}.secret:password.jaas}}"}
     probes["masked jaas"] = "sasl.jaas.config = [hidden]"
     job_graph = (graph_dir / "jobgraph.bin").read_bytes()
     hits: list[Hit] = find_bytes("JobGraph", job_graph, {**secrets, **probes})
@@ -113,3 +124,32 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
     found = {(h.name, h.where) for h in hits}
     assert ("reference", "JobGraph") in found, "the JobGraph holds the Kafka properties"
     assert any(n == "masked jaas" for n, _ in found), "the Kafka clients logged their config"
+
+
+def test_flink_job_as_another_agent_is_refused_and_moves_nothing(
+    secure_kafka: LocalKafka, secure_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """Agent ``intruder`` (valid credentials, its own ACLs) runs the job on ``victim``'s topics."""
+    tag = uuid.uuid4().hex[:10]
+    victim = {role: secure_topic_factory(f"victim-{role}") for role in ("in", "out", "audit")}
+    own = {role: secure_topic_factory(f"intruder-{role}") for role in ("in", "out", "audit")}
+    access = AgentAccess(
+        f"User:intruder-{tag}", (own["in"],), (own["out"], own["audit"]), (f"g-{tag}",), (tag,)
+    )
+    client_file = add_agent(secure_kafka, access, f"pw-{tag}", tmp_path / "secrets")
+    admin = secure_kafka.admin_security
+    produce(secure_kafka.bootstrap, victim["in"], [(None, "private")], security=admin)
+    args = [
+        *("--bootstrap", secure_kafka.bootstrap, "--security", str(client_file)),
+        *("--in", victim["in"], "--out", victim["out"], "--audit", victim["audit"]),
+        *("--group", f"g-{tag}", "--txn-prefix", tag, "--graph-dir", str(tmp_path / "graph")),
+        *("--checkpoint-dir", str(tmp_path / "checkpoints")),
+    ]
+    returncode, output = run_job(args)
+    (tmp_path / "job-output.txt").write_bytes(output)
+    text = output.decode(errors="replace")
+    assert returncode != 0, text[-3000:]
+    assert "TopicAuthorizationException: Topic authorization failed" in text, text[-3000:]
+    assert f"Failed to get metadata for topics [{victim['in']}]" in text, text[-3000:]
+    for topic in (victim["out"], victim["audit"], own["out"], own["audit"]):
+        assert sum(end_offsets(secure_kafka.bootstrap, topic, security=admin).values()) == 0

@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-dir", required=True)
     args = parser.parse_args(argv)
     security = load_security(args.security)
-    env = local_env(checkpoint_interval_ms=300, checkpoint_dir=args.checkpoint_dir)
+    # No restarts: a refused principal fails the job at once, with the broker's error.
+    env = local_env(
+        checkpoint_interval_ms=300,
+        checkpoint_dir=args.checkpoint_dir,
+        extra_config={"restart-strategy.type": "none"},
+    )
     source = kafka_source(args.bootstrap, getattr(args, "in"), args.group, bounded=True,
                           security=security)  # fmt: skip
     copied = env.from_source(source, WatermarkStrategy.no_watermarks(), "in").map(
