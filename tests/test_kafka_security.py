@@ -9,8 +9,11 @@ neither reaches the other's, and a wrong password is refused by the broker.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +251,37 @@ def test_wrong_password_is_refused_and_moves_nothing(
     assert any("Authentication failed" in e for e in errors), errors
     print(f"refused in {time.monotonic() - started:.1f}s: {errors[0]}")
     assert sum(end_offsets(boot, a.outputs[0], security=admin).values()) == before
+
+
+def test_acls_cli_applies_a_shipped_jobs_declaration(
+    secure_kafka: LocalKafka, secure_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """``python -m streaming_agents.connectors.acls claims_triage --apply``, then use them."""
+    topics = {role: secure_topic_factory(f"ct-{role}") for role in ("claims", "decisions", "dlq")}
+    admin = secure_kafka.admin_security
+    assert admin is not None
+    admin_file = tmp_path / "admin.properties"
+    admin_file.write_text("".join(f"{k}={v}\n" for k, v in admin.to_properties().items()))
+    overrides = [arg for role, name in topics.items() for arg in ("--topic", f"{role}={name}")]
+    cmd = [sys.executable, "-m", "streaming_agents.connectors.acls", "claims_triage", *overrides]
+    cmd += ["--bootstrap", secure_kafka.bootstrap, "--security", str(admin_file), "--apply"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"READ             topic {topics['claims']}" in done.stdout
+    assert "# applied 7 ACLs for User:claims-triage" in done.stdout
+    password = uuid.uuid4().hex
+    secure_kafka.add_user("claims-triage", password)
+    agent = secure_kafka.user_security(
+        "claims-triage", write_secret_file(tmp_path / "ct.secret", password)
+    )
+    boot = secure_kafka.bootstrap
+    produce(boot, topics["claims"], [("p1", "claim")], security=admin)
+    got = consume_committed(
+        boot, topics["claims"], expected=1, security=agent, group_id="claims-triage"
+    )
+    assert [m.value() for m in got] == [b"claim"]
+    transactional_write(boot, agent, topics["decisions"], "claims-triage-decisions-0", 1)
+    with pytest.raises(InfrastructureError, match="Topic authorization failed"):
+        produce(boot, topics["claims"], [(None, "forged claim")], security=agent)
+    with pytest.raises(InfrastructureError, match="Topic authorization failed"):
+        consume_committed(boot, topics["decisions"], security=agent, group_id="claims-triage")

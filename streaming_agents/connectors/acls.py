@@ -17,10 +17,16 @@ Nothing else: another agent's topics, groups and transactional ids stay out
 of reach, which the broker enforces (``allow.everyone.if.no.acl.found=false``).
 :func:`apply_acls` creates them with the admin client; :func:`upsert_scram_user`
 creates the principal's SCRAM-SHA-512 credential.
+
+CLI: ``python -m streaming_agents.connectors.acls JOB [--agent NAME]
+[--topic role=name] [--bootstrap HOST:PORT --security ADMIN.properties --apply]``
+prints each agent's ACLs and, with ``--apply``, creates them as the admin.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,8 +45,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     UserScramCredentialUpsertion,
 )
 
-from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
-from streaming_agents.errors import ConfigError, InfrastructureError
+from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config, load_security
+from streaming_agents.errors import ConfigError, InfrastructureError, UserError
 
 if TYPE_CHECKING:
     from streaming_agents.registry import JobSpec
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentAccess",
     "access_for_agent",
+    "access_for_job",
     "apply_acls",
     "bindings",
     "describe_acls",
@@ -118,6 +125,11 @@ def access_for_agent(
         groups=(group or agent,),
         transactional_id_prefixes=tuple(transactional_id_prefixes or (agent,)),
     )
+
+
+def access_for_job(job: JobSpec, topics: Mapping[str, str] | None = None) -> list[AgentAccess]:
+    """:func:`access_for_agent` for every agent of ``job`` (defaults for group and prefix)."""
+    return [access_for_agent(job, agent.name, topics=topics) for agent in job.agents]
 
 
 def _allow(kind: Any, name: str, pattern: Any, principal: str, operation: Any) -> AclBinding:
@@ -214,3 +226,52 @@ def upsert_scram_user(
         raise InfrastructureError(
             f"cannot set the SCRAM credential of {user}: {exc.args[0].str()}"
         ) from None
+
+
+def _describe(binding: AclBinding) -> str:
+    pattern = "prefixed" if binding.resource_pattern_type == ResourcePatternType.PREFIXED else ""
+    restype = getattr(binding.restype, "name", str(binding.restype)).lower()
+    kind = "cluster" if binding.restype == ResourceType.BROKER else restype
+    what = f"{kind} {binding.name}" + (f" ({pattern})" if pattern else "")
+    operation = getattr(binding.operation, "name", str(binding.operation))
+    return f"{binding.principal}  {operation:<16} {what}"
+
+
+def _main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except (UserError, InfrastructureError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str] | None) -> int:
+    from streaming_agents.registry import load_job
+
+    parser = argparse.ArgumentParser(prog="python -m streaming_agents.connectors.acls")
+    parser.add_argument("job", help="a job folder or name (as `streaming-agents run`)")
+    parser.add_argument("--agent", help="only this agent")
+    parser.add_argument("--topic", action="append", default=[], metavar="ROLE=NAME")
+    parser.add_argument("--bootstrap", help="broker to apply the ACLs to")
+    parser.add_argument("--security", help="the admin's client-security properties file")
+    parser.add_argument("--apply", action="store_true", help="create the ACLs (as the admin)")
+    args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.topic if "=" in item)
+    job = load_job(args.job).spec
+    accesses = [a for a in access_for_job(job, overrides) if args.agent in (None, a.principal[5:])]
+    if not accesses:
+        raise ConfigError(f"job {job.name!r} has no agent {args.agent!r}")
+    if args.apply and not args.bootstrap:
+        raise ConfigError("--apply needs --bootstrap (and --security for a secured broker)")
+    admin = load_security(args.security) if args.security else None
+    for access in accesses:
+        acls = bindings(access)
+        print("\n".join(_describe(b) for b in acls))
+        if args.apply:
+            apply_acls(args.bootstrap, admin, acls)
+            print(f"# applied {len(acls)} ACLs for {access.principal}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
