@@ -180,3 +180,22 @@ def test_kafka_journal_reads_only_its_keys_partitions_and_the_recent_tail(
     assert _run(reader.lookup(other, f"{other.replace('new', 'new-d')}")) is not None
     assert reader.stats.partitions_loaded == 1
     reader.close()
+
+
+def test_kafka_request_log_pages_by_sequence(kafka_bootstrap: str) -> None:
+    topic = f"journal-requests-{time.time_ns()}"
+    log = open_journal(f"kafka://{kafka_bootstrap}/{topic}", agent="a")
+    assert isinstance(log, KafkaJournal)
+    assert log.last_request_seq() == 0
+    for turn, key in enumerate(["k1", "k2", "k1", "k1"], start=1):
+        log.record_request(kind="llm", agent="a", version="1", key=key, turn=turn,
+                           digest=f"d{turn}", body="{}")  # fmt: skip
+    log.record_request(kind="llm", agent="a", version="1", key="k1", turn=1, digest="d1", body="{}")
+    since = log.last_request_seq()
+    assert since == 5
+    rows = log.recorded_requests(key="k1")
+    assert [(r.turn, r.digest) for r in rows] == [(1, "d1"), (3, "d3"), (4, "d4")], "once per turn"
+    assert [r.seq for r in log.recorded_requests(after_seq=2, upto_seq=4)] == [3, 4]
+    log.record_request(kind="tool", agent="a", version="2", key="k9", turn=7, digest="t", body="x")
+    assert [r.key for r in log.recorded_requests(after_seq=since)] == ["k9"]
+    log.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -170,6 +171,19 @@ def ensure_topic(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise InfrastructureError(f"cannot create topic {topic}: {exc}") from exc
+    _await_leaders(admin, topic)
+
+
+def _await_leaders(admin: AdminClient, topic: str) -> None:
+    """Return once every partition of a new topic has a leader in the metadata clients see."""
+    deadline = time.monotonic() + _TIMEOUT_S
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(topic=topic, timeout=_TIMEOUT_S).topics.get(topic)
+        partitions = meta.partitions if meta is not None and meta.error is None else {}
+        if partitions and all(p.leader >= 0 for p in partitions.values()):
+            return
+        time.sleep(0.1)  # metadata propagation has no notification to wait on
+    raise InfrastructureError(f"topic {topic} has no leader after {_TIMEOUT_S}s")
 
 
 def new_consumer(bootstrap: str, properties: Mapping[str, Any] | None = None) -> Consumer:
@@ -188,9 +202,13 @@ def new_consumer(bootstrap: str, properties: Mapping[str, Any] | None = None) ->
 
 
 def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
-    low, high = consumer.get_watermark_offsets(
-        TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
-    )
+    """Low and high watermark of one partition, asked of the broker."""
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=_TIMEOUT_S, cached=False
+        )
+    except KafkaException as exc:
+        raise InfrastructureError(f"cannot read offsets of {topic}[{partition}]: {exc}") from exc
     return int(low), int(high)
 
 
