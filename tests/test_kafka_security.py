@@ -85,6 +85,9 @@ def test_java_properties_keep_the_reference_and_escape(
         "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule"
         f' required username="us\\"er" password="${{file:{ref.location}:password.jaas}}";'
     )
+    unshaded = client_properties(security, kafka_prefix="")
+    assert unshaded["sasl.jaas.config"].startswith("org.apache.kafka.common.security.scram.")
+    assert unshaded["config.providers.file.class"].startswith("org.apache.kafka.common.config.")
     assert props["config.providers"] == "file"
     assert props["config.providers.file.class"].endswith("config.provider.FileConfigProvider")
     assert props["ssl.truststore.type"] == "PEM"

@@ -4,11 +4,11 @@
 with one client-security file whose password is a ``${file:...}`` reference:
 the Kafka source, the exactly-once sink and the audit sink (Table API, SQL
 text) all connect over SASL_SSL as agent ``copy-<tag>``, whose password holds
-``'``, ``"`` and ``\\`` and whose ACLs allow only its topics.  Then the
-password (raw and JAAS-escaped) and the admin's password are searched for in
-the serialised JobGraph and its JSON plan (what the REST API's
-``/jobs/<id>/plan`` shows), the job's output, PyFlink's log folder, the
-retained checkpoints, files the run created in the temp folder, and every
+``'``, ``"``, ``\\`` and a non-ASCII letter, and whose ACLs allow only its
+topics.  Then the password (raw and JAAS-escaped) and the admin's password are
+searched for in the serialised JobGraph and its JSON plan (what the REST API's
+``/jobs/<id>/plan`` shows), the job's output, its Flink log, PyFlink's log
+folder, the retained checkpoints, files the run created in the temp folder, and every
 output and audit record.  Probes show the searches could see the Kafka
 properties (the reference is in the JobGraph; the clients' logged configs
 mask ``sasl.jaas.config``).
@@ -41,11 +41,12 @@ def record_bytes(msg: Any) -> bytes:
     return bytes(msg.value() or b"") + headers
 
 
-def run_job(args: list[str]) -> tuple[int, bytes]:
-    """Run the job script as a new process; its exit code and output."""
+def run_job(args: list[str], log_dir: Path) -> tuple[int, bytes]:
+    """Run the job script as a new process (its Flink log in ``log_dir``); exit code, output."""
     started = time.monotonic()
+    env = {**os.environ, "FLINK_LOG_DIR": str(log_dir)}  # PyFlink's own folder is shared
     done = subprocess.run(
-        [sys.executable, str(JOB), *args], capture_output=True, timeout=300, env=dict(os.environ)
+        [sys.executable, str(JOB), *args], capture_output=True, timeout=300, env=env
     )
     print(f"secured job process ran {time.monotonic() - started:.1f}s")
     return done.returncode, done.stdout + done.stderr
@@ -66,7 +67,7 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
     secure_kafka: LocalKafka, secure_topic_factory: Callable[..., str], tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:10]
-    name, password = f"copy-{tag}", f"q'uo\"te\\-LEAKCHECK-{tag}"
+    name, password = f"copy-{tag}", f"q'uo\"te\\ü-LEAKCHECK-{tag}"
     topics = {role: secure_topic_factory(f"sec-{role}") for role in ("in", "out", "audit")}
     group, prefix = f"copy-group-{tag}", f"copy-tx-{tag}"
     admin = secure_kafka.admin_security
@@ -86,7 +87,8 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
         *("--group", group, "--txn-prefix", prefix, "--graph-dir", str(graph_dir)),
         *("--checkpoint-dir", str(checkpoints)),
     ]
-    returncode, output = run_job(args)
+    log_dir = tmp_path / "flink-log"
+    returncode, output = run_job(args, log_dir)
     assert returncode == 0, output.decode(errors="replace")[-4000:]
 
     out = consume_committed(secure_kafka.bootstrap, topics["out"], expected=RECORDS, security=admin)
@@ -108,7 +110,8 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
     hits: list[Hit] = find_bytes("JobGraph", job_graph, {**secrets, **probes})
     hits += find_bytes("JSON plan", (graph_dir / "plan.json").read_bytes(), secrets)
     hits += find_bytes("job output", output, secrets)
-    file_hits, scanned = find_files([flink_home() / "log", checkpoints], {**secrets, **probes})
+    roots = [log_dir, flink_home() / "log", checkpoints]
+    file_hits, scanned = find_files(roots, {**secrets, **probes})
     tmp_hits, tmp_scanned = find_files([Path(tempfile.gettempdir())], secrets, started_wall)
     hits += file_hits + tmp_hits
     for msg in out + audit:
@@ -123,7 +126,7 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
     assert not leaks, f"secrets found (name, where): {leaks}"
     found = {(h.name, h.where) for h in hits}
     assert ("reference", "JobGraph") in found, "the JobGraph holds the Kafka properties"
-    assert any(n == "masked jaas" for n, _ in found), "the Kafka clients logged their config"
+    assert any(n == "masked jaas" and w.startswith(str(log_dir)) for n, w in found), found
 
 
 def test_flink_job_as_another_agent_is_refused_and_moves_nothing(
@@ -145,8 +148,7 @@ def test_flink_job_as_another_agent_is_refused_and_moves_nothing(
         *("--group", f"g-{tag}", "--txn-prefix", tag, "--graph-dir", str(tmp_path / "graph")),
         *("--checkpoint-dir", str(tmp_path / "checkpoints")),
     ]
-    returncode, output = run_job(args)
-    (tmp_path / "job-output.txt").write_bytes(output)
+    returncode, output = run_job(args, tmp_path / "flink-log")
     text = output.decode(errors="replace")
     assert returncode != 0, text[-3000:]
     assert "TopicAuthorizationException: Topic authorization failed" in text, text[-3000:]

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from streaming_agents.errors import ConfigError
+from streaming_agents.errors import ConfigError, StreamingAgentsError
 
 __all__ = [
     "KAFKA_SECURITY_ENV",
@@ -335,10 +335,14 @@ def sql_string(value: str) -> str:
 @functools.cache
 def _connector_kafka_prefix() -> str:
     """``org.apache.flink.kafka.shaded.`` when the connector jar relocates Kafka's classes."""
-    from streaming_agents.runtime.environment import jars_dir
+    from streaming_agents.runtime.environment import connector_jars
 
     plain = "org/apache/kafka/common/security/scram/ScramLoginModule.class"
-    for jar in sorted((jars_dir() / "flink").glob("*.jar")):
+    try:
+        jars = connector_jars()  # the jars local_env and submit put on pipeline.jars
+    except StreamingAgentsError:
+        jars = []
+    for jar in jars:
         with zipfile.ZipFile(jar) as archive:
             names = set(archive.namelist())
         if _SHADED.replace(".", "/") + plain in names:
