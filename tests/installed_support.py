@@ -82,7 +82,11 @@ def _link_dependencies(target: Path) -> None:
         if name.startswith(("streaming_agents", "__editable__", "__pycache__")):
             continue
         if entry.is_dir():
-            shutil.copytree(entry, target / entry.name, copy_function=os.link, symlinks=True)
+            # pyflink/log/ is appended to in place: a link would write into the dev venv's logs
+            ignore = shutil.ignore_patterns("*.log") if entry.name == "pyflink" else None
+            shutil.copytree(
+                entry, target / entry.name, copy_function=os.link, symlinks=True, ignore=ignore
+            )
         else:
             os.link(entry, target / entry.name)
 

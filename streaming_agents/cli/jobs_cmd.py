@@ -27,11 +27,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from streaming_agents.cli.failures import (
+    add_dead_letter_argument,
+    check_dead_letters,
+    max_dead_letter_ratio,
+    reasons_of,
+)
 from streaming_agents.cli.job_options import (
     FAKE_KEY_ENV,
     SUBMIT_CHECKPOINT_MS,
     add_job_arguments,
     add_topic_arguments,
+    bootstrap_of,
     build_job_env,
     check_numbers,
     model_spec,
@@ -77,6 +84,7 @@ def add_job_commands(subparsers: Any) -> None:
     add_job_arguments(rn)
     rn.add_argument("--fake-llm", action="store_true", help="use the job's scripted fake LLM")
     add_topic_arguments(rn)
+    add_dead_letter_argument(rn)
     rn.set_defaults(handler=run_job)
 
     fk = subparsers.add_parser(
@@ -152,6 +160,7 @@ def run_job(args: argparse.Namespace) -> int:
     from streaming_agents.registry import load_job
 
     check_numbers(args)
+    ratio = max_dead_letter_ratio(args)
     entry = load_job(args.job)
     spec = entry.spec
     topics = spec.resolve_topics(topic_overrides(args.topic))
@@ -175,7 +184,12 @@ def run_job(args: argparse.Namespace) -> int:
             model = ModelSpec(
                 model=f"openai/{spec.name}-fake", api_base=fake.base_url, api_key_env=FAKE_KEY_ENV
             )
+        from streaming_agents.connectors.broker import check_broker
+
+        check_broker(bootstrap_of(args))
         prepare_topics(args, entry, topics)
+        outputs = _output_topics(spec, topics)
+        before = _end_offsets(bootstrap_of(args), outputs) if args.bounded else {}
         assert model is not None
         env = build_job_env(args, spec, topics, model, checkpoint_ms=2000, state_backend="hashmap")
         name = args.job_name or spec.name
@@ -187,10 +201,48 @@ def run_job(args: argparse.Namespace) -> int:
         except Exception as exc:  # py4j wraps the Java failure; keep its root cause
             raise InfrastructureError(f"the Flink job failed: {root_cause(exc)}") from exc
         progress(f"{name} finished in {time.monotonic() - started:.1f} s")
+        if args.bounded:
+            total, reasons = _new_dead_letters(bootstrap_of(args), outputs, before)
+            progress(f"{total} records written ({len(reasons)} dead letters)")
+            check_dead_letters(name, total, reasons, ratio)
     finally:
         if fake is not None:
             fake.stop()
     return 0
+
+
+def _output_topics(spec: Any, topics: dict[str, str]) -> dict[str, bool]:
+    """The agents' output topics -> whether the topic takes dead letters (a ``dlq`` role)."""
+    roles = {r for agent in spec.agents for r in agent.outputs}
+    return {topics[r]: r == "dlq" or r.endswith(("_dlq", "-dlq")) for r in sorted(roles)}
+
+
+def _end_offsets(bootstrap: str, outputs: dict[str, bool]) -> dict[str, dict[int, int]]:
+    from streaming_agents.replay.errors import MissingTopic
+    from streaming_agents.replay.topics import topic_end_offsets
+
+    ends = {}
+    for topic in outputs:
+        try:
+            ends[topic] = topic_end_offsets(bootstrap, topic)
+        except MissingTopic:
+            ends[topic] = {}
+    return ends
+
+
+def _new_dead_letters(
+    bootstrap: str, outputs: dict[str, bool], before: dict[str, dict[int, int]]
+) -> tuple[int, list[str]]:
+    """(records the run wrote to its output topics, reasons of those that are dead letters)."""
+    from streaming_agents.replay.topics import read_topic
+
+    total, reasons = 0, []
+    for topic, is_dlq in outputs.items():
+        records = read_topic(bootstrap, topic, start=before.get(topic) or None, timeout_s=60)
+        total += len(records)
+        if is_dlq:
+            reasons += reasons_of(r.value for r in records)
+    return total, reasons
 
 
 # --------------------------------------------------------------------------- flink run entry

@@ -85,6 +85,9 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    from streaming_agents.cli.failures import quiet_environment
+
+    quiet_environment()  # before any JVM or litellm starts: the workers inherit it
     parser = build_parser()
     try:
         args = parser.parse_args(None if argv is None else list(argv))

@@ -22,6 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from streaming_agents.cli.failures import (
+    add_dead_letter_argument,
+    check_dead_letters,
+    max_dead_letter_ratio,
+    reasons_of,
+)
+from streaming_agents.connectors.broker import check_broker
+
 __all__ = ["add_replay_commands", "run_compare", "run_replay", "run_shadow"]
 
 BOOTSTRAP_ENV = "STREAMING_AGENTS_KAFKA_BOOTSTRAP"
@@ -37,7 +45,30 @@ def _bootstrap(parser: argparse.ArgumentParser) -> None:
 
 
 def _resolve_bootstrap(args: argparse.Namespace) -> str:
-    return str(args.bootstrap or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092")
+    """The broker address, checked: one clear error when nothing answers there."""
+    bootstrap = str(args.bootstrap or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092")
+    check_broker(bootstrap)
+    return bootstrap
+
+
+def _run_dead_letters(
+    bootstrap: str, shadow_topic: str, run_id: str, start: dict[int, int] | None
+) -> tuple[int, list[str]]:
+    """(records, reasons of the dead letters) that run ``run_id`` wrote to ``shadow_topic``."""
+    from streaming_agents.replay.topics import read_topic
+
+    mine, dead = 0, []
+    for record in read_topic(bootstrap, shadow_topic, start=start or None, timeout_s=60):
+        try:
+            doc = json.loads(record.value or b"{}")
+        except ValueError:
+            continue
+        if not isinstance(doc, dict) or (doc.get("replay") or {}).get("run") != run_id:
+            continue
+        mine += 1
+        if doc.get("dead_letter") is True:
+            dead.append(doc)
+    return mine, reasons_of(json.dumps(d) for d in dead)
 
 
 def add_replay_commands(subparsers: Any) -> None:
@@ -77,6 +108,7 @@ def add_replay_commands(subparsers: Any) -> None:
     rp.add_argument("--mode", choices=["streaming", "batch"], default="streaming")
     rp.add_argument("--run-dir", default=None, help="where run files go (journal copy, summary)")
     rp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dead_letter_argument(rp)
     _bootstrap(rp)
     rp.set_defaults(handler=run_replay)
 
@@ -101,6 +133,7 @@ def add_replay_commands(subparsers: Any) -> None:
     sp.add_argument("--audit-topic", default=None, metavar="TOPIC", help="audit records go here")
     sp.add_argument("--duration", type=float, default=None, metavar="SECONDS")
     sp.add_argument("--capacity", type=int, default=100)
+    add_dead_letter_argument(sp)
     _bootstrap(sp)
     sp.set_defaults(handler=run_shadow)
 
@@ -148,6 +181,7 @@ def run_replay(args: argparse.Namespace) -> int:
         from streaming_agents.errors import ConfigError
 
         raise ConfigError("--html needs --production-topic (the outputs to compare with)")
+    ratio = max_dead_letter_ratio(args)
     agent = load_agent(args.agent)
     bootstrap = _resolve_bootstrap(args)
     result = replay(
@@ -173,6 +207,12 @@ def run_replay(args: argparse.Namespace) -> int:
         if args.html:
             _write(args.html, render_html(report, f"{agent.name}@{agent.version} vs production"))
             print(f"HTML report: {args.html}", file=sys.stderr)
+    if result.dead_letters:
+        _, reasons = _run_dead_letters(
+            bootstrap, args.shadow_topic, result.run_id, result.shadow_start
+        )
+        total = result.outputs + result.dead_letters
+        check_dead_letters(f"replay {result.run_id}", total, reasons, ratio)
     return 0
 
 
@@ -187,10 +227,12 @@ def run_shadow(args: argparse.Namespace) -> int:
 
             raise ConfigError("--starting takes latest, earliest or a time")
         starting = pos.timestamp_ms
+    ratio = max_dead_letter_ratio(args)
     agent = load_agent(args.agent)
+    bootstrap = _resolve_bootstrap(args)
     run = shadow(
         agent,
-        bootstrap=_resolve_bootstrap(args),
+        bootstrap=bootstrap,
         topic=args.topic,
         shadow_topic=args.shadow_topic,
         key_field=args.key,
@@ -213,7 +255,12 @@ def run_shadow(args: argparse.Namespace) -> int:
     finally:
         run.stop()
     fenced = run.fenced_calls(agent.name)
-    print(f"stopped; side-effecting tool calls not run: {len(fenced)}")
+    total, reasons = _run_dead_letters(bootstrap, run.shadow_topic, run.run_id, None)
+    print(
+        f"stopped; {total} outputs ({len(reasons)} dead letters); side-effecting tool calls "
+        f"not run: {len(fenced)}"
+    )
+    check_dead_letters(f"shadow {run.run_id}", total, reasons, ratio)
     return 0
 
 

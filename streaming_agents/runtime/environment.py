@@ -121,6 +121,13 @@ def local_env(
     if state_backend == "rocksdb":
         settings.setdefault("execution.checkpointing.incremental", "true")
     settings.update(extra_config or {})
+    # The embedded (thread mode) interpreter does not run site-packages' .pth files, so an
+    # editable install of this package is invisible to it: name the package's folder too.
+    paths = [p for p in settings.get("python.pythonpath", "").split(":") if p]
+    package_root = str(Path(__file__).resolve().parents[2])
+    settings["python.pythonpath"] = ":".join(
+        [*paths, *([] if package_root in paths else [package_root])]
+    )
     for key, value in settings.items():
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
