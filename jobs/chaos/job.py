@@ -68,6 +68,11 @@ def kafka_properties(password_env: str | None) -> dict[str, str]:
     return {"security.protocol": "PLAINTEXT", "sasl.mechanism": "PLAIN", "sasl.jaas.config": jaas}
 
 
+def _journal(setting: str) -> Any:
+    """A URI (``kafka://...``, ``sqlite://...``) is resolved on the workers; a path is a file."""
+    return setting if "://" in setting else SqliteJournal(setting)
+
+
 def main(argv: list[str] | None = None) -> None:
     from streaming_agents.pipeline import AgentPipeline
     from streaming_agents.runtime.environment import local_env
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-base", required=True)
     parser.add_argument("--api-key-env", default="FAKE_LLM_API_KEY")
     parser.add_argument("--kafka-password-env", default=None)
-    parser.add_argument("--journal", required=True, help="SQLite journal file")
+    parser.add_argument("--journal", required=True, help="SQLite journal file or journal URI")
     parser.add_argument("--txn-prefix", required=True)
     parser.add_argument("--group-id", default="chaos")
     parser.add_argument("--checkpoint-ms", type=int, default=3000)
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             env, args.bootstrap, args.in_topic, args.group_id, properties=props, name="events"
         )
         .key_by("k")
-        .apply(agent, capacity=args.capacity, journal=SqliteJournal(args.journal), uid=AGENT_UID)
+        .apply(agent, capacity=args.capacity, journal=_journal(args.journal), uid=AGENT_UID)
     )
     streams.to_kafka(
         args.bootstrap,
