@@ -17,9 +17,14 @@ from streaming_agents.sql.jobwatch import job_settings, root_cause
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Set in this process by earlier in-process PyFlink jobs of the same pytest run (seen in a
+# run of several SQL test files); it would stop the CLI from starting its JVM.
+_NOT_THE_USERS = ("PYTHONPATH", "PYFLINK_GATEWAY_DISABLED")
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The user's environment: no PYTHONPATH pointing into the checkout."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_THE_USERS}
     env.setdefault("SA_JARS_DIR", str(ROOT / ".jars"))
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     env.update(extra)

@@ -1,7 +1,8 @@
 """A script in Confluent Cloud's Streaming Agents shapes, run end to end as a user runs it.
 
 ``tests/sql_scripts/claims_review.sql`` (CTAS with ``AI_RUN_AGENT`` and an
-options MAP as third argument, a Python tool, an embedding model, a
+options MAP as third argument, a Python tool, an MCP tool over streamable HTTP, an embedding
+model through ``ML_PREDICT`` and ``AI_EMBEDDING``, a
 TIMESTAMP_LTZ / DECIMAL / nested ROW-ARRAY-MAP source with NULLs) is copied
 to a folder outside the repo and run by ``streaming-agents sql`` as a new
 process from another such folder, against the local broker and the fake LLM.
@@ -132,12 +133,17 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
     vectors_rows = _rows(kafka_bootstrap, vectors, len(claims))
     assert sorted(r["claim_id"] for r in vectors_rows) == sorted(by_id)
     for row in vectors_rows:
-        want = embedding(by_id[row["claim_id"]]["narrative"])
-        assert len(row["embedding"]) == len(want)
-        assert all(abs(a - b) < 1e-5 for a, b in zip(row["embedding"], want, strict=True))
+        narrative = by_id[row["claim_id"]]["narrative"]
+        for column, text in (
+            ("embedding", narrative),
+            ("summary_embedding", f"summary: {narrative}"),
+        ):
+            want = embedding(text)
+            assert len(row[column]) == len(want)
+            assert all(abs(a - b) < 1e-5 for a, b in zip(row[column], want, strict=True))
 
     stats = fake_llm.stats()
-    assert stats["embeddings_total"] == len(claims), stats
+    assert stats["embeddings_total"] == 2 * len(claims), stats  # ML_PREDICT and AI_EMBEDDING
     assert stats["chat_total"] == len(claims) + 2, stats  # one extra turn after each tool
     filed = [json.loads(line) for line in tickets.read_text().splitlines()]
     assert [t["summary"] for t in filed] == ["C1 roof"], "the MCP tool ran once"

@@ -20,6 +20,7 @@ from pyflink.table.udf import AsyncScalarFunction
 
 from streaming_agents.agent import ModelSpec
 from streaming_agents.errors import ConfigError
+from streaming_agents.sql import callloop
 from streaming_agents.sql.functions import guard_inputs
 
 __all__ = ["embedding_function"]
@@ -41,6 +42,10 @@ class EmbeddingFunction(AsyncScalarFunction):  # type: ignore[misc]
         self.guarded = guard_inputs(self)
         if not self.guarded:
             log.warning("%s: FLINK-39532 guard not installed; inputs may be mixed up", self.name)
+        callloop.acquire()
+
+    def close(self) -> None:
+        callloop.release()
 
     def _kwargs(self, text: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -61,12 +66,16 @@ class EmbeddingFunction(AsyncScalarFunction):  # type: ignore[misc]
         return kwargs
 
     async def eval(self, text: Any) -> Any:
-        from streaming_agents.llm.litellm_client import import_litellm
-
         if text is None:
             return None
+        return await callloop.run(self._embed(str(text)))
+
+    async def _embed(self, text: str) -> Any:
+        """One embeddings call (with retries), on the shared call loop."""
+        from streaming_agents.llm.litellm_client import import_litellm
+
         litellm = import_litellm()
-        kwargs = self._kwargs(str(text))
+        kwargs = self._kwargs(text)
         last = "no attempt"
         for attempt in range(self.model.num_retries + 1):
             try:

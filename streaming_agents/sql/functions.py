@@ -39,6 +39,7 @@ from pyflink.table.udf import AsyncScalarFunction
 from streaming_agents.agent import LLMRequest, ModelSpec
 from streaming_agents.errors import StreamingAgentsError
 from streaming_agents.llm.journal import Journal, NullJournal, SqliteJournal, request_digest
+from streaming_agents.sql import callloop
 from streaming_agents.sql.typemap import to_pydantic
 from streaming_agents.sql.types import SqlType
 
@@ -114,6 +115,7 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
         self.guarded = guard_inputs(self)
         if not self.guarded:
             log.warning("%s: FLINK-39532 guard not installed; inputs may be mixed up", self.name)
+        callloop.acquire()
         self._client = LiteLLMClient(self.model, AdaptiveLimiter(self.capacity))
         if self.journal_path:
             self._journal = SqliteJournal(self.journal_path)
@@ -122,6 +124,7 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
 
     def close(self) -> None:
         self._journal.close()
+        callloop.release()
 
     def request(self, prompt: str) -> LLMRequest:
         messages: list[dict[str, Any]] = []
@@ -134,7 +137,11 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
     async def eval(self, prompt: Any) -> Any:
         if prompt is None:
             return None
-        request = self.request(str(prompt))
+        return await callloop.run(self._complete(str(prompt)))
+
+    async def _complete(self, prompt: str) -> Any:
+        """One completion, on the shared call loop (:mod:`streaming_agents.sql.callloop`)."""
+        request = self.request(prompt)
         digest = request_digest(f"complete:{self.name}", "", self.model, request)
         result = await self._journal.lookup("", digest)
         if result is None:

@@ -108,7 +108,8 @@ LATERAL TABLE(AI_RUN_AGENT(
 
 CREATE TABLE claim_vectors (
   claim_id STRING,
-  embedding ARRAY<FLOAT>
+  embedding ARRAY<FLOAT>,
+  summary_embedding ARRAY<FLOAT>
 ) WITH (
   'connector' = 'kafka',
   'topic' = '${vectors_topic}',
@@ -117,6 +118,6 @@ CREATE TABLE claim_vectors (
 );
 
 INSERT INTO claim_vectors
-SELECT claim_id, embedding
+SELECT claim_id, embedding, AI_EMBEDDING('claim_embedding', CONCAT('summary: ', narrative))
 FROM claims,
 LATERAL TABLE(ML_PREDICT('claim_embedding', narrative));
