@@ -156,14 +156,20 @@ class _HostsRun(_Run):
         return None if not completed else int(completed["latest_ack_timestamp"])
 
     def kill_late_in_interval(self) -> None:
-        """Wait for a new completed checkpoint, then kill one TaskManager ``kill_after_s`` later."""
-        first = self._last_checkpoint_ms()
-        deadline = time.monotonic() + 3 * self.plan.checkpoint_ms / 1000 + 60
-        while (ack := self._last_checkpoint_ms()) == first or ack is None:
+        """Kill one TaskManager ``kill_after_s`` after a checkpoint, before the next one."""
+        deadline = time.monotonic() + 10 * self.plan.checkpoint_ms / 1000 + 60
+        seen = self._last_checkpoint_ms()
+        while True:
             if time.monotonic() > deadline:
-                raise InfrastructureError("no checkpoint completed")
-            time.sleep(0.2)
-        time.sleep(max(0.0, ack / 1000 + self.kill_after_s - time.time()))
+                raise InfrastructureError("no checkpoint interval to kill in")
+            ack = self._last_checkpoint_ms()
+            if ack is None or ack == seen:
+                time.sleep(0.2)
+                continue
+            time.sleep(max(0.0, ack / 1000 + self.kill_after_s - time.time()))
+            if self._last_checkpoint_ms() == ack:  # no newer checkpoint meanwhile
+                break
+            seen = ack
         self.in_flight_at_kill = int(self.llm.stats()["in_flight"])
         pid = self.hosts.kill_one_taskmanager()
         self.log(f"[{self.now():6.1f}s] kill -9 TaskManager {pid} "
