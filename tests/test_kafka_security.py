@@ -36,6 +36,7 @@ from streaming_agents.connectors.security import (
     sql_string,
     table_options,
     write_secret_file,
+    write_security_file,
 )
 from streaming_agents.errors import ConfigError, InfrastructureError
 from streaming_agents.registry import AgentDecl, JobSpec
@@ -69,6 +70,9 @@ def test_secrets_must_be_references(tmp_path: Path) -> None:
     security = load_security(path)
     assert security.password == SecretRef("env", "SA_TEST_PW")
     assert security.to_properties()["sasl.password"] == "${env:SA_TEST_PW}"
+    assert load_security(write_security_file(tmp_path / "copy.properties", security)) == security
+    with pytest.raises(ConfigError, match="no ':'"):
+        SecretRef("file", "/a:b", "password")
 
 
 def test_java_properties_keep_the_reference_and_escape(

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from streaming_agents.chaos.secrets import Hit, find_bytes, find_files
-from streaming_agents.connectors.acls import AgentAccess, apply_acls, bindings
-from streaming_agents.connectors.security import jaas_quote, write_secret_file
+from streaming_agents.connectors.acls import AgentAccess
+from streaming_agents.connectors.security import jaas_quote, write_security_file
 from streaming_agents.testing.cluster import flink_home
 from streaming_agents.testing.kafka import LocalKafka, consume_committed, end_offsets, produce
 
@@ -54,13 +54,8 @@ def run_job(args: list[str], log_dir: Path) -> tuple[int, bytes]:
 
 def add_agent(broker: LocalKafka, access: AgentAccess, password: str, folder: Path) -> Path:
     """A SCRAM user with ``access``; returns its client-security file."""
-    name = access.principal.removeprefix("User:")
-    broker.add_user(name, password)
-    apply_acls(broker.bootstrap, broker.admin_security, bindings(access))
-    security = broker.user_security(name, write_secret_file(folder / f"{name}.secret", password))
-    path = folder / f"{name}.properties"
-    path.write_text("".join(f"{k}={v}\n" for k, v in security.to_properties().items()))
-    return path
+    security = broker.add_agent(access, password, folder)
+    return write_security_file(folder / f"{access.principal[5:]}.properties", security)
 
 
 def test_flink_job_over_sasl_ssl_keeps_the_password_out(

@@ -62,6 +62,7 @@ __all__ = [
     "sql_string",
     "table_options",
     "write_secret_file",
+    "write_security_file",
 ]
 
 KAFKA_SECURITY_ENV = "STREAMING_AGENTS_KAFKA_SECURITY"
@@ -104,6 +105,12 @@ class SecretRef:
     provider: str
     location: str
     key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.provider not in _PROVIDERS:
+            raise ConfigError(f"secret provider {self.provider!r} not one of env, file")
+        if any(c in f"{self.location}{self.key or ''}" for c in ":}\n") or not self.location:
+            raise ConfigError(f"secret location {self.location!r}: no ':', '}}' or line breaks")
 
     @classmethod
     def parse(cls, text: str, what: str = "secret") -> SecretRef:
@@ -298,6 +305,18 @@ def security_from_env() -> KafkaSecurity | None:
     """The setting named by ``$STREAMING_AGENTS_KAFKA_SECURITY``, or None (PLAINTEXT)."""
     path = os.environ.get(KAFKA_SECURITY_ENV)
     return load_security(path) if path else None
+
+
+def write_security_file(path: Path | str, security: KafkaSecurity) -> Path:
+    """Write ``security`` as a ``--command-config``-style file (references only)."""
+    target = Path(path).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lines = (
+        f"{_escape_property(k, key=True)}={_escape_property(v)}\n"
+        for k, v in security.to_properties().items()
+    )
+    target.write_text("".join(lines), encoding="utf-8")
+    return target
 
 
 def write_secret_file(path: Path | str, password: str, key: str = "password") -> SecretRef:

@@ -43,6 +43,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streaming_agents.connectors.acls import AgentAccess
 from streaming_agents.connectors.security import (
     KafkaSecurity,
     SecretRef,
@@ -297,6 +298,20 @@ class LocalKafka:
             raise InfrastructureError("add_user needs LocalKafka(secure=True)")
         upsert_scram_user(self.bootstrap, self.admin_security, user, password)
 
+    def add_agent(self, access: AgentAccess, password: str, secret_dir: Path) -> KafkaSecurity:
+        """A SCRAM user for ``access.principal`` with exactly ``access``'s ACLs.
+
+        The password goes to ``secret_dir/<user>.secret`` (0600, see
+        :func:`~streaming_agents.connectors.security.write_secret_file`); the
+        returned setting references it.
+        """
+        from streaming_agents.connectors.acls import apply_acls, bindings
+
+        user = access.principal.removeprefix("User:")
+        self.add_user(user, password)
+        apply_acls(self.bootstrap, self.admin_security, bindings(access))
+        return self.user_security(user, write_secret_file(secret_dir / f"{user}.secret", password))
+
     def _java_cmd(self, main: str, *args: str) -> list[str]:
         log4j = f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}"
         java = str(Path(java_home(), "bin", "java"))
@@ -406,7 +421,8 @@ def _watch_authentication(conf: dict[str, Any], refused: list[str]) -> dict[str,
     """Record authentication failures (librdkafka only logs them and retries forever)."""
 
     def on_error(err: Any) -> None:
-        if err.code() == KafkaError._AUTHENTICATION:
+        # A dropped connection during SASL is reported as _AUTHENTICATION too: not a refusal.
+        if err.code() == KafkaError._AUTHENTICATION and "transport failure" not in err.str():
             refused.append(str(err))
 
     return {**conf, "error_cb": on_error} if "sasl.mechanism" in conf else conf
