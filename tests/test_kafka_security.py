@@ -28,11 +28,13 @@ from streaming_agents.connectors.acls import (
     describe_acls,
 )
 from streaming_agents.connectors.security import (
+    KAFKA_SECURITY_ENV,
     KafkaSecurity,
     SecretRef,
     client_properties,
     librdkafka_config,
     load_security,
+    security_from_env,
     sql_string,
     table_options,
     write_secret_file,
@@ -292,3 +294,25 @@ def test_acls_cli_applies_a_shipped_jobs_declaration(
         produce(boot, topics["claims"], [(None, "forged claim")], security=agent)
     with pytest.raises(InfrastructureError, match="Topic authorization failed"):
         consume_committed(boot, topics["decisions"], security=agent, group_id="claims-triage")
+
+
+def test_truststore_password_and_the_environment_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    props = {
+        "security.protocol": "SSL",
+        "ssl.truststore.location": "/etc/trust.p12",
+        "ssl.truststore.password": "${env:SA_TEST_TRUST_PW}",
+    }
+    security = KafkaSecurity.from_properties(props)
+    java = client_properties(security, kafka_prefix="")
+    assert java["ssl.truststore.password"] == "${env:SA_TEST_TRUST_PW}"
+    assert java["ssl.truststore.type"] == "PKCS12"
+    assert java["config.providers"] == "env"
+    assert java["config.providers.env.class"].endswith("EnvVarConfigProvider")
+    with pytest.raises(ConfigError, match=r"set ssl\.ca\.location"):
+        librdkafka_config(security)  # librdkafka reads PEM only
+    monkeypatch.delenv(KAFKA_SECURITY_ENV, raising=False)
+    assert security_from_env() is None
+    monkeypatch.setenv(KAFKA_SECURITY_ENV, str(write_security_file(tmp_path / "s", security)))
+    assert security_from_env() == security
