@@ -111,6 +111,10 @@ class SecretRef:
             raise ConfigError(f"secret provider {self.provider!r} not one of env, file")
         if any(c in f"{self.location}{self.key or ''}" for c in ":}\n") or not self.location:
             raise ConfigError(f"secret location {self.location!r}: no ':', '}}' or line breaks")
+        if self.provider == "env" and self.key is not None:
+            raise ConfigError("${env:NAME} takes no key")
+        if self.provider == "file" and not self.key:
+            raise ConfigError("${file:/path:key} needs a key (the file is a properties file)")
 
     @classmethod
     def parse(cls, text: str, what: str = "secret") -> SecretRef:
@@ -121,11 +125,10 @@ class SecretRef:
                 "never the secret itself"
             )
         provider, location, key = match.groups()
-        if provider == "env" and key is not None:
-            raise ConfigError(f"{what}: ${{env:NAME}} takes no key")
-        if provider == "file" and key is None:
-            raise ConfigError(f"{what}: ${{file:/path:key}} needs a key (a properties file)")
-        return cls(provider, location, key)
+        try:
+            return cls(provider, location, key)
+        except ConfigError as exc:
+            raise ConfigError(f"{what}: {exc}") from None
 
     def text(self, key_suffix: str = "") -> str:
         """The reference as Kafka's config providers read it."""
