@@ -101,3 +101,13 @@ def test_providers_tasks_and_agent_defaults_follow_confluent() -> None:
         embedder.agent("a", stateless=True, statement=statement)
     with pytest.raises(SqlScriptError, match="'task' must be one of"):
         _catalog("CREATE MODEL v WITH ('model' = 'openai/e', 'task' = 'embeddings')")
+
+
+def test_nested_timestamp_ltz_is_found() -> None:
+    from streaming_agents.sql.table import _holds_instant
+    from streaming_agents.sql.typeparse import parse_type
+
+    assert _holds_instant(parse_type("ROW<t TIMESTAMP_LTZ(3), s STRING>"))
+    assert _holds_instant(parse_type("ARRAY<TIMESTAMP_LTZ(3)>"))
+    assert _holds_instant(parse_type("MAP<STRING, ROW<a ARRAY<TIMESTAMP_LTZ(3)>>>"))
+    assert not _holds_instant(parse_type("ROW<t TIMESTAMP(3), a ARRAY<DECIMAL(10, 2)>>"))

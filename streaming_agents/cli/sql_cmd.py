@@ -7,7 +7,9 @@ them (bounded sources end, unbounded ones run until interrupted).
 without starting Flink.  ``${name}`` in the script is replaced by
 ``--var name=value``, else the environment variable, else
 ``${name:-default}``'s default.  Python modules next to the script can be
-named by ``CREATE TOOL ... USING FUNCTION 'module.function'``.
+named by ``CREATE TOOL ... USING FUNCTION 'module.function'``.  A failing
+job is restarted at most ``--restart-attempts`` times (each failure's root
+cause is printed on stderr as it happens), then the command exits 1.
 See docs/sql.md.
 """
 
@@ -92,12 +94,7 @@ def run_sql_command(args: argparse.Namespace) -> int:
             print(line)
         print(f"{path}: OK")
         return 0
-    import os
-
     from streaming_agents.sql.session import default_table_env, run_sql_script
-
-    # before the JVM starts: its workers inherit it (LiteLLM logs DEBUG lines otherwise)
-    os.environ.setdefault("LITELLM_LOG", "WARNING")
 
     t_env = default_table_env(
         restart_attempts=args.restart_attempts,

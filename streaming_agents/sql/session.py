@@ -344,6 +344,8 @@ def default_table_env(
 
     from streaming_agents.runtime.environment import local_env
 
+    # before the JVM starts: its workers inherit it (LiteLLM logs DEBUG lines otherwise)
+    os.environ.setdefault("LITELLM_LOG", "WARNING")
     extra = dict(local_env_args.pop("extra_config", None) or {})
     extra = {**job_settings(restart_attempts, restart_delay_s, free_port()), **extra}
     return StreamTableEnvironment.create(local_env(extra_config=extra, **local_env_args))

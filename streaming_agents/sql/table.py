@@ -110,6 +110,14 @@ def agent_table(
             for name, data_type in zip(names, schema.get_column_data_types(), strict=True)
         ),
     )
+    for name, column_type in input_type.fields:
+        if any(_holds_instant(child) for child in _children(column_type)):
+            raise ConfigError(
+                f"agent table of {agent.name!r}: column {name!r} ({column_type.sql()}) holds a "
+                "TIMESTAMP_LTZ inside a ROW/ARRAY/MAP, which PyFlink's thread mode cannot carry "
+                "through the agent; CAST that field to TIMESTAMP(3) or BIGINT first (top-level "
+                "TIMESTAMP_LTZ columns are fine)"
+            )
     out_type = agent_table_type(
         input_type, agent, flatten_output=flatten_output, output_prefix=output_prefix
     )
@@ -131,6 +139,18 @@ def agent_table(
     if not decoder.instants:
         return result
     return result.select(*_restore_instants(out_type, decoder.instants))
+
+
+def _children(sql_type: SqlType) -> list[SqlType]:
+    return [
+        *(t for _, t in sql_type.fields),
+        *(t for t in (sql_type.element, sql_type.key) if t is not None),
+    ]
+
+
+def _holds_instant(sql_type: SqlType) -> bool:
+    """Whether ``sql_type`` is or contains a TIMESTAMP_LTZ."""
+    return sql_type.kind == "TIMESTAMP_LTZ" or any(_holds_instant(c) for c in _children(sql_type))
 
 
 def _restore_instants(out_type: SqlType, instants: frozenset[int]) -> list[Any]:

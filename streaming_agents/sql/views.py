@@ -111,9 +111,18 @@ class ViewBuilder:
         agent, capacity = self.session.catalog.agent(
             name, stateless=parsed.memory_key is None, statement=self.statement
         )
+        where = f"statement {self.statement.number} line {call.line}"
         warning = key_warning(parsed)
         if warning:
-            self.session.warn(f"statement {self.statement.number} line {call.line}: {warning}")
+            self.session.warn(f"{where}: {warning}")
+        catalog = self.session.catalog
+        options = catalog.agents[name].options if name in catalog.agents else {}
+        has_ttl = any(k.replace("-", "_") == "memory_ttl" for k in options)
+        if parsed.memory_key and not has_ttl and not catalog.state_ttl:
+            self.session.warn(
+                f"{where}: agent {name!r} keeps the memory of every key forever; set "
+                "'memory_ttl' on the agent or SET 'sql.state-ttl' to forget idle keys"
+            )
         key_sql = f"CAST(({key}) AS STRING)" if key else f"MD5(CAST(({prompt}) AS STRING))"
         pre = self._pre_query(
             call, f"CAST(({prompt}) AS STRING) AS {PROMPT_FIELD}, {key_sql} AS {KEY_FIELD}"
