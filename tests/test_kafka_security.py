@@ -316,3 +316,19 @@ def test_truststore_password_and_the_environment_setting(
     assert security_from_env() is None
     monkeypatch.setenv(KAFKA_SECURITY_ENV, str(write_security_file(tmp_path / "s", security)))
     assert security_from_env() == security
+
+
+def test_acls_cli_prints_one_agent_with_its_own_principal() -> None:
+    base = [sys.executable, "-m", "streaming_agents.connectors.acls", "claims_triage"]
+    args = ["--agent", "claims-triage", "--principal", "User:svc", "--txn-prefix", "ct-"]
+    done = subprocess.run([*base, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "User:svc  WRITE            transactional_id ct- (prefixed)" in lines
+    assert "User:svc  READ             group claims-triage" in lines
+    assert len(lines) == 7 and all(line.startswith("User:svc ") for line in lines)
+    refused = subprocess.run([*base, "--agent", "x"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert (
+        refused.stderr == "error: job 'claims-triage' has no agent 'x'; its agents: claims-triage\n"
+    )

@@ -251,6 +251,9 @@ def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streaming_agents.connectors.acls")
     parser.add_argument("job", help="a job folder or name (as `streaming-agents run`)")
     parser.add_argument("--agent", help="only this agent")
+    parser.add_argument("--principal", help="with --agent: its principal (default User:<agent>)")
+    parser.add_argument("--group", help="with --agent: its consumer group (default: its name)")
+    parser.add_argument("--txn-prefix", help="with --agent: its transactional-id prefix")
     parser.add_argument("--topic", action="append", default=[], metavar="ROLE=NAME")
     parser.add_argument("--bootstrap", help="broker to apply the ACLs to")
     parser.add_argument("--security", help="the admin's client-security properties file")
@@ -258,9 +261,22 @@ def _run(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.topic if "=" in item)
     job = load_job(args.job).spec
-    accesses = [a for a in access_for_job(job, overrides) if args.agent in (None, a.principal[5:])]
-    if not accesses:
-        raise ConfigError(f"job {job.name!r} has no agent {args.agent!r}")
+    if args.agent:
+        prefixes = [args.txn_prefix] if args.txn_prefix else None
+        accesses = [
+            access_for_agent(
+                job,
+                args.agent,
+                principal=args.principal,
+                topics=overrides,
+                group=args.group,
+                transactional_id_prefixes=prefixes,
+            )
+        ]
+    elif args.principal or args.group or args.txn_prefix:
+        raise ConfigError("--principal, --group and --txn-prefix need --agent")
+    else:
+        accesses = access_for_job(job, overrides)
     if args.apply and not args.bootstrap:
         raise ConfigError("--apply needs --bootstrap (and --security for a secured broker)")
     admin = load_security(args.security) if args.security else None
