@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
     from streaming_agents.agent import Agent
+    from streaming_agents.connectors.security import KafkaSecurity
     from streaming_agents.llm.journal import Journal
 
 __all__ = ["AgentPipeline", "AgentStreams", "Prepare"]
@@ -142,7 +143,10 @@ class Prepare:
 
 
 class _PrepareRows:
-    """flat_map adapter: a :class:`Prepare` result as a ``Row(sa_key, sa_envelope)``."""
+    """flat_map adapter: a :class:`Prepare` result as a ``Row(sa_key, sa_envelope, sa_ts)``.
+
+    ``sa_ts`` is the Kafka record's timestamp (epoch ms, None when unknown).
+    """
 
     def __init__(self, prepare: Prepare) -> None:
         self.prepare = prepare
@@ -152,13 +156,32 @@ class _PrepareRows:
 
         prepared = self.prepare(value)
         if prepared is not None:
-            row = Row(*prepared)
+            found = record_of(value)
+            ts = found[1].get("timestamp_ms") if found is not None else None
+            row = Row(prepared[0], prepared[1], ts)
             row.set_field_names(list(PREPARED_FIELDS))
             yield row
 
 
+class _RecordTimestamp:
+    """Timestamp assigner: the Kafka record's timestamp carried in ``sa_ts`` (0 if unknown)."""
+
+    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+        return int(value[2] or 0)
+
+
 def _prepared_key(row: Any) -> str:
     return str(row[0])
+
+
+def _record_time() -> Any:
+    from pyflink.common import WatermarkStrategy
+    from pyflink.common.watermark_strategy import TimestampAssigner
+
+    class Assigner(_RecordTimestamp, TimestampAssigner):  # type: ignore[misc]
+        pass
+
+    return WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(Assigner())
 
 
 @dataclass(frozen=True)
@@ -180,11 +203,14 @@ class AgentStreams:
         transactional_id_prefix: str,
         audit: str | None = None,
         properties: Mapping[str, str] | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
         """Exactly-once sinks: outputs and dead letters (and audit records, if ``audit``).
 
         ``transactional_id_prefix`` must be unique per job on a cluster and
         stable across its restarts; each sink appends its role to it.
+        ``properties`` are extra producer properties, ``security`` the
+        client-security setting.
         """
         from streaming_agents.connectors.audit import audit_sink
         from streaming_agents.connectors.kafka import exactly_once_sink
@@ -195,11 +221,18 @@ class AgentStreams:
             (self.dead_letters, dead_letters, "dlq"),
         ):
             sink = exactly_once_sink(
-                bootstrap, topic, f"{transactional_id_prefix}-{role}", properties=props
+                bootstrap,
+                topic,
+                f"{transactional_id_prefix}-{role}",
+                properties=props,
+                security=security,
             )
             stream.sink_to(sink).name(f"{role}:{topic}").uid(f"{self.name}-sink-{role}")
         if audit is not None:
-            audit_sink(self.env, self.audit, bootstrap, audit, f"{transactional_id_prefix}-audit")
+            prefix = f"{transactional_id_prefix}-audit"
+            audit_sink(
+                self.env, self.audit, bootstrap, audit, prefix, properties=props, security=security
+            )
 
 
 class AgentPipeline:
@@ -212,12 +245,14 @@ class AgentPipeline:
         *,
         roles: Mapping[str, str] | None = None,
         role_field: str | None = None,
+        event_time: bool = False,
     ) -> None:
         self.stream = stream
         self.name = name
         self._roles = dict(roles or {})
         self._role_field = role_field
         self._predicate: Predicate | None = None
+        self._event_time = event_time
         self._key_field: str | None = None
         self._limits = Limits()
 
@@ -233,12 +268,18 @@ class AgentPipeline:
         starting: str | int | Mapping[int, int] = "earliest-offset",
         bounded: bool | int | Mapping[int, int] = False,
         properties: Mapping[str, str] | None = None,
+        security: KafkaSecurity | None = None,
+        event_time: bool = False,
         name: str | None = None,
     ) -> AgentPipeline:
         """Records of ``topics`` with their coordinates (see ``kafka_records`` for the options).
 
         ``topics`` as ``{role: topic}`` with ``role_field`` adds ``role_field:
-        role`` to each event, naming the topic it came from.
+        role`` to each event, naming the topic it came from.  ``event_time``
+        stamps each record with its Kafka timestamp (watermarks following it);
+        Flink's BATCH mode orders a key's records by it, so a batch replay
+        sees them in production's order (a Python step drops the source's own
+        timestamps).
         """
         from streaming_agents.connectors.kafka_records import kafka_records
         from streaming_agents.runtime.execution import use_thread_mode
@@ -257,10 +298,11 @@ class AgentPipeline:
             starting=starting,
             bounded=bounded,
             properties=properties,
+            security=security,
         )
         use_thread_mode(rows)  # before the first Python operator is built
         label = name or "+".join(names)
-        return cls(rows, label, roles=roles, role_field=role_field)
+        return cls(rows, label, roles=roles, role_field=role_field, event_time=event_time)
 
     @classmethod
     def from_datastream(cls, stream: DataStream, name: str = "events") -> AgentPipeline:
@@ -303,12 +345,18 @@ class AgentPipeline:
         prepare = Prepare(
             self._key_field, self._limits, self._roles, self._role_field, self._predicate
         )
-        row_type = Types.ROW_NAMED(list(PREPARED_FIELDS), [Types.STRING(), Types.STRING()])
+        row_type = Types.ROW_NAMED(
+            list(PREPARED_FIELDS), [Types.STRING(), Types.STRING(), Types.LONG()]
+        )
         prepared = (
             self.stream.flat_map(_PrepareRows(prepare), output_type=row_type)
             .name(f"prepare:{self.name}")
             .uid(f"{agent.name}-prepare")
         )
+        if self._event_time:
+            prepared = prepared.assign_timestamps_and_watermarks(_record_time()).name(
+                f"record-time:{self.name}"
+            )
         out = run_agent(
             prepared.key_by(_prepared_key, key_type=Types.STRING()),
             agent,

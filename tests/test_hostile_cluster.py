@@ -36,23 +36,56 @@ from streaming_agents.testing.hostile import (
 )
 
 API_JOB = Path(__file__).parent / "jobs" / "hostile_api_job.py"
-# job folder -> (input role, output role, key field, which valid samples produce an output)
-SHIPPED: dict[str, tuple[str, str, str, Callable[[dict[str, Any]], bool]]] = {
-    "claims_triage": ("claims", "decisions", "policy_id", lambda e: True),
+
+
+Accepts = Callable[[Any, dict[str, Any]], bool]
+
+
+def _accepts(validate: Callable[[Any, dict[str, Any]], Any]) -> Accepts:
+    """Whether the job's module accepts an event and makes an output of it."""
+
+    def accepts(module: Any, event: dict[str, Any]) -> bool:
+        try:
+            return validate(module, event) is not False
+        except ValueError:  # pydantic's ValidationError is a ValueError
+            return False
+
+    return accepts
+
+
+# job folder -> (input role, output role, key field, accepts: its own input model or filter)
+SHIPPED: dict[str, tuple[str, str, str, Accepts]] = {
+    "claims_triage": (
+        "claims",
+        "decisions",
+        "policy_id",
+        _accepts(lambda m, e: m.Claim.model_validate(e)),
+    ),
     "claims_compliance": (
         "decisions",
         "reviews",
         "input.policy_id",
-        lambda e: (e.get("output") or {}).get("route") == "human_review",
+        _accepts(lambda m, e: m.needs_review(e) and m.case_of(e)),
     ),
-    "catalog_normalisation": ("products", "normalised", "partner_id", lambda e: True),
-    "supply_chain": ("positions", "actions", "region", lambda e: True),
+    "catalog_normalisation": (
+        "products",
+        "normalised",
+        "partner_id",
+        _accepts(lambda m, e: m.PartnerProduct.model_validate(e)),
+    ),
+    "supply_chain": (
+        "positions",
+        "actions",
+        "region",
+        _accepts(lambda m, e: m.parse_event({**e, "type": "position"})),
+    ),
 }
 
 
 def _valid_samples(job: str) -> list[dict[str, Any]]:
     role, _out, key_field, keep = SHIPPED[job]
-    spec = load_job(job).spec
+    entry = load_job(job)
+    spec = entry.spec
     assert spec.sample is not None
     found = []
     for record in spec.sample(60, 3):
@@ -61,7 +94,7 @@ def _valid_samples(job: str) -> list[dict[str, Any]]:
         except ValueError:
             continue
         path = tuple(key_field.split("."))
-        usable = isinstance(event, dict) and key_of(event, path, 256) and keep(event)
+        usable = isinstance(event, dict) and key_of(event, path, 256) and keep(entry.module, event)
         if record.role == role and usable:
             found.append(event)
     assert len(found) >= 3, f"{job}: too few valid samples"
@@ -106,64 +139,69 @@ def _submit(argv: list[str]) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.cluster
-def test_hostile_corpus_never_stops_a_job_on_the_cluster(
-    flink_cluster: FlinkCluster,
-    kafka_bootstrap: str,
-    topic_factory: Callable[..., str],
-    fake_llm: FakeLLM,
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+def all_rules(fake_llm: FakeLLM) -> FakeLLM:
+    """The fake LLM answering every shipped job's sample events."""
     rules: list[dict[str, Any]] = []
     for job in SHIPPED:
         spec = load_job(job).spec
         assert spec.fake_rules is not None
         rules.extend(spec.fake_rules())
     fake_llm.configure({"rules": rules, "latency_ms": 5})
+    return fake_llm
 
-    # the public-API job (README shape), with `flink run -py`
+
+@pytest.mark.cluster
+def test_public_api_job_survives_the_corpus_on_the_cluster(
+    flink_cluster: FlinkCluster,
+    kafka_bootstrap: str,
+    topic_factory: Callable[..., str],
+    all_rules: FakeLLM,
+) -> None:
+    """The README's shape (kafka_records -> json_key -> run_agent), with `flink run -py`."""
     api_in = topic_factory("hostile-api-in") + "-big"
     api_out, api_dlq = topic_factory("hostile-api-out"), topic_factory("hostile-api-dlq")
     create_corpus_topic(kafka_bootstrap, api_in)
     args = ["--bootstrap", kafka_bootstrap, "--in", api_in, "--out", api_out, "--dlq", api_dlq]
-    args += ["--api-base", fake_llm.base_url, "--job-name", f"hostile-api-{api_in[-10:]}"]
+    args += ["--api-base", all_rules.base_url, "--job-name", f"hostile-api-{api_in[-10:]}"]
     base = {"k": "base", "seq": 0}
-    api_cases = [
-        c for c, _ in interleaved(corpus(base, "k"), lambda i: {"k": f"v{i % 4}", "seq": i})
-    ]
+    cases = [c for c, _ in interleaved(corpus(base, "k"), lambda i: {"k": f"v{i % 4}", "seq": i})]
+    job_id = flink_cluster.submit_py(API_JOB, args)
+    _run_corpus(flink_cluster, kafka_bootstrap, job_id, cases, api_in, api_out, api_dlq)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("job", sorted(SHIPPED))
+def test_shipped_job_survives_the_corpus_on_the_cluster(
+    job: str,
+    flink_cluster: FlinkCluster,
+    kafka_bootstrap: str,
+    topic_factory: Callable[..., str],
+    all_rules: FakeLLM,
+    tmp_path: Path,
+) -> None:
+    """Each shipped job, submitted with `streaming-agents submit` (a new process)."""
+    in_role, out_role, key_field, _keep = SHIPPED[job]
+    spec = load_job(job).spec
+    topics = {role: topic_factory(f"h-{job[:8]}-{role}") for role in spec.topics}
+    topics[in_role] += "-big"
+    create_corpus_topic(kafka_bootstrap, topics[in_role])
+    argv = [job, "--rest", flink_cluster.rest_url, "--bootstrap", kafka_bootstrap]
+    argv += ["--model", "openai/fake-model", "--api-base", all_rules.base_url]
+    argv += ["--api-key-env", "FAKE_LLM_API_KEY", "--checkpoint-ms", "1000"]
+    argv += ["--journal-dir", str(tmp_path / "journal"), "--job-name", f"hostile-{job}"]
+    for role, name in topics.items():
+        argv += ["--topic", f"{role}={name}"]
+    cases = _cases(_valid_samples(job), key_field)
     _run_corpus(
         flink_cluster,
         kafka_bootstrap,
-        flink_cluster.submit_py(API_JOB, args),
-        api_cases,
-        api_in,
-        api_out,
-        api_dlq,
+        _submit(argv),
+        cases,
+        topics[in_role],
+        topics[out_role],
+        topics["dlq"],
     )
-
-    # every shipped job, with `streaming-agents submit` (a new process, as a user runs it)
-    common = ["--rest", flink_cluster.rest_url, "--bootstrap", kafka_bootstrap]
-    common += ["--model", "openai/fake-model", "--api-base", fake_llm.base_url]
-    common += ["--api-key-env", "FAKE_LLM_API_KEY", "--checkpoint-ms", "1000"]
-    common += ["--journal-dir", str(tmp_path / "journal")]
-    for job, (in_role, out_role, key_field, _keep) in SHIPPED.items():
-        spec = load_job(job).spec
-        topics = {role: topic_factory(f"h-{job[:8]}-{role}") for role in spec.topics}
-        topics[in_role] += "-big"
-        create_corpus_topic(kafka_bootstrap, topics[in_role])
-        argv = [job, *common, "--job-name", f"hostile-{job}"]
-        for role, name in topics.items():
-            argv += ["--topic", f"{role}={name}"]
-        cases = _cases(_valid_samples(job), key_field)
-        _run_corpus(
-            flink_cluster,
-            kafka_bootstrap,
-            _submit(argv),
-            cases,
-            topics[in_role],
-            topics[out_role],
-            topics["dlq"],
-        )
 
 
 def _run_corpus(
@@ -180,7 +218,7 @@ def _run_corpus(
     try:
         _wait_running(cluster, job_id)
         produce_cases(bootstrap, in_topic, cases)
-        outputs, dead = collect(bootstrap, cases, out_topic, dlq_topic, timeout_s=240)
+        outputs, dead = collect(bootstrap, cases, out_topic, dlq_topic, timeout_s=120)
         check_outcomes(cases, outputs, dead, in_topic)
         _check_healthy(cluster, job_id)
     finally:

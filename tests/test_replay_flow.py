@@ -313,7 +313,7 @@ def test_deterministic_rerun_from_the_cli_pays_nothing_and_matches(
     )
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert fake_llm_server.stats()["requests_total"] == 0, "every call came from the record"
+    assert fake_llm_server.stats()["requests_total"] == 0, "every call came from the record\n" + out
     assert "LLM calls made: 0" in out and "every request matched the record" in out
     assert re.search(r"overall \(exact output\)\s+24\s+24\s+100\.0%", out), out
     assert "24/24 outputs" in err

@@ -14,23 +14,13 @@ from collections.abc import Mapping, Sequence
 
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
+from streaming_agents.connectors.security import KafkaSecurity, sql_string, table_options
 from streaming_agents.errors import ConfigError
 from streaming_agents.runtime.keys import MALFORMED_KEY, json_key
 
-__all__ = ["MALFORMED_KEY", "json_key", "kafka_records", "sql_literal"]
+__all__ = ["MALFORMED_KEY", "json_key", "kafka_records"]
 
 _counter = 0
-
-
-def sql_literal(value: str) -> str:
-    """``value`` as a Flink SQL string literal: quotes doubled, control characters refused.
-
-    Option values (a password, a JAAS line) can hold ``'``; pasted into DDL
-    unescaped they would end the literal and let the rest inject options.
-    """
-    if any(ord(ch) < 0x20 for ch in value):
-        raise ConfigError("a Kafka option value may not contain control characters or newlines")
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _offsets(spec: Mapping[int, int]) -> str:
@@ -46,6 +36,7 @@ def kafka_records(
     starting: str | int | Mapping[int, int] = "earliest-offset",
     bounded: bool | int | Mapping[int, int] = False,
     properties: Mapping[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> DataStream:
     """A stream of ``Row(value: bytes, topic, partition, offset, ts: datetime)``.
 
@@ -55,8 +46,11 @@ def kafka_records(
     or ``{partition: offset}`` (single topic).  ``bounded``: ``True`` stops at
     the offsets that are latest when the job starts; a timestamp or
     ``{partition: end offset}`` stops there; ``False`` reads on forever.
-    Reads ``read_committed``.  Every option value is quoted with
-    :func:`sql_literal`.
+    Reads ``read_committed``.  ``properties`` are extra consumer properties
+    and ``security`` the client-security setting
+    (:mod:`streaming_agents.connectors.security`: its secrets stay
+    references resolved on the workers).  Every option value is quoted with
+    :func:`~streaming_agents.connectors.security.sql_string`.
     """
     from pyflink.table import StreamTableEnvironment
 
@@ -75,10 +69,9 @@ def kafka_records(
         "format": "raw",
         **_startup(starting),
         **_bounds(bounded),
+        **table_options(security, properties),
     }
-    for key, value in (properties or {}).items():
-        options[f"properties.{key}"] = value
-    with_clause = ", ".join(f"{sql_literal(k)} = {sql_literal(v)}" for k, v in options.items())
+    with_clause = ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in options.items())
     t_env = StreamTableEnvironment.create(env)
     t_env.execute_sql(
         f"CREATE TEMPORARY TABLE {table_name} ("

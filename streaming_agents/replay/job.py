@@ -326,6 +326,7 @@ def replay(
         starting={p: bounds[0] for p, bounds in resolved.offsets.items()},
         bounded={p: bounds[1] for p, bounds in resolved.offsets.items()},
         properties={"commit.offsets.on.checkpoint": "false"},
+        event_time=mode == "batch",  # BATCH orders a key's records by their timestamps
         name=f"replay:{topic}",
     )
     stream = _agent_stream(

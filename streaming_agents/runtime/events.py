@@ -50,7 +50,7 @@ Envelope = dict[str, Any]
 MALFORMED_KEY = "__malformed__"
 """The key of records whose key cannot be derived (they are dead-lettered under it)."""
 
-PREPARED_FIELDS = ("sa_key", "sa_envelope")
+PREPARED_FIELDS = ("sa_key", "sa_envelope", "sa_ts")
 """Field names of the rows the pipeline builder hands to the agent operator."""
 
 _PREVIEW_CHARS = 2000
@@ -100,16 +100,23 @@ def is_prepared(value: Any) -> bool:
     return tuple(getattr(value, "_fields", None) or ()) == PREPARED_FIELDS
 
 
+def _epoch_millis(ts: Any) -> int | None:
+    """A record timestamp in epoch ms: a Java ``Instant`` (thread mode) or a datetime."""
+    for method in ("toEpochMilli", "to_epoch_milli"):
+        convert = getattr(ts, method, None)
+        if callable(convert):
+            return int(convert())
+    stamp = getattr(ts, "timestamp", None)
+    return int(stamp() * 1000) if callable(stamp) else None
+
+
 def record_of(value: Any) -> tuple[bytes | None, dict[str, Any]] | None:
     """``(value bytes or None, source coordinates)`` of a ``kafka_records`` row, else None."""
     names = getattr(value, "_fields", None) or ()
     if "value" not in names or "offset" not in names:
         return None
     row = value.as_dict()
-    ts = row.get("ts")
-    millis = ts.to_epoch_milli() if hasattr(ts, "to_epoch_milli") else None
-    if millis is None and hasattr(ts, "timestamp"):
-        millis = int(ts.timestamp() * 1000)
+    millis = _epoch_millis(row.get("ts"))
     source = {
         "topic": row.get("topic"),
         "partition": row.get("partition"),
