@@ -27,6 +27,7 @@ from typing import Any
 import cloudpickle  # type: ignore[import-untyped]
 
 from streaming_agents import Agent, ConversationMemory, LLMResult, MemoryPolicy, ModelSpec, Turn
+from streaming_agents.runtime.keys import json_key
 
 # The Flink workers cannot import ``scripts``: ship this module's functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -42,10 +43,6 @@ __all__ = ["KEY_ENV", "events", "main"]
 def events(n_keys: int, per_key: int) -> list[str]:
     """``{"k": "k<i>", "seq": <j>}`` JSON events, keys interleaved (seq 0 of every key first)."""
     return [json.dumps({"k": f"k{k}", "seq": s}) for s in range(per_key) for k in range(n_keys)]
-
-
-def _key_of(raw: str) -> str:
-    return str(json.loads(raw)["k"])
 
 
 # --------------------------------------------------------------------------- ceiling
@@ -176,7 +173,7 @@ def _operator(p: dict[str, Any]) -> dict[str, Any]:
         extra_fields = f', "prefill": {int(p["prefill"])}, "turn_chars": {int(p["turn_chars"])}}}'
         raw = [e[:-1] + extra_fields for e in raw]
     source = env.from_collection(raw, type_info=Types.STRING())
-    keyed = source.key_by(_key_of, key_type=Types.STRING())
+    keyed = source.key_by(json_key("k"), key_type=Types.STRING())
     journal = SqliteJournal(p["journal"]) if p.get("journal") else NullJournal()
     agent = _agent(p)
     filled = _fill_journal(agent, journal, raw) if p.get("fill_journal") else 0

@@ -10,6 +10,7 @@ from typing import Any
 import cloudpickle
 
 from streaming_agents import Agent, Journal, ModelSpec, NullJournal, SqliteJournal
+from streaming_agents.runtime.keys import json_key
 from streaming_agents.testing.fake_llm import FakeLLM
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -56,7 +57,7 @@ def run_collect(
 
     env = local_env(checkpoint_interval_ms=None)
     source = env.from_collection(raw_events, type_info=Types.STRING())
-    keyed = source.key_by(_key_of, key_type=Types.STRING())
+    keyed = source.key_by(json_key("k"), key_type=Types.STRING())
     out = run_agent(
         keyed,
         agent,
@@ -71,14 +72,6 @@ def run_collect(
     outputs = [json.loads(line[4:]) for line in lines if line.startswith("OUT ")]
     dead = [json.loads(line[4:]) for line in lines if line.startswith("DLQ ")]
     return outputs, dead
-
-
-def _key_of(raw: str) -> str:
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return "?"
-    return str(parsed.get("k", "?")) if isinstance(parsed, dict) else "?"
 
 
 def by_key(outputs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
