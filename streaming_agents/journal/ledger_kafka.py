@@ -120,7 +120,7 @@ class KafkaLedger:
                 self._spend[slot] = (spent[0] + tokens, spent[1] + cost)
             waiter = self._waiters.pop(str(rid), None)
             oldest = slot[1] - 1
-            for stale in [s for s in self._spend if s[1] < oldest]:
+            for stale in [s for s in self._spend if s[0] == slot[0] and s[1] < oldest]:
                 del self._spend[stale]
         if waiter is not None:
             loop, future = waiter
