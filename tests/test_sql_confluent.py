@@ -2,7 +2,7 @@
 
 ``tests/sql_scripts/claims_review.sql`` (CTAS with ``AI_RUN_AGENT`` and an
 options MAP as third argument, a Python tool, an MCP tool over streamable HTTP, an embedding
-model through ``ML_PREDICT`` and ``AI_EMBEDDING``, a
+model through ``ML_PREDICT`` and ``AI_EMBEDDING``, ``AI_TOOL_INVOKE`` with an MCP tool, a
 TIMESTAMP_LTZ / DECIMAL / nested ROW-ARRAY-MAP source with NULLs) is copied
 to a folder outside the repo and run by ``streaming-agents sql`` as a new
 process from another such folder, against the local broker and the fake LLM.
@@ -22,6 +22,7 @@ from streaming_agents.sql.lexer import SqlScriptError
 from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.fake_llm_script import embedding
 from streaming_agents.testing.kafka import consume_committed, produce
+from streaming_agents.testing.mcp_server import POLICIES
 from tests.test_mcp_tools import http_server  # noqa: F401 - the HTTP MCP server fixture
 from tests.test_sql_cli import run_sql_cli
 
@@ -75,6 +76,10 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
                     "tool_calls": [{"name": "open_ticket", "arguments": {"summary": "C1 roof"}}],
                 },
                 {"match": "open a ticket", "after_tool": True, "reply": "ticket opened"},
+                {
+                    "match": "policy check for C2",
+                    "tool_calls": [{"name": "lookup_policy", "arguments": {"policy_id": "P-100"}}],
+                },
                 {
                     "match": "check policy P-7",
                     "tool_calls": [{"name": "policy_tool", "arguments": {"policy_id": "P-7"}}],
@@ -133,6 +138,17 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
     vectors_rows = _rows(kafka_bootstrap, vectors, len(claims))
     assert sorted(r["claim_id"] for r in vectors_rows) == sorted(by_id)
     for row in vectors_rows:
+        # AI_TOOL_INVOKE: the model's tool call ran once, else its reply comes back
+        if row["claim_id"] == "C2":
+            policy = row["policy"]["lookup_policy"]
+            assert policy["status"] == "OK" and json.loads(policy["response"]) == POLICIES["P-100"]
+        else:
+            assert row["policy"] == {
+                "model": {
+                    "status": "NO_TOOL_CALL",
+                    "response": f"echo[n=1]: policy check for {row['claim_id']}",
+                }
+            }
         narrative = by_id[row["claim_id"]]["narrative"]
         for column, text in (
             ("embedding", narrative),
@@ -144,12 +160,15 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
 
     stats = fake_llm.stats()
     assert stats["embeddings_total"] == 2 * len(claims), stats  # ML_PREDICT and AI_EMBEDDING
-    assert stats["chat_total"] == len(claims) + 2, stats  # one extra turn after each tool
+    # agent: one call per claim and one more after each tool; AI_TOOL_INVOKE: one per claim
+    assert stats["chat_total"] == 2 * len(claims) + 2, stats
     filed = [json.loads(line) for line in tickets.read_text().splitlines()]
     assert [t["summary"] for t in filed] == ["C1 roof"], "the MCP tool ran once"
     assert "mcp-secret-token" not in result.stdout + result.stderr
     chats = [r for r in fake_llm.requests(50) if "messages" in r]
-    assert all(r.get("max_completion_tokens") == 256 for r in chats)
+    agent_calls = [r for r in chats if r["messages"][0]["content"].startswith("You review")]
+    assert len(agent_calls) == len(claims) + 2
+    assert all(r.get("max_completion_tokens") == 256 for r in agent_calls)
     tool_turn = next(r for r in chats if r["messages"][-1]["role"] == "tool")
     assert '"status": "active"' in tool_turn["messages"][-1]["content"]
 
@@ -164,7 +183,7 @@ CREATE TABLE windows WITH ('connector' = 'blackhole') AS
 SELECT * FROM claims, LATERAL TABLE(VECTOR_SEARCH_AGG(v, DESCRIPTOR(e), claims.id, 3));
 CREATE TABLE reviewed AS SELECT id FROM claims;
 CREATE TABLE plain (id STRING);
-SELECT AI_TOOL_INVOKE('m', 'hi', MAP[], MAP[]) FROM claims;
+SELECT * FROM TABLE(AI_FORECAST(claims, DESCRIPTOR(n)));
 SELECT * FROM claims, LATERAL TABLE(AI_RUN_AGENT('a', claims.id, MAP['memory_key', 'all']));
 """
 
@@ -184,7 +203,7 @@ def test_check_flags_every_statement_the_runner_cannot_execute() -> None:
         "statement 6 (line 8, SELECT * FROM ...): line 8: VECTOR_SEARCH_AGG is not supported",
         "statement 7 (line 9, CREATE TABLE reviewed ...): CREATE TABLE reviewed AS SELECT needs",
         "statement 8 (line 10, CREATE TABLE plain ...): CREATE TABLE without 'connector'",
-        "statement 9 (line 11, SELECT AI_TOOL_INVOKE ( ...): line 11: AI_TOOL_INVOKE",
+        "statement 9 (line 11, SELECT * FROM ...): line 11: AI_FORECAST is not supported",
     ):
         assert expected in message, message
     lines = check_script(UNSUPPORTED.split("ALTER AGENT")[0] + UNSUPPORTED.split(";\n")[-2])

@@ -36,6 +36,7 @@ __all__ = [
     "AgentCall",
     "constant_expression",
     "key_warning",
+    "map_entries",
     "parse_agent_call",
 ]
 
@@ -64,7 +65,7 @@ class AgentCall:
         return self.memory_key or self.request_id
 
 
-def _map_entries(arg: str, line: int) -> dict[str, str] | None:
+def map_entries(arg: str, line: int) -> dict[str, str] | None:
     """``MAP['k', v, ...]`` -> {k: v-expression}; None when ``arg`` is not a MAP literal."""
     tokens = tokenize(arg, line)
     sig = significant(tokens)
@@ -75,12 +76,12 @@ def _map_entries(arg: str, line: int) -> dict[str, str] | None:
         return None
     items = split_args(arg, tokens, sig, 1, end)
     if len(items) % 2:
-        raise SqlScriptError(f"line {line}: AI_RUN_AGENT: the options MAP needs key, value pairs")
+        raise SqlScriptError(f"line {line}: an options MAP needs key, value pairs")
     entries: dict[str, str] = {}
     for name, value in zip(items[::2], items[1::2], strict=True):
         words = [t for t in tokenize(name) if t.kind not in ("ws", "comment")]
         if len(words) != 1 or words[0].kind != "string":
-            raise SqlScriptError(f"line {line}: AI_RUN_AGENT: option names are strings: {name!r}")
+            raise SqlScriptError(f"line {line}: MAP keys here are strings: {name!r}")
         entries[ident_value(words[0]).lower()] = value.strip()
     return entries
 
@@ -98,7 +99,7 @@ def parse_agent_call(args: list[str], line: int) -> AgentCall:
     options: dict[str, str] = {}
     request_id: str | None = None
     for n, arg in enumerate(rest):
-        entries = _map_entries(arg, line)
+        entries = map_entries(arg, line)
         if entries is not None:
             options.update(entries)
         elif n == 0 and arg.upper() != "NULL":

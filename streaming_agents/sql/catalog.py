@@ -32,7 +32,7 @@ _MODEL_KEYS = {
     "provider", "model", "model_version", "endpoint", "api_base", "api_key_env", "connection",
     "system_prompt", "temperature", "max_tokens", "max_completion_tokens", "top_p", "seed",
     "timeout", "num_retries", "fallbacks", "task", "input_format", "output_format", "journal",
-    "dimensions",
+    "dimensions", "mcp.connection",
 }  # fmt: skip
 # Confluent's provider names -> litellm's model prefixes
 PROVIDERS = {
@@ -65,6 +65,7 @@ class SqlModel:
     response_name: str = "response"
     journal: bool = True  # AI_COMPLETE answers repeated prompts from the journal
     task: str = "text_generation"
+    mcp_connection: str | None = None  # 'mcp.connection': the tools AI_TOOL_INVOKE offers
 
     @property
     def embedding(self) -> bool:
@@ -227,7 +228,12 @@ class Catalog:
             raise statement.error(f"{what}: an embedding model's OUTPUT is one ARRAY column")
         journal = opts.get("journal", "true").lower() not in ("false", "no", "0")
         system_prompt = opts.get("system_prompt", "")
-        return SqlModel(definition.name, spec, system_prompt, output, response, journal, task)
+        mcp = opts.get("mcp.connection")
+        if mcp is not None and self.connections.get(mcp, {}).get("type", "").lower() not in (
+            _MCP_TYPES
+        ):
+            raise statement.error(f"{what}: 'mcp.connection' {mcp!r} is no MCP server connection")
+        return SqlModel(definition.name, spec, system_prompt, output, response, journal, task, mcp)
 
     def _tool(self, definition: ToolDef, statement: Statement) -> Tool:
         what = f"tool {definition.name!r}"
@@ -278,6 +284,30 @@ class Catalog:
             return mcp_tool_set(connection, opts)
         except StreamingAgentsError as exc:
             raise statement.error(f"{what}: {exc}") from exc
+
+    def invoke_tools(
+        self, model: SqlModel, function_tools: list[str], mcp_tools: list[str], statement: Statement
+    ) -> tuple[Tool, ...]:
+        """The tools ``AI_TOOL_INVOKE`` offers: session tools by name, the model's MCP tools."""
+        from streaming_agents.sql.mcp import mcp_tool_set
+
+        unknown = [t for t in function_tools if t not in self.tools]
+        if unknown:
+            raise statement.error(f"AI_TOOL_INVOKE: no tool(s) {unknown} (CREATE TOOL first)")
+        tools = [tool for name in function_tools for tool in self.tools[name]]
+        if mcp_tools:
+            if model.mcp_connection is None:
+                raise statement.error(
+                    f"AI_TOOL_INVOKE: model {model.name!r} has no 'mcp.connection' for "
+                    f"the MCP tools {mcp_tools}"
+                )
+            if not self.offline:
+                connection = self.connections[model.mcp_connection]
+                try:
+                    tools += mcp_tool_set(connection, {"allowed_tools": ",".join(mcp_tools)})
+                except StreamingAgentsError as exc:
+                    raise statement.error(f"AI_TOOL_INVOKE: {exc}") from exc
+        return tuple(tools)
 
     def _agent_options(self, definition: AgentDef, statement: Statement) -> dict[str, str]:
         return _options(statement, f"agent {definition.name!r}", definition.options, _AGENT_KEYS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streaming_agents.sql.agentcall import key_warning, parse_agent_call
+from streaming_agents.sql.agentcall import key_warning, map_entries, parse_agent_call
 from streaming_agents.sql.catalog import Catalog
 from streaming_agents.sql.ddl import is_own_ddl, parse_ddl
 from streaming_agents.sql.lexer import SqlScriptError, Statement, split_statements, substitute
@@ -18,7 +18,7 @@ from streaming_agents.sql.support import table_without_connector, unsupported
 
 __all__ = ["NO_CONNECTOR", "check_script"]
 
-TOOL_INVOKE = False  # AI_TOOL_INVOKE runs (MCP tools)
+TOOL_INVOKE = True  # AI_TOOL_INVOKE runs (streaming_agents/sql/toolinvoke.py)
 NO_CONNECTOR = (
     "CREATE TABLE without 'connector': Confluent Cloud backs every table with a Kafka topic, "
     "Flink needs the connector options, e.g. WITH ('connector' = 'kafka', 'topic' = '...', "
@@ -89,9 +89,20 @@ def check_script(
                 raise statement.error(f"line {line}: no model {model!r}")
             return f"complete_{model}"
 
+        def tool_invoke(
+            model: str, line: int, args: list[str], statement: Statement = statement
+        ) -> str:
+            found = catalog.models.get(model)
+            if found is None:
+                raise statement.error(f"line {line}: no model {model!r}")
+            function_tools = list(map_entries(args[2], line) or {})
+            mcp_tools = list(map_entries(args[3], line) or {})
+            catalog.invoke_tools(found, function_tools, mcp_tools, statement)
+            return f"tools_{model}"
+
         try:
             rewritten = rewrite_laterals(statement.text, resolver, statement.line)
-            rewrite_scalars(rewritten, model_function, statement.line)
+            rewrite_scalars(rewritten, model_function, statement.line, None, tool_invoke)
         except SqlScriptError as exc:
             if str(exc).startswith("statement "):
                 raise

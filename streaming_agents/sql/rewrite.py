@@ -247,6 +247,7 @@ def rewrite_scalars(
     function_for: Callable[[str, int], str],
     line: int = 1,
     embedding_for: Callable[[str, int], str] | None = None,
+    tool_invoke_for: Callable[[str, int, list[str]], str] | None = None,
 ) -> str:
     """``AI_COMPLETE('m', p)`` -> ``<function_for('m', line)>(p)``; ``AI_EMBEDDING`` likewise."""
     while True:
@@ -265,6 +266,19 @@ def rewrite_scalars(
                 if token.is_word("AI_EMBEDDING") and embedding_for is not None:
                     lookup = embedding_for
                 name = lookup(call_name(args[0], "model", token.line), token.line)
+                start, end = tokens[sig[k]].offset, tokens[sig[k_close]].offset + 1
+                text = f"{text[:start]}{name}({args[1]}){text[end:]}"
+                break
+            if token.is_word("AI_TOOL_INVOKE") and tokens[sig[k + 1]].text == "(":
+                k_close = closing(tokens, sig, k + 1)
+                args = split_args(text, tokens, sig, k + 1, k_close)
+                if len(args) not in (4, 5) or tool_invoke_for is None:
+                    raise SqlScriptError(
+                        f"line {token.line}: AI_TOOL_INVOKE takes (model, prompt, "
+                        "function_tools MAP, mcp_tools MAP[, options MAP])"
+                    )
+                model = call_name(args[0], "model", token.line)
+                name = tool_invoke_for(model, token.line, args)
                 start, end = tokens[sig[k]].offset, tokens[sig[k_close]].offset + 1
                 text = f"{text[:start]}{name}({args[1]}){text[end:]}"
                 break

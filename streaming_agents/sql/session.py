@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from streaming_agents.llm.journal import Journal, SqliteJournal
+from streaming_agents.sql.agentcall import map_entries
 from streaming_agents.sql.catalog import Catalog, SqlModel
 from streaming_agents.sql.check import NO_CONNECTOR, TOOL_INVOKE
 from streaming_agents.sql.ddl import is_own_ddl, parse_ddl
@@ -44,6 +45,7 @@ from streaming_agents.sql.outcome import (
 )
 from streaming_agents.sql.rewrite import rewrite_laterals, rewrite_scalars
 from streaming_agents.sql.support import ctas, table_without_connector, unsupported
+from streaming_agents.sql.toolinvoke import tool_invoke_function
 from streaming_agents.sql.views import ViewBuilder
 
 __all__ = ["SqlJobFailed", "SqlSession", "StatementResult", "run_sql_script"]
@@ -151,6 +153,23 @@ class SqlSession:
             self.t_env.create_temporary_function(name, function)
             self._functions[model_name] = name
         return self._functions[model_name]
+
+    def tool_invoke_function(self, model_name: str, statement: Statement, args: list[str]) -> str:
+        """Register the function of one ``AI_TOOL_INVOKE`` call site; its name."""
+        model = self.model(model_name, statement)
+        try:
+            function_tools = list(map_entries(args[2], statement.line) or {})
+            mcp_tools = list(map_entries(args[3], statement.line) or {})
+        except SqlScriptError as exc:
+            raise statement.error(f"AI_TOOL_INVOKE: {exc}") from None
+        tools = self.catalog.invoke_tools(model, function_tools, mcp_tools, statement)
+        name = f"sa_tools_{self._token}_{len(self._functions) + 1}"
+        function = tool_invoke_function(
+            model.spec, tools, name=name, system_prompt=model.system_prompt
+        )
+        self.t_env.create_temporary_function(name, function)
+        self._functions[name] = name
+        return name
 
     def query(self, text: str, statement: Statement) -> Any:
         try:
@@ -268,6 +287,7 @@ class SqlSession:
                 lambda m, line: self.completion_function(m, statement, embedding=False),
                 statement.line,
                 lambda m, line: self.completion_function(m, statement, embedding=True),
+                lambda m, line, args: self.tool_invoke_function(m, statement, args),
             )
         except SqlScriptError as exc:
             if str(exc).startswith("statement "):

@@ -80,6 +80,15 @@ WITH (
   'request_timeout' = '30'
 );
 
+-- A model whose MCP tools AI_TOOL_INVOKE may call.
+CREATE MODEL ticket_model
+WITH (
+  'provider' = 'openai',
+  'openai.connection' = 'llm_connection',
+  'openai.model_version' = 'gpt-4o-mini',
+  'mcp.connection' = 'ticket-mcp-connection'
+);
+
 CREATE AGENT `claims_review_agent`
 USING MODEL `review_model`
 USING PROMPT 'You review insurance claims. Call policy_tool when a claim names a policy.'
@@ -109,7 +118,8 @@ LATERAL TABLE(AI_RUN_AGENT(
 CREATE TABLE claim_vectors (
   claim_id STRING,
   embedding ARRAY<FLOAT>,
-  summary_embedding ARRAY<FLOAT>
+  summary_embedding ARRAY<FLOAT>,
+  policy MAP<STRING, MAP<STRING, STRING>>
 ) WITH (
   'connector' = 'kafka',
   'topic' = '${vectors_topic}',
@@ -118,6 +128,13 @@ CREATE TABLE claim_vectors (
 );
 
 INSERT INTO claim_vectors
-SELECT claim_id, embedding, AI_EMBEDDING('claim_embedding', CONCAT('summary: ', narrative))
+SELECT claim_id, embedding, AI_EMBEDDING('claim_embedding', CONCAT('summary: ', narrative)),
+  AI_TOOL_INVOKE(
+    'ticket_model',
+    CONCAT('policy check for ', claim_id),
+    MAP[],
+    MAP['lookup_policy', 'Look up an insurance policy by its id'],
+    MAP['debug', 'true']
+  )
 FROM claims,
 LATERAL TABLE(ML_PREDICT('claim_embedding', narrative));
