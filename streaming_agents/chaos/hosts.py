@@ -116,6 +116,7 @@ class HostsFigures:
     requests_total: int
     requests_distinct: int
     in_flight_at_kill: int
+    key_leaks: int  # files of the run (logs, checkpoints, journal, broker data) with the API key
     errors: list[str]
 
     @property
@@ -197,7 +198,9 @@ def run_hosts(journal: str, run_dir: Path, *, checkpoint_ms: int = 20_000,
     finally:
         run.close()
     result = run.result
-    found = verdict(result.inputs, result.outputs, len(result.dead_letters), result.errors)
+    found = verdict(
+        result.inputs, result.outputs, len(result.dead_letters), result.errors, result.leaks
+    )
     by_name = {check.name: int(check.value) for check in found.checks}
     llm: dict[str, Any] = result.llm
     return HostsFigures(
@@ -206,7 +209,8 @@ def run_hosts(journal: str, run_dir: Path, *, checkpoint_ms: int = 20_000,
         order_violations=by_name["per-key order violations"],
         requests_total=int(llm.get("requests_total", 0)),
         requests_distinct=int(llm.get("requests_distinct", 0)),
-        in_flight_at_kill=run.in_flight_at_kill, errors=list(result.errors),
+        in_flight_at_kill=run.in_flight_at_kill, key_leaks=len(result.leaks),
+        errors=list(result.errors),
     )  # fmt: skip
 
 
@@ -230,10 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {f.journal} | {f.inputs} / {f.outputs} | {f.lost} / {f.duplicated} / "
               f"{f.order_violations} | {f.requests_total} / {f.requests_distinct} | "
               f"{f.paid_again} | {f.in_flight_at_kill} |")  # fmt: skip
+        print(f"  {f.journal}: files holding the API key: {f.key_leaks}")
         for error in f.errors:
             print(f"  {f.journal}: {error}")
     kafka = [f for f in rows if f.journal == "kafka"]
-    ok = all(not f.errors and f.lost == 0 and f.duplicated == 0 for f in rows) and all(
+    ok = all(not f.errors and f.lost == f.duplicated == f.key_leaks == 0 for f in rows) and all(
         f.paid_again <= f.in_flight_at_kill for f in kafka
     )
     return 0 if ok else 1
