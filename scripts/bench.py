@@ -1,6 +1,8 @@
 """``make bench``: agent operator vs plain litellm vs a synchronous map, one run, one table.
 
-Usage: ``python -m scripts.bench [--quick] [--no-write] [size flags]`` (see ``--help``).
+Usage: ``python -m scripts.bench [--quick] [--no-write] [size flags]`` (see ``--help``);
+``--only f`` (or ``--only replay-stream``) runs one section, e.g. the bounded
+"replay that streams" runs (time to first output, checkpoint durations).
 Every workload runs in a child process (``scripts.bench_jobs``) against one
 fake LLM subprocess; the driver measures it from outside (``scripts.bench_probe``)
 and writes the table to ``docs/benchmarks.md``.
@@ -25,6 +27,7 @@ from streaming_agents.testing.fake_llm import FakeLLM
 
 KEY_ENV = "FAKE_LLM_API_KEY"
 ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ["a", "b", "c", "d", "e", "f"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,13 +61,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="at scale, call the fake LLM (L=0) instead of a pre-filled journal (slow)",
     )
     ap.add_argument("--checkpoint-interval-ms", type=int, default=10_000)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c", "d", "e"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=[*SECTIONS, "replay-stream"],
+        help="run only these sections (replay-stream = f)",
+    )
+    ap.add_argument(
+        "--stream-checkpoint-ms",
+        type=int,
+        default=2_000,
+        help="checkpoint interval of (f), the bounded 'replay that streams' runs",
+    )
+    ap.add_argument(
+        "--stream-variants",
+        nargs="+",
+        choices=["before", "after"],
+        default=["before", "after"],
+        help="(f): before = the operator without back-pressure (its old end-of-input drain) "
+        "and aligned checkpoints; after = back-pressure and unaligned checkpoints, as replays run",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument(
         "--work-dir", default=str(ROOT / ".run" / "bench"), help="logs, state, checkpoints"
     )
     args = ap.parse_args(argv)
+    if args.only:
+        only = {"f" if s == "replay-stream" else s for s in args.only}
+        args.skip = [s for s in SECTIONS if s not in only]
     quick = args.quick
     args.keys = args.keys or (200 if quick else 1000)
     args.per_key = args.per_key or (2 if quick else 10)
@@ -169,6 +195,35 @@ def measure(a: argparse.Namespace, bench: Bench) -> list[Row]:
         rows.append(row)
     if "e" not in a.skip:
         rows += _scale(a, bench)
+    if "f" not in a.skip:
+        rows += _replay_stream(a, bench)
+    return rows
+
+
+def _replay_stream(a: argparse.Namespace, bench: Bench) -> list[Row]:
+    """(f) one bounded run, before (no back-pressure: the old end-of-input drain) and after."""
+    rows = []
+    c = a.capacities[0]
+    variants = {
+        "before": ("no back-pressure, aligned checkpoints", {"backlog_per_capacity": 0}),
+        "after": ("back-pressure, unaligned checkpoints", {"unaligned": True}),
+    }
+    for name in a.stream_variants:
+        how, extra = variants[name]
+        every = a.stream_checkpoint_ms / 1000
+        label = f"f bounded run, {name}: {how} every {every:g} s"
+        rows.append(
+            _operator_row(
+                bench,
+                a,
+                label,
+                c,
+                a.latency_ms,
+                checkpoint_interval_ms=a.stream_checkpoint_ms,
+                rest=True,
+                **extra,
+            )
+        )
     return rows
 
 

@@ -158,6 +158,8 @@ def _operator(p: dict[str, Any]) -> dict[str, Any]:
     extra = {"rest.port": str(p["rest_port"])} if p.get("rest_port") else {}
     if p.get("rocksdb_dir"):
         extra["state.backend.rocksdb.localdir"] = p["rocksdb_dir"]
+    if p.get("unaligned"):  # barriers overtake records queued under back-pressure
+        extra["execution.checkpointing.unaligned.enabled"] = "true"
     if p.get("checkpoint_dir"):
         extra["execution.checkpointing.externalized-checkpoint-retention"] = (
             "RETAIN_ON_CANCELLATION"
@@ -176,6 +178,10 @@ def _operator(p: dict[str, Any]) -> dict[str, Any]:
     keyed = source.key_by(json_key("k"), key_type=Types.STRING())
     journal = SqliteJournal(p["journal"]) if p.get("journal") else NullJournal()
     agent = _agent(p)
+    if "backlog_per_capacity" in p:  # 0: the operator without back-pressure (the old drain)
+        from streaming_agents.runtime import operator
+
+        operator.BACKLOG_PER_CAPACITY = int(p["backlog_per_capacity"])
     filled = _fill_journal(agent, journal, raw) if p.get("fill_journal") else 0
     out = run_agent(
         keyed,
@@ -189,10 +195,10 @@ def _operator(p: dict[str, Any]) -> dict[str, Any]:
     stamped = out.union(dead_letters(out)).map(_stamp, output_type=Types.STRING())
     built = time.time()
     n_out = n_dead = 0
-    first, last = float("inf"), 0.0
+    stamps: list[float] = []
     for line in stamped.execute_and_collect():
         stamp, _, body = line.partition(" ")
-        first, last = min(first, float(stamp)), max(last, float(stamp))
+        stamps.append(float(stamp))
         if body.startswith('{"agent"'):
             n_out += 1
         else:
@@ -203,8 +209,9 @@ def _operator(p: dict[str, Any]) -> dict[str, Any]:
         "build_s": built - started,
         "journal_filled": filled,
         "wall_s": time.time() - started,
-        "out_first": first,
-        "out_last": last,
+        "out_first": min(stamps, default=float("inf")),
+        "out_last": max(stamps, default=0.0),
+        "out_median": sorted(stamps)[len(stamps) // 2] if stamps else 0.0,
     }
 
 

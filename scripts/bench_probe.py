@@ -102,7 +102,8 @@ class ProbeResult:
     cpu_s: float = 0.0  # CPU of the child's process tree during the window
     fake_cpu_s: float = 0.0  # CPU of the fake LLM server during the window
     max_concurrent: int = 0
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # completed
+    unfinished_checkpoints: list[dict[str, Any]] = field(default_factory=list)  # last seen
     peak_dir_bytes: dict[str, int] = field(default_factory=dict)
     cpu_series: list[tuple[float, float]] = field(default_factory=list)  # (unix time, cpu s)
     thread_series: list[tuple[float, Threads]] = field(default_factory=list)
@@ -209,7 +210,12 @@ class Probe:
         with contextlib.suppress(Exception):
             res.max_concurrent = int(self._fake.stats()["max_concurrent"])
         res.requests = seen
-        res.checkpoints = [self._checkpoints[i] for i in sorted(self._checkpoints)]
+        res.checkpoints = [
+            cp for _, cp in sorted(self._checkpoints.items()) if cp["status"] == "COMPLETED"
+        ]
+        res.unfinished_checkpoints = [
+            cp for _, cp in sorted(self._checkpoints.items()) if cp["status"] != "COMPLETED"
+        ]
         if first is not None and last is not None:
             res.first_t = first[0]
             res.window_s = last[0] - first[0]
@@ -242,13 +248,17 @@ class Probe:
             for job in jobs:
                 history = _get_json(f"{root}/jobs/{job['jid']}/checkpoints").get("history", [])
                 for cp in history:
-                    if cp.get("status") == "COMPLETED":
-                        self._checkpoints[int(cp["id"])] = {
-                            "id": cp["id"],
-                            "state_size": cp.get("state_size", 0),
-                            "checkpointed_size": cp.get("checkpointed_size", 0),
-                            "duration_ms": cp.get("end_to_end_duration", 0),
-                        }
+                    # in progress: duration so far (a checkpoint still open when the job ends
+                    # keeps its last polled duration); ``status`` tells them apart
+                    self._checkpoints[int(cp["id"])] = {
+                        "id": cp["id"],
+                        "status": cp.get("status", "?"),
+                        "trigger_ms": cp.get("trigger_timestamp", 0),
+                        "seen_ms": now * 1000.0,
+                        "state_size": cp.get("state_size", 0),
+                        "checkpointed_size": cp.get("checkpointed_size", 0),
+                        "duration_ms": cp.get("end_to_end_duration", 0),
+                    }
 
 
 def _get_json(url: str) -> Any:

@@ -151,6 +151,28 @@ def _cpu_budget(rows: list[Row], op: Row, plain: Row) -> str:
     )
 
 
+def _stream_note(row: Row) -> str:
+    """(f): when outputs came (from the first LLM request) and how long checkpoints took."""
+    p, r = row.run.probe, row.run.result
+    t0 = p.first_t
+    done = [c["duration_ms"] / 1000 for c in p.checkpoints]
+    spread = f"median {sorted(done)[len(done) // 2]:.1f} s, max {max(done):.1f} s" if done else "-"
+    during = sum(1 for c in p.checkpoints if c["trigger_ms"] / 1000 < r["out_last"])
+    open_s = [(c["seen_ms"] - c["trigger_ms"]) / 1000 for c in p.unfinished_checkpoints]
+    unfinished = (
+        f"; {len(open_s)} never completed (open at least {max(open_s):.1f} s when last seen)"
+        if open_s
+        else ""
+    )
+    return (
+        f"- (f) {row.label}: {row.events:,} outputs; from the first LLM request, first output "
+        f"after {r['out_first'] - t0:.1f} s, half the outputs by {r['out_median'] - t0:.1f} s, "
+        f"last at {r['out_last'] - t0:.1f} s (last request at {p.window_s:.1f} s); "
+        f"{len(done)} checkpoints completed ({during} triggered before the last output), "
+        f"end-to-end {spread}{unfinished}."
+    )
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:,.1f} MB"
 
@@ -217,6 +239,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> tuple[str, str]:
             f"- (e) throughput {scale[1].keys:,} keys / {scale[0].keys:,} keys: "
             f"{scale[1].rate / scale[0].rate:.2f}."
         )
+    notes += [_stream_note(row) for row in rows if row.section == "f"]
     for row in rows:
         t0, t1 = row.window
         top = row.run.probe.top_threads(t0, t1)
@@ -265,6 +288,18 @@ METHOD = """\
   checkpoint sizes and durations from Flink REST `/jobs/<id>/checkpoints` (polled every
   0.5 s, so the final checkpoint can be missed) and from the local RocksDB and checkpoint
   directories (peak; Flink deletes the checkpoints when a bounded job finishes).
+- (f) "replays that stream": the operator workload (1,000 keys x 10 events, L and the first
+  C above) on a bounded source with checkpoints every 2 s (`--stream-checkpoint-ms`), run
+  twice in one invocation: *before* with the operator's back-pressure switched off
+  (`BACKLOG_PER_CAPACITY = 0`, which is the operator as it was before it: the source is read
+  at once and the end-of-input timers drain every key on the task thread) and aligned
+  checkpoints, *after* as replays run: the default back-pressure (at most 4 x C events
+  accepted but unprocessed) and unaligned checkpoints (the barrier overtakes the records
+  queued in network buffers; with aligned ones it waits behind them, up to the whole
+  range of small records). Output times are stamped where the
+  operator emits them; checkpoints from Flink REST (an unfinished one is reported with the
+  time it had been open when last polled). `python -m scripts.bench --only f --no-write`
+  runs just this section.
 - **call workers**: rows with "N call workers" run `run_agent(..., llm_processes=N)`: the litellm
   calls go to N worker processes (`streaming_agents/llm/call_pool.py`), children of the JVM, so
   their CPU is in the measured tree. In process, litellm shares the embedded interpreter (one

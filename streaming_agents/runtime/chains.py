@@ -9,6 +9,10 @@ across all keys (fewer while the provider rate-limits: ``llm/throttle.py``).
 Results wait in ``KeyChain.done`` until the operator commits them to state
 and emits them inside a Flink callback for that key.
 
+``backlog`` counts the events accepted but not yet processed (queued or
+running) across keys; the operator waits on it (:meth:`ChainRunner.wait_backlog`)
+before it accepts more, which back-pressures the input.
+
 Nothing here is checkpointed.  If the process dies, the chains are lost and
 rebuilt from state after restore; calls already answered come back from the
 journal.
@@ -57,6 +61,7 @@ class ChainRunner:
         )
         self.stats: RunnerStats = self.processor.stats
         self._chains: dict[str, KeyChain] = {}
+        self.backlog = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._loop = new_call_loop()
@@ -85,12 +90,14 @@ class ChainRunner:
             if chain is None:
                 chain = KeyChain(key=key, memory=memory, todo=deque(queued))
                 self._chains[key] = chain
+                self.backlog += len(queued)
                 self._kick(chain)
             return chain
 
     def enqueue(self, chain: KeyChain, envelope: Envelope) -> None:
         with self._lock:
             chain.todo.append(envelope)
+            self.backlog += 1
             self._kick(chain)
 
     def take_done(self, chain: KeyChain) -> list[Completion]:
@@ -134,6 +141,17 @@ class ChainRunner:
                 self._changed.wait(remaining)
             return True
 
+    def wait_backlog(self, limit: int, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until fewer than ``limit`` events are unprocessed."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self.backlog >= limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
     def _kick(self, chain: KeyChain) -> None:
         if not chain.running and chain.todo:
             chain.running = True
@@ -155,5 +173,7 @@ class ChainRunner:
             completion, memory = await self.processor.process_safely(chain, envelope, memory)
             with self._lock:
                 chain.todo.popleft()
+                self.backlog -= 1
                 chain.memory = memory
                 chain.done.append(completion)
+                self._changed.notify_all()

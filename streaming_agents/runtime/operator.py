@@ -13,6 +13,14 @@ Design (see docs/design.md for the measurements behind it):
   a restore, the first callback for a key (timer or new event) rebuilds its
   chain from ``queue``: queued and in-flight work resumes, and calls whose
   results were already obtained are answered by the journal.
+* Input is back-pressured like Flink's async I/O operator: before it accepts
+  an event the operator waits (at most ``ADMIT_WAIT_S``) while ``max_backlog``
+  events (default 4 x ``capacity``) are accepted but unprocessed across keys.
+  A bounded input (a replay) is then read at the pace of the work, so outputs
+  and checkpoints flow all along and little work is left when the input ends.
+  (Without it the source is read in a second, the final watermark arrives
+  at once and the end-of-input timers below wait for nearly all the work
+  while holding the task thread: no output, no checkpoint until the end.)
 * Every key with work also holds an event-time timer, set at the wall-clock
   time it was registered.  A job without watermarks fires it only when the
   final watermark arrives, i.e. when a bounded input (a replay of history)
@@ -59,6 +67,9 @@ DEAD_LETTER_TAG = OutputTag("dead-letter", Types.STRING())
 AUDIT_TAG = OutputTag("audit", Types.STRING())
 FINAL_WATERMARK = 2**63 - 1
 DRAIN_TIMEOUT_S = 600.0
+ADMIT_WAIT_S = 2.0
+# max_backlog = BACKLOG_PER_CAPACITY x capacity unless given; 0: no back-pressure.
+BACKLOG_PER_CAPACITY = 4
 
 
 class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
@@ -73,8 +84,14 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         fence_side_effects: bool = False,
         limits: Limits | None = None,
         llm_processes: int = 0,
+        max_backlog: int | None = None,
     ) -> None:
+        """``max_backlog``: events accepted but unprocessed before the input
+        waits (default ``BACKLOG_PER_CAPACITY * capacity``; ``0`` never waits)."""
         self.agent = agent
+        if max_backlog is None:
+            max_backlog = BACKLOG_PER_CAPACITY * capacity
+        self.max_backlog = max_backlog
         self.llm_processes = llm_processes
         # Taken where the job is built: inside a thread-mode worker
         # ``sys.executable`` is the base interpreter, not the job's venv.
@@ -133,11 +150,14 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
             self._metrics.dead_lettered.inc()
             yield from envelope
             return
+        assert self._runner is not None
+        if self.max_backlog > 0:
+            # Back-pressure: bounded, so checkpoints and timers wait at most ADMIT_WAIT_S.
+            self._runner.wait_backlog(self.max_backlog, ADMIT_WAIT_S)
         chain = self._chain(key)
         queue = json.loads(self._queue.value() or "[]")
         queue.append(envelope)
         self._queue.update(json.dumps(queue, default=str))
-        assert self._runner is not None
         self._runner.enqueue(chain, envelope)
         timers = ctx.timer_service()
         if chain.end_timer is None:
