@@ -98,6 +98,7 @@ def test_flink_job_over_sasl_ssl_keeps_the_password_out(
         "password": password,
         "jaas-escaped password": jaas_quote(password)[1:-1],
         "admin password": admin_password,
+        "broker keystore password": (secure_kafka.workdir / "tls" / "store.secret").read_text(),
     }
     probes = {"reference": f"${{file:{secrets_dir / name}.secret:password.jaas}}"}
     probes["masked jaas"] = "sasl.jaas.config = [hidden]"

@@ -310,7 +310,11 @@ def test_scram_password_is_resolved_on_the_workers_only(
         *("--group", name, "--txn-prefix", name, "--graph-dir", str(graph_dir)),
         *("--checkpoint-dir", str(cluster.checkpoint_dir)),
     ]
-    secrets = {"scram password": password}
+    secrets = {
+        "scram password": password,
+        "admin password": secure_kafka.admin_secret.resolve(),
+        "broker keystore password": (secure_kafka.workdir / "tls" / "store.secret").read_text(),
+    }
     probes = {"reference": f"${{env:{SCRAM_ENV}}}", "masked jaas": "sasl.jaas.config = [hidden]"}
     hits: list[Hit] = []
     cluster.up()
