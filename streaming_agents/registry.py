@@ -40,6 +40,7 @@ from streaming_agents.errors import ConfigError
 if TYPE_CHECKING:
     from pyflink.datastream import StreamExecutionEnvironment
 
+    from streaming_agents.connectors.security import KafkaSecurity
     from streaming_agents.llm.journal import Journal
 
 __all__ = [
@@ -97,6 +98,8 @@ class JobContext:
     group_id: str | None = None
     journal: Journal | None = None
     capacity: int = 100
+    security: KafkaSecurity | None = None
+    """Client-security setting of every Kafka client of the job (None: PLAINTEXT)."""
 
     def topic(self, role: str) -> str:
         """The topic name for ``role``."""

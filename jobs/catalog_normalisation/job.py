@@ -38,6 +38,8 @@ from streaming_agents import Agent, Journal, LLMRequest, LLMResult, Memory, Mode
 if TYPE_CHECKING:
     from pyflink.datastream import StreamExecutionEnvironment
 
+    from streaming_agents.connectors.security import KafkaSecurity
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 __all__ = [
@@ -390,6 +392,7 @@ def build(
     journal: Journal | None = None,
     capacity: int = 100,
     properties: Mapping[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Add the job to ``env``: products -> key_by(partner_id) -> agent -> normalised / DLQ."""
     from streaming_agents.pipeline import AgentPipeline
@@ -402,6 +405,7 @@ def build(
             group_id,
             bounded=bounded,
             properties=properties,
+            security=security,
             name="partner-products",
         )
         .key_by("partner_id")
@@ -413,4 +417,5 @@ def build(
         dead_letters=dlq_topic,
         transactional_id_prefix=f"catalog-normalisation-{out_topic}",
         properties=properties,
+        security=security,
     )

@@ -27,6 +27,7 @@ def _build(env: StreamExecutionEnvironment, ctx: JobContext) -> None:
         group_id=ctx.group_id or "catalog-normalisation",
         journal=ctx.journal,
         capacity=ctx.capacity,
+        security=ctx.security,
     )
 
 

@@ -33,6 +33,8 @@ from streaming_agents.memory import ConversationMemory, MemoryPolicy
 if TYPE_CHECKING:
     from pyflink.datastream import StreamExecutionEnvironment
 
+    from streaming_agents.connectors.security import KafkaSecurity
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 __all__ = [
@@ -214,6 +216,7 @@ def build(
     journal: Journal | None = None,
     capacity: int = 100,
     properties: Mapping[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Add the job to ``env``: triage decisions -> human_review only -> agent -> reviews / DLQ."""
     from streaming_agents.pipeline import AgentPipeline
@@ -226,6 +229,7 @@ def build(
             group_id,
             bounded=bounded,
             properties=properties,
+            security=security,
             name="decisions",
         )
         .where(needs_review)
@@ -238,4 +242,5 @@ def build(
         dead_letters=dlq_topic,
         transactional_id_prefix=f"claims-compliance-{reviews_topic}",
         properties=properties,
+        security=security,
     )

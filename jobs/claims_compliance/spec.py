@@ -31,6 +31,7 @@ def _build(env: StreamExecutionEnvironment, ctx: JobContext) -> None:
         group_id=ctx.group_id or "claims-compliance",
         journal=ctx.journal,
         capacity=ctx.capacity,
+        security=ctx.security,
     )
 
 

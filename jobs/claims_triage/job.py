@@ -28,6 +28,8 @@ from streaming_agents.memory import ConversationMemory, MemoryPolicy
 if TYPE_CHECKING:
     from pyflink.datastream import StreamExecutionEnvironment
 
+    from streaming_agents.connectors.security import KafkaSecurity
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 __all__ = [
@@ -142,6 +144,7 @@ def build(
     journal: Journal | None = None,
     capacity: int = 100,
     properties: Mapping[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Add the job to ``env``: claims -> key_by(policy_id) -> agent -> decisions / DLQ.
 
@@ -161,6 +164,7 @@ def build(
             group_id,
             bounded=bounded,
             properties=properties,
+            security=security,
             name="claims",
         )
         .key_by("policy_id")
@@ -172,4 +176,5 @@ def build(
         dead_letters=dlq_topic,
         transactional_id_prefix=f"claims-triage-{out_topic}",
         properties=properties,
+        security=security,
     )

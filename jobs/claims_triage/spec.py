@@ -28,6 +28,7 @@ def _build(env: StreamExecutionEnvironment, ctx: JobContext) -> None:
         group_id=ctx.group_id or "claims-triage",
         journal=ctx.journal,
         capacity=ctx.capacity,
+        security=ctx.security,
     )
 
 

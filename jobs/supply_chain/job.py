@@ -32,6 +32,8 @@ from streaming_agents import Agent, Journal, LLMRequest, LLMResult, Memory, Mode
 if TYPE_CHECKING:
     from pyflink.datastream import StreamExecutionEnvironment
 
+    from streaming_agents.connectors.security import KafkaSecurity
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 __all__ = [
@@ -393,6 +395,7 @@ def build(
     journal: Journal | None = None,
     capacity: int = 100,
     properties: Mapping[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Add the job to ``env``.
 
@@ -414,6 +417,7 @@ def build(
             role_field="type",
             bounded=bounded,
             properties=properties,
+            security=security,
             name="supply-events",
         )
         .key_by("region")
@@ -426,6 +430,7 @@ def build(
         dead_letters=topics["dlq"],
         transactional_id_prefix=prefix,
         properties=properties,
+        security=security,
     )
     (
         streams.outputs.flat_map(notifications_of, output_type=Types.STRING())
@@ -433,7 +438,11 @@ def build(
         .uid("notifications")
         .sink_to(
             exactly_once_sink(
-                bootstrap, topics["notifications"], f"{prefix}-notify", properties=properties
+                bootstrap,
+                topics["notifications"],
+                f"{prefix}-notify",
+                properties=dict(properties) if properties else None,
+                security=security,
             )
         )
         .name("notifications-sink")

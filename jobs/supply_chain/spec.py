@@ -25,6 +25,7 @@ def _build(env: StreamExecutionEnvironment, ctx: JobContext) -> None:
         group_id=ctx.group_id or "supply-chain",
         journal=ctx.journal,
         capacity=ctx.capacity,
+        security=ctx.security,
     )
 
 
