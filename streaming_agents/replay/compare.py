@@ -26,10 +26,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from streaming_agents.replay.errors import NoOverlap, SchemaMismatch
 from streaming_agents.replay.topics import TopicRecord, read_topic
+
+if TYPE_CHECKING:
+    from streaming_agents.connectors.security import KafkaSecurity
 
 __all__ = [
     "Case",
@@ -356,17 +359,21 @@ def compare_topics(
     join: Join = "auto",
     run_id: str | None = None,
     timeout_s: float = 120.0,
+    security: KafkaSecurity | None = None,
 ) -> ComparisonReport:
     """Read both topics (``read_committed``, no consumer group) and compare them.
 
     A shadow topic written by several replays holds several runs; ``run_id``
-    picks one, else the run of the topic's last record is compared.
+    picks one, else the run of the topic's last record is compared.  ``security``
+    is the Kafka client-security setting of both readers.
     """
     prod = parse_outputs(
-        read_topic(bootstrap, production_topic, timeout_s=timeout_s), production_topic
+        read_topic(bootstrap, production_topic, timeout_s=timeout_s, security=security),
+        production_topic,
     )
     cand = parse_outputs(
-        read_topic(bootstrap, candidate_topic, timeout_s=timeout_s), candidate_topic
+        read_topic(bootstrap, candidate_topic, timeout_s=timeout_s, security=security),
+        candidate_topic,
     )
     notes: list[str] = []
     runs = [r for r in (_run_of(o) for o in cand) if r is not None]

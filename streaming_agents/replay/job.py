@@ -65,6 +65,8 @@ from streaming_agents.replay.topics import (
 if TYPE_CHECKING:
     from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
+    from streaming_agents.connectors.security import KafkaSecurity
+
 __all__ = ["ReplayResult", "ShadowMark", "ShadowRun", "replay", "shadow"]
 
 Mode = Literal["streaming", "batch"]
@@ -114,12 +116,15 @@ def _open_journal(journal: str | Path | None, run_path: Path) -> tuple[SqliteJou
     return SqliteJournal.copy(journal, target), True
 
 
-def _check_events(bootstrap: str, resolved: ResolvedRange, key_field: str) -> None:
+def _check_events(
+    bootstrap: str, resolved: ResolvedRange, key_field: str, security: KafkaSecurity | None
+) -> None:
     """The range's first records must be JSON objects with the key field."""
     start = {p: a for p, (a, b) in resolved.offsets.items() if b > a}
     if not start:
         return
-    sample = read_topic(bootstrap, resolved.topic, start=start, timeout_s=30)[:20]
+    sample = read_topic(bootstrap, resolved.topic, start=start, timeout_s=30, security=security)
+    sample = sample[:20]
     for record in sample:
         try:
             event = json.loads(record.value or b"")
@@ -163,6 +168,7 @@ def _agent_stream(
     topic: str,
     bootstrap: str,
     audit_topic: str | None,
+    security: KafkaSecurity | None,
 ) -> DataStream:
     """The fenced agent on ``pipeline``: marked outputs and dead letters, one stream."""
     from pyflink.common import Types
@@ -179,7 +185,14 @@ def _agent_stream(
     marked = streams.outputs.map(ShadowMark(run_id, topic), output_type=Types.STRING())
     dead = streams.dead_letters.map(ShadowMark(run_id, topic, True), output_type=Types.STRING())
     if audit_topic is not None:  # audit records of a fenced run carry "shadow": true
-        audit_sink(streams.env, streams.audit, bootstrap, audit_topic, f"sa-audit-{run_id}")
+        audit_sink(
+            streams.env,
+            streams.audit,
+            bootstrap,
+            audit_topic,
+            f"sa-audit-{run_id}",
+            security=security,
+        )
     return marked.union(dead)
 
 
@@ -190,13 +203,18 @@ def _prepare_targets(
     source_topic: str,
     production_topic: str | None,
     partitions: int,
+    security: KafkaSecurity | None,
 ) -> None:
     """Create the shadow (and audit) topics if needed; refuse unsafe ones."""
     for target in topics:
         if target is not None:
-            ensure_topic(bootstrap, target, partitions=partitions)
+            ensure_topic(bootstrap, target, partitions=partitions, security=security)
             check_shadow_target(
-                bootstrap, target, source_topic=source_topic, production_topic=production_topic
+                bootstrap,
+                target,
+                source_topic=source_topic,
+                production_topic=production_topic,
+                security=security,
             )
 
 
@@ -286,12 +304,14 @@ def replay(
     run_dir: str | Path | None = None,
     checkpoint_interval_ms: int = 1000,
     audit_topic: str | None = None,
+    security: KafkaSecurity | None = None,
 ) -> ReplayResult:
     """Run ``agent`` over ``range`` of ``topic`` into ``shadow_topic``; see the module doc.
 
     ``journal`` is a production journal file to copy and answer from;
     ``production_topic`` (optional) is refused as a shadow topic;
-    ``audit_topic`` (optional) receives the run's audit records.  Raises
+    ``audit_topic`` (optional) receives the run's audit records; ``security``
+    is the Kafka client-security setting of every client (readers, source, sinks).  Raises
     :class:`~streaming_agents.replay.errors.ReplayError` subclasses (user
     errors) for bad ranges, missing topics, events without the key field and
     unsafe shadow topics -- before any job starts.
@@ -302,14 +322,15 @@ def replay(
         if target is not None:
             refuse_unsafe_names(target, source_topic=topic, production_topic=production_topic)
     rng = range or ReplayRange()
-    resolved = rng.resolve(bootstrap, topic)
-    _check_events(bootstrap, resolved, key_field)
+    resolved = rng.resolve(bootstrap, topic, security=security)
+    _check_events(bootstrap, resolved, key_field, security)
     _prepare_targets(
         bootstrap,
         [shadow_topic, audit_topic],
         source_topic=topic,
         production_topic=production_topic,
         partitions=len(resolved.offsets),
+        security=security,
     )
 
     run_id = _new_run_id(agent)
@@ -317,7 +338,7 @@ def replay(
     store, journal_given = _open_journal(journal, run_path)
     since = store.last_request_seq()
     store.close()
-    baseline = topic_end_offsets(bootstrap, shadow_topic)
+    baseline = topic_end_offsets(bootstrap, shadow_topic, security=security)
 
     from streaming_agents.connectors.kafka import exactly_once_sink
 
@@ -330,6 +351,7 @@ def replay(
         starting={p: bounds[0] for p, bounds in resolved.offsets.items()},
         bounded={p: bounds[1] for p, bounds in resolved.offsets.items()},
         properties={"commit.offsets.on.checkpoint": "false"},
+        security=security,
         event_time=mode == "batch",  # BATCH orders a key's records by their timestamps
         name=f"replay:{topic}",
     )
@@ -343,13 +365,23 @@ def replay(
         topic=topic,
         bootstrap=bootstrap,
         audit_topic=audit_topic,
+        security=security,
     )
-    stream.sink_to(exactly_once_sink(bootstrap, shadow_topic, f"sa-replay-{run_id}"))
+    stream.sink_to(
+        exactly_once_sink(bootstrap, shadow_topic, f"sa-replay-{run_id}", security=security)
+    )
 
     started = time.monotonic()
     if progress:
         out_stream = progress if not isinstance(progress, bool) else sys.stderr
-        bar = ProgressBar(bootstrap, shadow_topic, resolved.expected, baseline, stream=out_stream)
+        bar = ProgressBar(
+            bootstrap,
+            shadow_topic,
+            resolved.expected,
+            baseline,
+            stream=out_stream,
+            security=security,
+        )
         with bar:
             env.execute(f"replay {agent.name}@{agent.version} {run_id}")
     else:
@@ -358,7 +390,9 @@ def replay(
 
     written = [
         doc
-        for doc in parse_outputs(read_topic(bootstrap, shadow_topic, start=baseline), shadow_topic)
+        for doc in parse_outputs(
+            read_topic(bootstrap, shadow_topic, start=baseline, security=security), shadow_topic
+        )
         if (doc.get("replay") or {}).get("run") == run_id
     ]
     dead = sum(1 for doc in written if doc.get("dead_letter") is True)
@@ -440,6 +474,7 @@ def shadow(
     run_dir: str | Path | None = None,
     checkpoint_interval_ms: int = 1000,
     audit_topic: str | None = None,
+    security: KafkaSecurity | None = None,
 ) -> ShadowRun:
     """Start ``agent`` on the live ``topic`` beside production; outputs go to ``shadow_topic``.
 
@@ -447,14 +482,15 @@ def shadow(
     or a timestamp in epoch milliseconds.  The job uses its own consumer group
     (``group_id``, default ``sa-shadow-<agent>-<version>``) and a fresh
     journal, fences side effects and marks every output ``"shadow": true``;
-    ``audit_topic`` (optional) receives its audit records.
+    ``audit_topic`` (optional) receives its audit records; ``security`` is the
+    Kafka client-security setting of every client (readers, source, sinks).
     """
     from streaming_agents.connectors.kafka import exactly_once_sink
 
     for target in (shadow_topic, audit_topic):
         if target is not None:
             refuse_unsafe_names(target, source_topic=topic, production_topic=production_topic)
-    end = topic_end_offsets(bootstrap, topic)  # MissingTopic when absent
+    end = topic_end_offsets(bootstrap, topic, security=security)  # MissingTopic when absent
     if isinstance(starting, int) and starting > int(time.time() * 1000) + 60_000:
         raise ConfigError(f"starting={starting} is more than a minute in the future")
     _prepare_targets(
@@ -463,6 +499,7 @@ def shadow(
         source_topic=topic,
         production_topic=production_topic,
         partitions=len(end),
+        security=security,
     )
     run_id = _new_run_id(agent)
     run_path = _run_dir(run_dir, run_id)
@@ -475,6 +512,7 @@ def shadow(
         topic,
         group,
         starting=starting if isinstance(starting, int) else f"{starting}-offset",
+        security=security,
         name=f"shadow:{topic}",
     )
     stream = _agent_stream(
@@ -487,7 +525,10 @@ def shadow(
         topic=topic,
         bootstrap=bootstrap,
         audit_topic=audit_topic,
+        security=security,
     )
-    stream.sink_to(exactly_once_sink(bootstrap, shadow_topic, f"sa-shadow-{run_id}"))
+    stream.sink_to(
+        exactly_once_sink(bootstrap, shadow_topic, f"sa-shadow-{run_id}", security=security)
+    )
     client = env.execute_async(f"shadow {agent.name}@{agent.version} {run_id}")
     return ShadowRun(run_id, shadow_topic, group, journal.path, client)

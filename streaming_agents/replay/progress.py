@@ -14,6 +14,8 @@ import threading
 import time
 from typing import TextIO
 
+from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
+
 __all__ = ["ProgressBar"]
 
 
@@ -31,8 +33,10 @@ class ProgressBar:
         stream: TextIO | None = None,
         interval_s: float = 0.5,
         width: int = 30,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         self.topic = topic
         self.expected = max(1, expected)
         self.baseline = dict(baseline)
@@ -66,7 +70,13 @@ class ProgressBar:
     def _run(self) -> None:
         from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "sa-replay-progress"})
+        consumer = Consumer(
+            {
+                **librdkafka_config(self.security),
+                "bootstrap.servers": self.bootstrap,
+                "group.id": "sa-replay-progress",
+            }
+        )
         try:
             while not self._stop.wait(self.interval_s):
                 try:

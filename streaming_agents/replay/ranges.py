@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
 from streaming_agents.replay.errors import BadRange, MissingTopic
 
 __all__ = ["Position", "ReplayRange", "ResolvedRange", "parse_position", "topic_partitions"]
@@ -154,12 +155,19 @@ class ReplayRange:
         if a.offset is not None and b.offset is not None and a.offset > b.offset:
             raise BadRange(f"--from {a.describe()} is after --to {b.describe()}")
 
-    def resolve(self, bootstrap: str, topic: str, now_ms: int | None = None) -> ResolvedRange:
+    def resolve(
+        self,
+        bootstrap: str,
+        topic: str,
+        now_ms: int | None = None,
+        *,
+        security: KafkaSecurity | None = None,
+    ) -> ResolvedRange:
         """Explicit offsets per partition, checked against the topic's watermarks."""
         self.check(now_ms)
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer(_client_config(bootstrap))
+        consumer = Consumer(_client_config(bootstrap, security))
         try:
             parts = topic_partitions(consumer, topic)
             marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in parts}
@@ -239,8 +247,9 @@ def _as_position(value: int | datetime | str, what: str) -> Position:
     return parse_position(value, what=f"--{what}")
 
 
-def _client_config(bootstrap: str) -> dict[str, Any]:
+def _client_config(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, Any]:
     return {
+        **librdkafka_config(security),
         "bootstrap.servers": bootstrap,
         "group.id": f"sa-replay-probe-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False,

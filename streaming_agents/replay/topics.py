@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
 from streaming_agents.errors import InfrastructureError
 from streaming_agents.replay.errors import UnsafeTarget
 from streaming_agents.replay.ranges import topic_partitions
@@ -37,11 +38,12 @@ class TopicRecord:
     value: bytes | None
 
 
-def _consumer(bootstrap: str, **extra: Any) -> Any:
+def _consumer(bootstrap: str, security: KafkaSecurity | None, **extra: Any) -> Any:
     from confluent_kafka import Consumer
 
     return Consumer(
         {
+            **librdkafka_config(security),
             "bootstrap.servers": bootstrap,
             "group.id": f"sa-replay-read-{uuid.uuid4().hex[:10]}",
             "enable.auto.commit": False,
@@ -51,11 +53,13 @@ def _consumer(bootstrap: str, **extra: Any) -> Any:
     )
 
 
-def topic_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def topic_end_offsets(
+    bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
+) -> dict[int, int]:
     """High watermark per partition (raises :class:`MissingTopic`)."""
     from confluent_kafka import TopicPartition
 
-    consumer = _consumer(bootstrap)
+    consumer = _consumer(bootstrap, security)
     try:
         parts = topic_partitions(consumer, topic)
         return {
@@ -71,17 +75,23 @@ def read_topic(
     *,
     start: dict[int, int] | None = None,
     timeout_s: float = 120.0,
+    security: KafkaSecurity | None = None,
 ) -> list[TopicRecord]:
     """Every committed record of ``topic`` (from ``start`` offsets, else the beginning)."""
-    return list(_iter_topic(bootstrap, topic, start=start, timeout_s=timeout_s))
+    return list(_iter_topic(bootstrap, topic, start=start, timeout_s=timeout_s, security=security))
 
 
 def _iter_topic(
-    bootstrap: str, topic: str, *, start: dict[int, int] | None, timeout_s: float
+    bootstrap: str,
+    topic: str,
+    *,
+    start: dict[int, int] | None,
+    timeout_s: float,
+    security: KafkaSecurity | None,
 ) -> Iterator[TopicRecord]:
     from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-    consumer = _consumer(bootstrap, **{"enable.partition.eof": True})
+    consumer = _consumer(bootstrap, security, **{"enable.partition.eof": True})
     try:
         parts = topic_partitions(consumer, topic)
         marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in parts}
@@ -111,12 +121,14 @@ def _iter_topic(
         consumer.close()
 
 
-def ensure_topic(bootstrap: str, topic: str, partitions: int) -> bool:
+def ensure_topic(
+    bootstrap: str, topic: str, partitions: int, *, security: KafkaSecurity | None = None
+) -> bool:
     """Create ``topic`` when missing; True if it was created."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({**librdkafka_config(security), "bootstrap.servers": bootstrap})
     if topic in admin.list_topics(timeout=10).topics:
         return False
     future = admin.create_topics([NewTopic(topic, partitions)])[topic]
@@ -152,7 +164,12 @@ def refuse_unsafe_names(
 
 
 def check_shadow_target(
-    bootstrap: str, shadow_topic: str, *, source_topic: str, production_topic: str | None
+    bootstrap: str,
+    shadow_topic: str,
+    *,
+    source_topic: str,
+    production_topic: str | None,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Refuse shadow topics that are an input, the production output or hold its records.
 
@@ -160,9 +177,10 @@ def check_shadow_target(
     (``"shadow": true``); an empty topic is fine.
     """
     refuse_unsafe_names(shadow_topic, source_topic=source_topic, production_topic=production_topic)
-    ends = topic_end_offsets(bootstrap, shadow_topic)
+    ends = topic_end_offsets(bootstrap, shadow_topic, security=security)
     start = {p: max(0, high - 5) for p, high in ends.items()}
-    for record in read_topic(bootstrap, shadow_topic, start=start, timeout_s=30):
+    records = read_topic(bootstrap, shadow_topic, start=start, timeout_s=30, security=security)
+    for record in records:
         if not _is_shadow(record.value):
             raise UnsafeTarget(
                 f"topic {shadow_topic!r} holds records that are not shadow outputs (partition "
@@ -178,11 +196,13 @@ def _is_shadow(value: bytes | None) -> bool:
     return isinstance(doc, dict) and doc.get("shadow") is True
 
 
-def group_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+def group_offsets(
+    bootstrap: str, group: str, topic: str, *, security: KafkaSecurity | None = None
+) -> dict[int, int]:
     """The committed offsets of consumer group ``group`` on ``topic`` (-1001: none)."""
     from confluent_kafka import TopicPartition
 
-    consumer = _consumer(bootstrap, **{"group.id": group})
+    consumer = _consumer(bootstrap, security, **{"group.id": group})
     try:
         parts = topic_partitions(consumer, topic)
         found = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10)
