@@ -9,12 +9,19 @@ calls the job's ``build``.  Bad options are user errors (:class:`ConfigError`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from streaming_agents.connectors.security import (
+    KAFKA_SECURITY_ENV,
+    KafkaSecurity,
+    librdkafka_config,
+    load_security,
+)
 from streaming_agents.errors import ConfigError
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "MODEL_ENV",
     "SUBMIT_CHECKPOINT_MS",
     "add_job_arguments",
+    "add_security_argument",
     "add_topic_arguments",
     "bootstrap_of",
     "build_job_env",
@@ -32,6 +40,8 @@ __all__ = [
     "prepare_topics",
     "progress",
     "root_cause",
+    "security_entry_args",
+    "security_of",
     "topic_overrides",
 ]
 
@@ -106,6 +116,50 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
         "--capacity", type=int, default=100, metavar="N", help="LLM calls in flight per subtask"
     )
     parser.add_argument("--job-name", default=None, help="Flink job name (default: the job's)")
+    add_security_argument(parser)
+
+
+def add_security_argument(parser: argparse.ArgumentParser) -> None:
+    """``--kafka-security FILE``: the client-security setting of every Kafka client."""
+    parser.add_argument(
+        "--kafka-security",
+        default=None,
+        metavar="FILE",
+        help="Kafka client-security properties (as Kafka's --command-config: "
+        "security.protocol, sasl.mechanism, sasl.username, sasl.password=${env:VAR} or "
+        f"${{file:/path:key}}, ssl.ca.location); default: ${KAFKA_SECURITY_ENV}, else PLAINTEXT",
+    )
+    # What `submit` hands to the `flink run` entry point: the setting itself (references
+    # only, never a password), so the job gets it wherever the entry point runs.
+    parser.add_argument("--kafka-security-properties", default=None, help=argparse.SUPPRESS)
+
+
+def security_of(args: argparse.Namespace) -> KafkaSecurity | None:
+    """The setting: ``--kafka-security FILE``, else ``$STREAMING_AGENTS_KAFKA_SECURITY``, else None
+    (PLAINTEXT); under ``flink run``, the properties ``submit`` shipped."""
+    shipped = getattr(args, "kafka_security_properties", None)
+    if shipped:
+        try:
+            props = json.loads(shipped)
+        except ValueError:
+            raise ConfigError("--kafka-security-properties is not a JSON object") from None
+        if not isinstance(props, dict):
+            raise ConfigError("--kafka-security-properties is not a JSON object")
+        return KafkaSecurity.from_properties({str(k): str(v) for k, v in props.items()})
+    path = getattr(args, "kafka_security", None) or os.environ.get(KAFKA_SECURITY_ENV)
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise ConfigError(f"--kafka-security {path}: no such file")
+    return load_security(path)
+
+
+def security_entry_args(args: argparse.Namespace) -> list[str]:
+    """The entry point's arguments carrying the setting (its properties: references only)."""
+    security = security_of(args)
+    if security is None:
+        return []
+    return ["--kafka-security-properties", json.dumps(security.to_properties())]
 
 
 def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +230,10 @@ def prepare_topics(args: argparse.Namespace, entry: Any, topics: dict[str, str])
     from streaming_agents.testing.kafka import create_topics, produce
 
     bootstrap = bootstrap_of(args)
-    create_topics(bootstrap, sorted(set(topics.values())))
+    security = security_of(args)
+    missing = _missing_topics(bootstrap, sorted(set(topics.values())), security)
+    if missing:  # a principal without CREATE rights can still use existing topics
+        create_topics(bootstrap, missing, security=security)
     progress(f"topics ready on {bootstrap}: {', '.join(sorted(set(topics.values())))}")
     if args.sample is None:
         return
@@ -188,8 +245,24 @@ def prepare_topics(args: argparse.Namespace, entry: Any, topics: dict[str, str])
     for record in records:
         by_topic.setdefault(topics[record.role], []).append((record.key, record.value))
     for topic, batch in by_topic.items():
-        produce(bootstrap, topic, batch)
+        produce(bootstrap, topic, batch, security=security)
         progress(f"wrote {len(batch)} sample records to {topic!r}")
+
+
+def _missing_topics(bootstrap: str, names: list[str], security: KafkaSecurity | None) -> list[str]:
+    """Which of ``names`` the broker does not show (to this principal)."""
+    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+    from streaming_agents.connectors.broker import kafka_errors, quiet_logger
+
+    conf: dict[str, Any] = {
+        **librdkafka_config(security),
+        "bootstrap.servers": bootstrap,
+        "logger": quiet_logger(),
+    }
+    with kafka_errors(bootstrap):
+        known = AdminClient(conf).list_topics(timeout=10).topics
+    return [n for n in names if n not in known or known[n].error is not None]
 
 
 def check_model_env(model: str) -> None:
@@ -235,6 +308,7 @@ def build_job_env(
         group_id=args.group_id,
         journal=journal_of(args, spec.name),
         capacity=args.capacity,
+        security=security_of(args),
     )
     spec.build(env, ctx)
     return env
