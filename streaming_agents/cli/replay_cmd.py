@@ -28,7 +28,9 @@ from streaming_agents.cli.failures import (
     max_dead_letter_ratio,
     reasons_of,
 )
+from streaming_agents.cli.job_options import add_security_argument, security_of
 from streaming_agents.connectors.broker import check_broker
+from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
 
 __all__ = ["add_replay_commands", "run_compare", "run_replay", "run_shadow"]
 
@@ -42,23 +44,32 @@ def _bootstrap(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=f"Kafka bootstrap servers (default: ${BOOTSTRAP_ENV}, else localhost:9092)",
     )
+    add_security_argument(parser)
 
 
-def _resolve_bootstrap(args: argparse.Namespace) -> str:
-    """The broker address, checked: one clear error when nothing answers there."""
+def _resolve_bootstrap(args: argparse.Namespace) -> tuple[str, KafkaSecurity | None]:
+    """The broker address and security setting, checked: one clear error when nothing answers."""
     bootstrap = str(args.bootstrap or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092")
-    check_broker(bootstrap)
-    return bootstrap
+    security = security_of(args)
+    check_broker(bootstrap, 10.0, **librdkafka_config(security))
+    return bootstrap, security
 
 
 def _run_dead_letters(
-    bootstrap: str, shadow_topic: str, run_id: str, start: dict[int, int] | None
+    bootstrap: str,
+    shadow_topic: str,
+    run_id: str,
+    start: dict[int, int] | None,
+    security: KafkaSecurity | None,
 ) -> tuple[int, list[str]]:
     """(records, reasons of the dead letters) that run ``run_id`` wrote to ``shadow_topic``."""
     from streaming_agents.replay.topics import read_topic
 
     mine, dead = 0, []
-    for record in read_topic(bootstrap, shadow_topic, start=start or None, timeout_s=60):
+    records = read_topic(
+        bootstrap, shadow_topic, start=start or None, timeout_s=60, security=security
+    )
+    for record in records:
         try:
             doc = json.loads(record.value or b"{}")
         except ValueError:
@@ -183,7 +194,7 @@ def run_replay(args: argparse.Namespace) -> int:
         raise ConfigError("--html needs --production-topic (the outputs to compare with)")
     ratio = max_dead_letter_ratio(args)
     agent = load_agent(args.agent)
-    bootstrap = _resolve_bootstrap(args)
+    bootstrap, security = _resolve_bootstrap(args)
     result = replay(
         agent,
         bootstrap=bootstrap,
@@ -198,10 +209,17 @@ def run_replay(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         run_dir=args.run_dir,
         audit_topic=args.audit_topic,
+        security=security,
     )
     print(result.summary())
     if args.production_topic:
-        report = compare(bootstrap, args.production_topic, args.shadow_topic, run_id=result.run_id)
+        report = compare(
+            bootstrap,
+            args.production_topic,
+            args.shadow_topic,
+            run_id=result.run_id,
+            security=security,
+        )
         print()
         print(render_table(report))
         if args.html:
@@ -209,7 +227,7 @@ def run_replay(args: argparse.Namespace) -> int:
             print(f"HTML report: {args.html}", file=sys.stderr)
     if result.dead_letters:
         _, reasons = _run_dead_letters(
-            bootstrap, args.shadow_topic, result.run_id, result.shadow_start
+            bootstrap, args.shadow_topic, result.run_id, result.shadow_start, security
         )
         total = result.outputs + result.dead_letters
         check_dead_letters(f"replay {result.run_id}", total, reasons, ratio)
@@ -229,7 +247,7 @@ def run_shadow(args: argparse.Namespace) -> int:
         starting = pos.timestamp_ms
     ratio = max_dead_letter_ratio(args)
     agent = load_agent(args.agent)
-    bootstrap = _resolve_bootstrap(args)
+    bootstrap, security = _resolve_bootstrap(args)
     run = shadow(
         agent,
         bootstrap=bootstrap,
@@ -241,6 +259,7 @@ def run_shadow(args: argparse.Namespace) -> int:
         production_topic=args.production_topic,
         capacity=args.capacity,
         audit_topic=args.audit_topic,
+        security=security,
     )
     print(
         f"shadow {run.run_id}: job {run.job_id}, group {run.group_id} -> {run.shadow_topic}",
@@ -255,7 +274,7 @@ def run_shadow(args: argparse.Namespace) -> int:
     finally:
         run.stop()
     fenced = run.fenced_calls(agent.name)
-    total, reasons = _run_dead_letters(bootstrap, run.shadow_topic, run.run_id, None)
+    total, reasons = _run_dead_letters(bootstrap, run.shadow_topic, run.run_id, None, security)
     print(
         f"stopped; {total} outputs ({len(reasons)} dead letters); side-effecting tool calls "
         f"not run: {len(fenced)}"
@@ -267,8 +286,14 @@ def run_shadow(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     from streaming_agents.replay import compare, render_html, render_table
 
+    bootstrap, security = _resolve_bootstrap(args)
     report = compare(
-        _resolve_bootstrap(args), args.production, args.candidate, join=args.join, run_id=args.run
+        bootstrap,
+        args.production,
+        args.candidate,
+        join=args.join,
+        run_id=args.run,
+        security=security,
     )
     print(render_table(report, max_cases=args.cases))
     if args.html:
