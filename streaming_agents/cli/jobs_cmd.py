@@ -45,6 +45,7 @@ from streaming_agents.cli.job_options import (
     prepare_topics,
     progress,
     root_cause,
+    security_of,
     topic_overrides,
 )
 from streaming_agents.errors import ConfigError, InfrastructureError, UserError
@@ -65,7 +66,8 @@ def add_job_commands(subparsers: Any) -> None:
         help="list the agents of every job, their versions and topics",
         description="List every agent declared by the jobs under jobs/ (each job's spec.py): "
         "name, version, job, input and output topics, then the agent-to-agent links "
-        "(an agent reading a topic another agent writes).",
+        "(an agent reading a topic another agent writes), and the Kafka ACLs each agent's "
+        "principal needs (derived from its declared topics: streaming_agents.connectors.acls).",
     )
     ag.add_argument("--jobs-dir", default=None, metavar="DIR", help="where jobs are discovered")
     ag.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -108,6 +110,7 @@ def run_agents(args: argparse.Namespace) -> int:
     entries = discover(args.jobs_dir)
     infos = agents(entries)
     found = links(infos)
+    acls = _agent_acls(entries)
     if args.json:
         payload = {
             "agents": [
@@ -118,6 +121,7 @@ def run_agents(args: argparse.Namespace) -> int:
                     "input_topics": list(a.input_topics),
                     "output_topics": list(a.output_topics),
                     "description": a.description,
+                    "acls": acls[a.name],
                 }
                 for a in infos
             ],
@@ -138,7 +142,22 @@ def run_agents(args: argparse.Namespace) -> int:
         print("links:")
         for ln in found:
             print(f"  {ln.producer} -> {ln.topic} -> {ln.consumer}")
+    print()
+    print("ACLs (principal User:<agent>):")
+    for name, acl in acls.items():
+        print(f"  {name}: " + "; ".join(f"{k} {','.join(v)}" for k, v in acl.items() if v))
     return 0
+
+
+def _agent_acls(entries: Sequence[Any]) -> dict[str, dict[str, list[str]]]:
+    """Each agent's least Kafka access, from its declared topics (default names)."""
+    from streaming_agents.connectors.acls import access_for_agent
+
+    return {
+        agent.name: access_for_agent(entry.spec, agent.name).describe()
+        for entry in entries
+        for agent in entry.spec.agents
+    }
 
 
 def run_fake_llm_config(args: argparse.Namespace) -> int:
@@ -185,11 +204,13 @@ def run_job(args: argparse.Namespace) -> int:
                 model=f"openai/{spec.name}-fake", api_base=fake.base_url, api_key_env=FAKE_KEY_ENV
             )
         from streaming_agents.connectors.broker import check_broker
+        from streaming_agents.connectors.security import librdkafka_config
 
-        check_broker(bootstrap_of(args))
+        security = security_of(args)
+        check_broker(bootstrap_of(args), 10.0, **librdkafka_config(security))
         prepare_topics(args, entry, topics)
         outputs = _output_topics(spec, topics)
-        before = _end_offsets(bootstrap_of(args), outputs) if args.bounded else {}
+        before = _end_offsets(bootstrap_of(args), outputs, security) if args.bounded else {}
         assert model is not None
         env = build_job_env(args, spec, topics, model, checkpoint_ms=2000, state_backend="hashmap")
         name = args.job_name or spec.name
@@ -202,7 +223,7 @@ def run_job(args: argparse.Namespace) -> int:
             raise InfrastructureError(f"the Flink job failed: {root_cause(exc)}") from exc
         progress(f"{name} finished in {time.monotonic() - started:.1f} s")
         if args.bounded:
-            total, reasons = _new_dead_letters(bootstrap_of(args), outputs, before)
+            total, reasons = _new_dead_letters(bootstrap_of(args), outputs, before, security)
             progress(f"{total} records written ({len(reasons)} dead letters)")
             check_dead_letters(name, total, reasons, ratio)
     finally:
@@ -217,28 +238,31 @@ def _output_topics(spec: Any, topics: dict[str, str]) -> dict[str, bool]:
     return {topics[r]: r == "dlq" or r.endswith(("_dlq", "-dlq")) for r in sorted(roles)}
 
 
-def _end_offsets(bootstrap: str, outputs: dict[str, bool]) -> dict[str, dict[int, int]]:
+def _end_offsets(
+    bootstrap: str, outputs: dict[str, bool], security: Any
+) -> dict[str, dict[int, int]]:
     from streaming_agents.replay.errors import MissingTopic
     from streaming_agents.replay.topics import topic_end_offsets
 
     ends = {}
     for topic in outputs:
         try:
-            ends[topic] = topic_end_offsets(bootstrap, topic)
+            ends[topic] = topic_end_offsets(bootstrap, topic, security=security)
         except MissingTopic:
             ends[topic] = {}
     return ends
 
 
 def _new_dead_letters(
-    bootstrap: str, outputs: dict[str, bool], before: dict[str, dict[int, int]]
+    bootstrap: str, outputs: dict[str, bool], before: dict[str, dict[int, int]], security: Any
 ) -> tuple[int, list[str]]:
     """(records the run wrote to its output topics, reasons of those that are dead letters)."""
     from streaming_agents.replay.topics import read_topic
 
     total, reasons = 0, []
     for topic, is_dlq in outputs.items():
-        records = read_topic(bootstrap, topic, start=before.get(topic) or None, timeout_s=60)
+        start = before.get(topic) or None
+        records = read_topic(bootstrap, topic, start=start, timeout_s=60, security=security)
         total += len(records)
         if is_dlq:
             reasons += reasons_of(r.value for r in records)
