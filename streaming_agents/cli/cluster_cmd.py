@@ -217,7 +217,9 @@ def _entry_args(args: argparse.Namespace, job_folder: Path) -> list[str]:
         out += ["--topic", pair]
     if args.bounded:
         out.append("--bounded")
-    return out
+    from streaming_agents.cli.job_options import security_entry_args
+
+    return out + security_entry_args(args)  # the setting's properties: references only
 
 
 def run_submit(args: argparse.Namespace) -> int:
