@@ -44,6 +44,7 @@ from streaming_agents.cli.job_options import (
     topic_overrides,
 )
 from streaming_agents.cli.jobs_cmd import ENTRY_MODULE
+from streaming_agents.cli.ship import SHIP_MODES, python_tag, stage_dependencies
 from streaming_agents.errors import ConfigError, InfrastructureError, UserError
 
 __all__ = ["REST_ENV", "add_cluster_commands", "flink_run_command", "library_zip"]
@@ -64,10 +65,9 @@ def add_cluster_commands(subparsers: Any) -> None:
         help="submit a job to a Flink cluster (flink run)",
         description="Build JOB's graph here and submit it, detached, to the Flink cluster whose "
         "REST API is --rest, with the `flink` CLI of the pip-installed PyFlink. The job "
-        "package and streaming_agents are shipped as a zip (-pyfs); their third-party "
-        "dependencies must be installed on the cluster (deploy/Dockerfile) or given with "
-        "--pyreq. The API key variable must be set in the TaskManagers' environment. "
-        "Prints the job id.",
+        "package, streaming_agents and the packages it needs beyond PyFlink are shipped "
+        "(-pyfs; see --ship), so workers need only PyFlink. The API key variable must be "
+        "set in the TaskManagers' environment. Prints the job id.",
     )
     sb.add_argument("job", metavar="JOB")
     _rest_argument(sb)
@@ -78,8 +78,15 @@ def add_cluster_commands(subparsers: Any) -> None:
     )
     sb.add_argument("--pyreq", default=None, metavar="FILE", help="requirements.txt for workers")
     sb.add_argument(
-        "--no-ship", action="store_true", help="do not ship streaming_agents (cluster has it)"
+        "--ship",
+        choices=SHIP_MODES,
+        default="deps",
+        help="what the workers get: deps (default) = streaming_agents and every package it "
+        "needs that apache-flink does not bring (this machine's builds: same Python and "
+        "platform on the workers); library = streaming_agents only (the cluster has the "
+        "rest); none = nothing (the cluster has it all)",
     )
+    sb.add_argument("--no-ship", action="store_true", help="same as --ship none")
     add_topic_arguments(sb)
     sb.set_defaults(handler=run_submit)
 
@@ -133,7 +140,9 @@ def _rest_argument(parser: argparse.ArgumentParser, *, required: bool = False) -
 
 
 def library_zip(job_folder: Path, target: Path, *, ship_library: bool = True) -> Path:
-    """A zip for ``-pyfs``: the job package under its folder name (+ ``streaming_agents``)."""
+    """A zip for ``-pyfs``: the job package under its folder name (+ ``streaming_agents``,
+    without the jobs a wheel carries: the job is shipped on its own; no jars either, the
+    connector jar goes through ``pipeline.jars``)."""
     import streaming_agents
 
     folders = [job_folder]
@@ -143,7 +152,8 @@ def library_zip(job_folder: Path, target: Path, *, ship_library: bool = True) ->
         for folder in folders:
             for path in sorted(folder.rglob("*")):
                 rel = path.relative_to(folder.parent)
-                if "__pycache__" in rel.parts or not path.is_file():
+                skipped = {"__pycache__", "_jobs"}
+                if skipped.intersection(rel.parts) or not path.is_file():
                     continue
                 if path.suffix in {".py", ".typed", ".json", ".md", ".yaml", ".txt"}:
                     archive.write(path, rel.as_posix())
@@ -167,6 +177,7 @@ def flink_run_command(
     allow_non_restored: bool = False,
     pyreq: str | None = None,
     parallelism: int | None = None,
+    extra_pyfs: Sequence[Path] = (),
 ) -> list[str]:
     """The ``flink run`` command line that submits ``entry_args`` to ``rest``, detached."""
     from streaming_agents.testing.cluster import flink_home
@@ -191,8 +202,8 @@ def flink_run_command(
         cmd.append("-n")
     if pyreq:
         cmd += ["-pyreq", str(Path(pyreq).resolve())]
-    cmd += ["-pyfs", str(pyfs), "-pym", ENTRY_MODULE, *entry_args]
-    return cmd
+    cmd += ["-pyfs", ",".join(str(p) for p in [pyfs, *extra_pyfs]), "-pym", ENTRY_MODULE]
+    return [*cmd, *entry_args]
 
 
 def _entry_args(args: argparse.Namespace, job_folder: Path) -> list[str]:
@@ -223,8 +234,9 @@ def _entry_args(args: argparse.Namespace, job_folder: Path) -> list[str]:
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    from streaming_agents.jars import connector_jars
     from streaming_agents.registry import load_job
-    from streaming_agents.runtime.environment import jars_dir, java_home, repo_root
+    from streaming_agents.runtime.environment import java_home
 
     check_numbers(args)
     rest = _rest_url(args)
@@ -237,9 +249,16 @@ def run_submit(args: argparse.Namespace) -> int:
         args.journal_dir = str(Path(args.journal_dir).expanduser().resolve())
     _rest_call(rest, "/overview")  # fail early and clearly when the cluster is not there
     prepare_topics(args, entry, topics)
+    ship = "none" if args.no_ship else args.ship
     workdir = Path(tempfile.mkdtemp(prefix="sa-submit-"))
     try:
-        pyfs = library_zip(entry.path, workdir / f"{entry.name}.zip", ship_library=not args.no_ship)
+        pyfs = library_zip(entry.path, workdir / f"{entry.name}.zip", ship_library=ship != "none")
+        extra: list[Path] = []
+        if ship == "deps":
+            count, size = stage_dependencies(workdir / "sa_deps")
+            extra.append(workdir / "sa_deps")
+            mb = size / 1e6
+            progress(f"shipping {count} packages ({mb:.0f} MB, {python_tag()}) to the workers")
         cmd = flink_run_command(
             rest,
             _entry_args(args, entry.path),
@@ -248,14 +267,22 @@ def run_submit(args: argparse.Namespace) -> int:
             allow_non_restored=args.allow_non_restored_state,
             pyreq=args.pyreq,
             parallelism=args.parallelism,
+            extra_pyfs=extra,
         )
+        if ship == "deps":
+            cmd += ["--worker-pythonpath", _worker_site_packages(rest)]
         (workdir / "log").mkdir()
+        # `flink run`'s Python imports streaming_agents from the zip, which has no jar:
+        # point it at the connector this process found (wheel, checkout or cache).
+        jars = workdir / "jars" / "flink"
+        jars.mkdir(parents=True)
+        for jar in connector_jars():
+            (jars / jar.name).symlink_to(jar)
         env = {
             **os.environ,
             "FLINK_LOG_DIR": str(workdir / "log"),
             "JAVA_HOME": java_home(),
-            "SA_JARS_DIR": str(jars_dir()),
-            "SA_REPO_ROOT": str(repo_root()),
+            "SA_JARS_DIR": str(workdir / "jars"),
             "LITELLM_LOCAL_MODEL_COST_MAP": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
         }
         progress(f"submitting {entry.spec.name} to {rest}")
@@ -279,6 +306,22 @@ def run_submit(args: argparse.Namespace) -> int:
     print(found.group(1))
     progress(f"job {found.group(1)} submitted; `streaming-agents status {found.group(1)}`")
     return 0
+
+
+def _worker_site_packages(rest: str) -> str:
+    """The site-packages of the cluster's ``python.executable`` (a virtualenv's layout:
+    ``<venv>/lib/pythonX.Y/site-packages``), for the embedded interpreter of thread mode."""
+    rows = _rest_call(rest, "/jobmanager/config")
+    executable = next((r["value"] for r in rows if r.get("key") == "python.executable"), None)
+    if not executable or "/" not in str(executable):
+        raise ConfigError(
+            "the cluster sets no python.executable (a path to its workers' Python, e.g. a "
+            "virtualenv with apache-flink): --ship deps needs it; or install the dependencies "
+            "there and use --ship library"
+        )
+    prefix = Path(str(executable)).parent.parent
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return str(prefix / "lib" / version / "site-packages")
 
 
 def _tail(text: str, lines: int) -> str:

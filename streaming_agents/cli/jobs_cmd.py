@@ -276,6 +276,13 @@ def entry_parser() -> argparse.ArgumentParser:
     """The arguments of the ``flink run`` entry point (also used by deploy/run_job.py)."""
     parser = argparse.ArgumentParser(prog=f"python -m {ENTRY_MODULE}")
     parser.add_argument("--job-dir", required=True, metavar="PATH")
+    parser.add_argument(
+        "--worker-pythonpath",
+        default=None,
+        metavar="PATHS",
+        help="the workers' python.pythonpath (their own site-packages; submit derives it from "
+        "the cluster's python.executable); default: this machine's, for a cluster on this host",
+    )
     add_job_arguments(parser)
     return parser
 
@@ -298,11 +305,24 @@ def entry_main(argv: Sequence[str] | None = None) -> int:
         env = build_job_env(
             args, spec, topics, model, checkpoint_ms=SUBMIT_CHECKPOINT_MS, state_backend="rocksdb"
         )
+        if args.worker_pythonpath is not None:
+            _use_worker_python(env, args.worker_pythonpath)
         env.execute(args.job_name or spec.name)
     except UserError as exc:
         print(f"streaming-agents: error: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0
+
+
+def _use_worker_python(env: Any, pythonpath: str) -> None:
+    """The workers run the cluster's ``python.executable`` with ``pythonpath`` (their own
+    site-packages), not this machine's interpreter and folders: on the workers those are
+    absent, or (a cluster on this host) would hide what the workers really have."""
+    from pyflink.util.java_utils import get_j_env_configuration
+
+    config = get_j_env_configuration(env._j_stream_execution_environment)
+    config.removeKey("python.executable")
+    config.setString("python.pythonpath", pythonpath)
 
 
 if __name__ == "__main__":
