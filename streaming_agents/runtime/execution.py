@@ -8,19 +8,24 @@ with an agent runs all its Python operators in thread mode (PyFlink's
 ``AsyncFunction`` is then unavailable; the agent operator does not need it).
 
 The embedded interpreter finds its modules through ``python.pythonpath``,
-which is set to this interpreter's site-packages (where streaming_agents,
-pemja and litellm are installed).
+which is set to this interpreter's site-packages (where pemja and litellm
+are installed) plus, when streaming_agents is not installed there (an
+editable install, found through a ``.pth`` finder the embedded interpreter
+never runs), the folder holding it: without that, a job started from any
+folder but the checkout's root failed with ``No module named
+'streaming_agents'`` in its workers.
 """
 
 from __future__ import annotations
 
 import logging
 import site
+from pathlib import Path
 
 from pyflink.datastream import DataStream
 from pyflink.util.java_utils import get_j_env_configuration
 
-__all__ = ["thread_mode_settings", "use_thread_mode"]
+__all__ = ["package_root", "thread_mode_settings", "use_thread_mode", "worker_pythonpath"]
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +33,27 @@ _MODE = "python.execution-mode"
 _PYTHONPATH = "python.pythonpath"
 
 
+def package_root() -> Path | None:
+    """The folder holding ``streaming_agents`` when it is not installed in site-packages."""
+    root = Path(__file__).resolve().parents[2]
+    installed = [*site.getsitepackages(), site.getusersitepackages()]
+    if any(str(root).startswith(str(Path(p).resolve())) for p in installed if p):
+        return None
+    return root
+
+
+def worker_pythonpath(existing: str | None) -> str:
+    """``existing`` (a ``:`` list) plus the package's folder if needed and site-packages."""
+    paths = [p for p in (existing or "").split(":") if p]
+    root = package_root()
+    extra = [str(root)] if root is not None else []
+    extra += list(site.getsitepackages())
+    return ":".join([*paths, *[p for p in extra if p not in paths]])
+
+
 def thread_mode_settings(pythonpath: str | None = None) -> dict[str, str]:
     """Job options for thread mode (``pythonpath``: what the job already has)."""
-    paths = [p for p in (pythonpath or "").split(":") if p]
-    paths += [p for p in site.getsitepackages() if p not in paths]
-    return {_MODE: "thread", _PYTHONPATH: ":".join(paths)}
+    return {_MODE: "thread", _PYTHONPATH: worker_pythonpath(pythonpath)}
 
 
 def use_thread_mode(stream: DataStream) -> None:

@@ -4,12 +4,9 @@
   environment: a fixed-delay restart strategy with a finite budget (Flink's
   default with checkpointing on is to restart forever) and a REST port for
   the local mini-cluster, so the runner can read each job's exceptions.
-* :func:`worker_pythonpath` -- ``python.pythonpath`` with the folder that
-  holds ``streaming_agents`` added when the package is not installed in
-  site-packages (an editable install is found through a ``.pth`` finder,
-  which PyFlink's thread-mode interpreter never runs: workers failed with
-  ``No module named 'streaming_agents'`` from any working folder but the
-  checkout's root).
+* :func:`worker_pythonpath` -- re-exported from
+  :mod:`streaming_agents.runtime.execution` (the package's folder on the
+  workers' ``python.pythonpath`` when it is not in site-packages).
 * :class:`JobWatcher` -- a daemon thread polling the REST API for every job
   the session started; each new task failure is printed at once as one line
   with its root cause, so a job that Flink is restarting is never silent.
@@ -20,15 +17,15 @@ from __future__ import annotations
 
 import json
 import re
-import site
 import socket
 import sys
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
+
+from streaming_agents.runtime.execution import worker_pythonpath
 
 __all__ = ["JobWatcher", "free_port", "job_settings", "root_cause", "worker_pythonpath"]
 
@@ -71,24 +68,6 @@ def job_settings(
         settings["rest.address"] = "127.0.0.1"
         settings["rest.bind-address"] = "127.0.0.1"
     return settings
-
-
-def package_root() -> Path | None:
-    """The folder holding ``streaming_agents`` when it is not installed in site-packages."""
-    root = Path(__file__).resolve().parents[2]
-    installed = [*site.getsitepackages(), site.getusersitepackages()]
-    if any(str(root).startswith(str(Path(p).resolve())) for p in installed if p):
-        return None
-    return root
-
-
-def worker_pythonpath(existing: str | None) -> str:
-    """``existing`` (a ``:`` list) plus site-packages and the package's folder if needed."""
-    paths = [p for p in (existing or "").split(":") if p]
-    root = package_root()
-    extra = [str(root)] if root is not None else []
-    extra += list(site.getsitepackages())
-    return ":".join([*paths, *[p for p in extra if p not in paths]])
 
 
 def _clean(line: str) -> str:
