@@ -157,6 +157,11 @@ def _stream_note(row: Row) -> str:
     t0 = p.first_t
     done = [c["duration_ms"] / 1000 for c in p.checkpoints]
     spread = f"median {sorted(done)[len(done) // 2]:.1f} s, max {max(done):.1f} s" if done else "-"
+    slow = sorted(p.checkpoints, key=lambda c: -c["duration_ms"])[:3]
+    slowest = ", ".join(
+        f"{c['duration_ms'] / 1000:.1f} s triggered at {c['trigger_ms'] / 1000 - t0:.1f} s"
+        for c in slow
+    )
     during = sum(1 for c in p.checkpoints if c["trigger_ms"] / 1000 < r["out_last"])
     open_s = [(c["seen_ms"] - c["trigger_ms"]) / 1000 for c in p.unfinished_checkpoints]
     unfinished = (
@@ -169,7 +174,7 @@ def _stream_note(row: Row) -> str:
         f"after {r['out_first'] - t0:.1f} s, half the outputs by {r['out_median'] - t0:.1f} s, "
         f"last at {r['out_last'] - t0:.1f} s (last request at {p.window_s:.1f} s); "
         f"{len(done)} checkpoints completed ({during} triggered before the last output), "
-        f"end-to-end {spread}{unfinished}."
+        f"end-to-end {spread} (longest: {slowest}){unfinished}."
     )
 
 
