@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from streaming_agents.errors import UserError
 
-__all__ = ["BadRange", "MissingTopic", "NoOverlap", "ReplayError", "SchemaMismatch", "UnsafeTarget"]
+__all__ = [
+    "BadRange",
+    "MissingTopic",
+    "NoOverlap",
+    "NotAuthorized",
+    "ReplayError",
+    "SchemaMismatch",
+    "UnsafeTarget",
+]
 
 
 class ReplayError(UserError):
@@ -29,3 +37,7 @@ class UnsafeTarget(ReplayError):
 
 class NoOverlap(ReplayError):
     """The two topics share no input: nothing to compare."""
+
+
+class NotAuthorized(ReplayError):
+    """The Kafka principal may not read a topic or use a consumer group (the broker's ACLs)."""

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
-from streaming_agents.replay.errors import BadRange, MissingTopic
+from streaming_agents.replay.errors import BadRange, MissingTopic, NotAuthorized
 
 __all__ = ["Position", "ReplayRange", "ResolvedRange", "parse_position", "topic_partitions"]
 
@@ -258,7 +258,12 @@ def _client_config(bootstrap: str, security: KafkaSecurity | None = None) -> dic
 
 def topic_partitions(consumer: Any, topic: str) -> list[int]:
     """The partitions of ``topic``; :class:`MissingTopic` if the broker does not have it."""
+    from confluent_kafka import KafkaError
+
     meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    error = None if meta is None else meta.error
+    if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        raise NotAuthorized(f"topic {topic!r}: the broker refused: {error.str()}")
     if meta is None or meta.error is not None or not meta.partitions:
         raise MissingTopic(f"topic {topic!r} does not exist on the broker")
     return sorted(meta.partitions)

@@ -16,7 +16,7 @@ from typing import Any
 
 from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
 from streaming_agents.errors import InfrastructureError
-from streaming_agents.replay.errors import UnsafeTarget
+from streaming_agents.replay.errors import NotAuthorized, UnsafeTarget
 from streaming_agents.replay.ranges import topic_partitions
 
 __all__ = [
@@ -114,11 +114,18 @@ def _iter_topic(
                 if err.code() == KafkaError._PARTITION_EOF:
                     pending.discard(msg.partition())
                     continue
+                if err.code() in _refused(KafkaError):
+                    raise NotAuthorized(f"reading {topic}: the broker refused: {err.str()}")
                 raise InfrastructureError(f"reading {topic} failed: {err}")
             _kind, ts = msg.timestamp()
             yield TopicRecord(msg.partition(), msg.offset(), int(ts), msg.value())
     finally:
         consumer.close()
+
+
+def _refused(kafka_error: Any) -> tuple[int, ...]:
+    """Error codes of a request the broker's ACLs refused."""
+    return (kafka_error.TOPIC_AUTHORIZATION_FAILED, kafka_error.GROUP_AUTHORIZATION_FAILED)
 
 
 def ensure_topic(

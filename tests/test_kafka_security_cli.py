@@ -1,0 +1,155 @@
+"""The CLI on the secured broker: ``run`` and ``replay`` as new processes over SASL_SSL.
+
+``streaming-agents run claims_triage --bounded --sample 6 --kafka-security FILE``
+runs as a principal of its own whose password holds ``'`` and ``"``, with the
+ACLs the registry derives for the agent (``access_for_agent``) plus WRITE on
+the input topic for ``--sample`` (the sample writer is the same client).  The
+fake LLM answers over HTTP.  The decisions and dead letters are read back as
+the admin; the agent's password must not appear in the command's output.
+Then ``streaming-agents replay`` re-runs the agent over the claims topic
+over SASL_SSL (as the admin: the replay job's group and transactional ids are
+per run), answered from the run's journal, and compares with the decisions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from streaming_agents.connectors.acls import access_for_agent
+from streaming_agents.connectors.security import write_security_file
+from streaming_agents.registry import load_job
+from streaming_agents.testing.fake_llm import FakeLLM
+from streaming_agents.testing.kafka import LocalKafka, consume_committed
+
+CLI = [sys.executable, "-m", "streaming_agents.cli.main"]
+SAMPLE = 6
+
+AGENT_MODULE = """\
+import os
+
+from streaming_agents import ModelSpec
+from streaming_agents.registry import load_job
+
+load_job("claims_triage")
+from claims_triage.job import triage_agent  # noqa: E402  (imported by load_job's location)
+
+agent = triage_agent(
+    ModelSpec(
+        model="openai/claims-triage-fake",
+        api_base=os.environ["SA_TEST_FAKE_LLM_BASE"],
+        api_key_env="FAKE_LLM_API_KEY",
+    )
+)
+"""
+
+
+def cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    print(f"{args[0]} process ran {time.monotonic() - started:.1f}s")
+    return done.returncode, done.stdout, done.stderr
+
+
+def valid_claims() -> dict[str, str]:
+    """claim_id -> policy_id of the sample records the agent can decide."""
+    entry = load_job("claims_triage")
+    from claims_triage.job import Claim  # type: ignore[import-not-found]
+
+    assert entry.spec.sample is not None
+    out = {}
+    for record in entry.spec.sample(SAMPLE, 42):
+        try:
+            claim = Claim.model_validate_json(record.value)
+        except ValueError:
+            continue
+        out[claim.claim_id] = claim.policy_id
+    return out
+
+
+def test_run_and_replay_claims_triage_over_sasl_ssl(
+    secure_kafka: LocalKafka,
+    secure_topic_factory: Callable[..., str],
+    fake_llm: FakeLLM,
+    tmp_path: Path,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    spec = load_job("claims_triage").spec
+    assert spec.fake_rules is not None
+    fake_llm.configure({"rules": spec.fake_rules()})
+    topics = {role: secure_topic_factory(f"sec-triage-{role}") for role in spec.topics}
+    group = f"claims-triage-{tag}"
+    password = f"q'uo\"te-{tag}"
+    access = access_for_agent(
+        spec, "claims-triage", principal=f"User:triage-{tag}", topics=topics, group=group
+    )
+    # --sample writes the input topic with the same setting: allow that one write too.
+    access = dataclasses.replace(access, write_topics=(*access.write_topics, topics["claims"]))
+    security = secure_kafka.add_agent(access, password, tmp_path / "secrets")
+    client_file = write_security_file(tmp_path / "triage.properties", security)
+    assert password not in client_file.read_text()
+
+    argv = ["run", "claims_triage", "--bootstrap", secure_kafka.bootstrap]
+    argv += ["--kafka-security", str(client_file), "--group-id", group]
+    argv += ["--model", "openai/claims-triage-fake", "--api-base", fake_llm.base_url]
+    argv += ["--api-key-env", "FAKE_LLM_API_KEY", "--journal-dir", str(tmp_path / "journal")]
+    argv += ["--sample", str(SAMPLE), "--bounded", "--checkpoint-ms", "500"]
+    for role, name in topics.items():
+        argv += ["--topic", f"{role}={name}"]
+    code, out, err = cli(argv, tmp_path)
+    assert code == 0, err[-3000:]
+    assert f"wrote {SAMPLE} sample records to {topics['claims']!r}" in err
+    assert password not in out + err
+
+    claims = valid_claims()
+    admin = secure_kafka.admin_security
+    decisions = [
+        json.loads(m.value())
+        for m in consume_committed(
+            secure_kafka.bootstrap, topics["decisions"], expected=len(claims), security=admin
+        )
+    ]
+    dead = consume_committed(secure_kafka.bootstrap, topics["dlq"], security=admin)
+    assert sorted(d["output"]["claim_id"] for d in decisions) == sorted(claims)
+    assert all(d["key"] == claims[d["output"]["claim_id"]] for d in decisions)
+    assert len(dead) == SAMPLE - len(claims) == 1
+    assert fake_llm.stats()["chat_total"] == len(claims)
+
+    # replay the claims over SASL_SSL, answered from the run's journal
+    (tmp_path / "secure_triage_agent.py").write_text(AGENT_MODULE)
+    admin_file = write_security_file(tmp_path / "admin.properties", admin)  # type: ignore[arg-type]
+    shadow = secure_topic_factory("sec-triage-shadow")
+    argv = ["replay", "--agent", "secure_triage_agent:agent", "--topic", topics["claims"]]
+    argv += ["--shadow-topic", shadow, "--key", "policy_id", "--no-progress"]
+    argv += ["--journal", str(tmp_path / "journal" / "claims-triage.sqlite")]
+    argv += ["--production-topic", topics["decisions"], "--run-dir", str(tmp_path / "runs")]
+    argv += ["--bootstrap", secure_kafka.bootstrap, "--kafka-security", str(admin_file)]
+    code, out, err = cli(argv, tmp_path, {"SA_TEST_FAKE_LLM_BASE": fake_llm.base_url})
+    assert code == 0, err[-3000:]
+    assert f"{len(claims)} outputs, 1 dead letters" in out, out
+    assert "LLM calls made: 0" in out, out
+    assert fake_llm.stats()["chat_total"] == len(claims)  # nothing new asked
+    replayed = [
+        json.loads(m.value())
+        for m in consume_committed(secure_kafka.bootstrap, shadow, expected=SAMPLE, security=admin)
+    ]
+    assert all(doc.get("shadow") is True for doc in replayed)
+    outputs = [d for d in replayed if d.get("dead_letter") is not True]
+    assert sorted(d["output"]["claim_id"] for d in outputs) == sorted(claims)
+    by_claim = {d["output"]["claim_id"]: d["output"]["route"] for d in decisions}
+    assert {d["output"]["claim_id"]: d["output"]["route"] for d in outputs} == by_claim
