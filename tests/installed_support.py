@@ -99,7 +99,7 @@ def install(base: Path) -> Installed:
     python = getattr(sys, "_base_executable", sys.executable)
     _run([python, "-m", "venv", *([] if from_pypi else ["--without-pip"]), str(venv)])
     if from_pypi:
-        _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)])
+        _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel), "mypy"])
     else:
         site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
         _link_dependencies(site / "site-packages")

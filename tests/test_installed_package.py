@@ -210,3 +210,24 @@ def test_replay_in_a_new_process(installed: Installed, broker: str, fake_llm: Fa
         json.loads(m.value()) for m in consume_committed(broker, "history-shadow", timeout_s=20)
     ]
     assert len(shadow) == len(events), (out, err[-2000:])
+
+
+USER_CODE = """
+import streaming_agents
+from streaming_agents import Agent, ModelSpec, add_connector_jars, run_agent
+
+reveal_type(run_agent)
+run_agent("not a stream", Agent(name="a", version="1", model=ModelSpec(model="m")), capacity="x")
+"""
+
+
+def test_a_users_mypy_sees_the_typed_lazy_exports(installed: Installed) -> None:
+    (installed.work / "user_code.py").write_text(USER_CODE)
+    code, out, err = _run(
+        installed,
+        [str(installed.python), "-m", "mypy", "--no-incremental", "user_code.py"],
+        timeout=180,
+    )
+    assert "def (keyed: " in out and "agent: streaming_agents.agent.Agent[Any]" in out, out
+    assert 'Argument "capacity" to "run_agent" has incompatible type "str"' in out, out
+    assert code == 1, out + err
