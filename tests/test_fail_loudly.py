@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,3 +104,23 @@ def test_replay_with_an_unreachable_llm_fails_loudly(
     assert "0 outputs, 6 dead letters" in done.stdout
     debug = [ln for ln in done.stderr.splitlines() if "LiteLLM" in ln or "DEBUG" in ln]
     assert not debug, debug[:5]
+
+
+def test_bounded_run_with_an_unreachable_llm_fails_loudly(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    topics = {"claims": f"loud-claims-{suffix}", "decisions": f"loud-dec-{suffix}"}
+    topics["dlq"] = f"loud-dlq-{suffix}"
+    env = {**os.environ, "DEAD_KEY": "sk-dead"}
+    done = subprocess.run(
+        [*CLI, "run", "claims_triage", "--bounded", "--sample", "6", "--create-topics",
+         "--bootstrap", kafka_bootstrap, "--model", "openai/x",
+         "--api-base", f"http://127.0.0.1:{_closed_port()}/v1", "--api-key-env", "DEAD_KEY",
+         *(f"--topic={r}={t}" for r, t in topics.items())],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    failed = [ln for ln in done.stderr.splitlines() if ln.startswith("streaming-agents: failed:")]
+    assert len(failed) == 1, done.stderr[-3000:]
+    assert re.search(r"claims-triage: \d of \d+ events dead-lettered", failed[0]), failed
