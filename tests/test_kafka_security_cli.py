@@ -9,6 +9,9 @@ the admin; the agent's password must not appear in the command's output.
 Then ``streaming-agents replay`` re-runs the agent over the claims topic
 over SASL_SSL (as the admin: the replay job's group and transactional ids are
 per run), answered from the run's journal, and compares with the decisions.
+
+The other shipped jobs run the same way (one parametrized test), the setting
+given by ``$STREAMING_AGENTS_KAFKA_SECURITY`` instead of the option.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from streaming_agents.connectors.acls import access_for_agent
 from streaming_agents.connectors.security import write_security_file
-from streaming_agents.registry import load_job
+from streaming_agents.registry import SampleRecord, load_job
 from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.kafka import LocalKafka, consume_committed
 
@@ -36,7 +41,7 @@ AGENT_MODULE = """\
 import os
 
 from streaming_agents import ModelSpec
-from streaming_agents.registry import load_job
+from streaming_agents.registry import SampleRecord, load_job
 
 load_job("claims_triage")
 from claims_triage.job import triage_agent  # noqa: E402  (imported by load_job's location)
@@ -153,3 +158,84 @@ def test_run_and_replay_claims_triage_over_sasl_ssl(
     assert sorted(d["output"]["claim_id"] for d in outputs) == sorted(claims)
     by_claim = {d["output"]["claim_id"]: d["output"]["route"] for d in decisions}
     assert {d["output"]["claim_id"]: d["output"]["route"] for d in outputs} == by_claim
+
+
+# The transactional-id prefix a job's sinks use when it is not the agent's name (the
+# registry's default): catalog_normalisation's agent is "catalog-normaliser".
+TXN_PREFIX = {"catalog_normalisation": "catalog-normalisation"}
+
+
+def reaching_the_agent(job: str, sample: list[SampleRecord]) -> int:
+    """How many sample records the job hands to its agent or dead-letters (one record each)."""
+    if job != "claims_compliance":
+        return len(sample)
+    count = 0  # claims_compliance reviews human_review decisions only, skips the others
+    for record in sample:
+        try:
+            doc = json.loads(record.value)
+        except ValueError:
+            count += 1
+            continue
+        route = (doc.get("output") or {}).get("route") if isinstance(doc, dict) else None
+        count += route not in ("auto_approve", "request_more_info")
+    return count
+
+
+@pytest.mark.parametrize("job", ["claims_compliance", "catalog_normalisation", "supply_chain"])
+def test_shipped_job_runs_over_sasl_ssl_as_its_agent(
+    job: str,
+    secure_kafka: LocalKafka,
+    secure_topic_factory: Callable[..., str],
+    fake_llm: FakeLLM,
+    tmp_path: Path,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    spec = load_job(job).spec
+    assert spec.fake_rules is not None and spec.sample is not None
+    fake_llm.configure({"rules": spec.fake_rules()})
+    topics = {role: secure_topic_factory(f"sec-{job[:8]}-{role}") for role in spec.topics}
+    (agent,) = spec.agents
+    group = f"{agent.name}-{tag}"
+    prefixes = (TXN_PREFIX[job],) if job in TXN_PREFIX else None
+    access = access_for_agent(
+        spec,
+        agent.name,
+        principal=f"User:{agent.name}-{tag}",
+        topics=topics,
+        group=group,
+        transactional_id_prefixes=prefixes,
+    )
+    inputs = tuple(topics[r] for r in agent.inputs)  # --sample writes them
+    access = dataclasses.replace(access, write_topics=(*access.write_topics, *inputs))
+    password = f"p\"a's-{tag}"
+    security = secure_kafka.add_agent(access, password, tmp_path / "secrets")
+    client_file = write_security_file(tmp_path / "agent.properties", security)
+
+    argv = ["run", job, "--bootstrap", secure_kafka.bootstrap, "--group-id", group]
+    argv += ["--model", f"openai/{spec.name}-fake", "--api-base", fake_llm.base_url]
+    argv += ["--api-key-env", "FAKE_LLM_API_KEY", "--sample", str(SAMPLE), "--bounded"]
+    argv += ["--checkpoint-ms", "500"]
+    for role, name in topics.items():
+        argv += ["--topic", f"{role}={name}"]
+    code, out, err = cli(argv, tmp_path, {"STREAMING_AGENTS_KAFKA_SECURITY": str(client_file)})
+    assert code == 0, err[-3000:]
+    assert password not in out + err
+
+    sample = spec.sample(SAMPLE, 42)
+    expected = reaching_the_agent(job, sample)
+    admin = secure_kafka.admin_security
+    primary = next(r for r in agent.outputs if r != "dlq")
+    dead = consume_committed(secure_kafka.bootstrap, topics["dlq"], security=admin)
+    outputs = [
+        json.loads(m.value())
+        for m in consume_committed(
+            secure_kafka.bootstrap,
+            topics[primary],
+            expected=expected - len(dead),
+            security=admin,
+        )
+    ]
+    assert outputs, err[-2000:]
+    assert len(outputs) + len(dead) == expected
+    assert {o["agent"] for o in outputs} == {agent.name}
+    assert 1 <= fake_llm.stats()["chat_total"] <= len(sample)
