@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from streaming_agents.connectors.acls import access_for_agent
+from streaming_agents.connectors.acls import AgentAccess, access_for_agent
 from streaming_agents.connectors.security import write_security_file
 from streaming_agents.registry import SampleRecord, load_job
 from streaming_agents.testing.fake_llm import FakeLLM
-from streaming_agents.testing.kafka import LocalKafka, consume_committed
+from streaming_agents.testing.kafka import LocalKafka, consume_committed, produce
 
 CLI = [sys.executable, "-m", "streaming_agents.cli.main"]
 SAMPLE = 6
@@ -239,3 +239,42 @@ def test_shipped_job_runs_over_sasl_ssl_as_its_agent(
     assert len(outputs) + len(dead) == expected
     assert {o["agent"] for o in outputs} == {agent.name}
     assert 1 <= fake_llm.stats()["chat_total"] <= len(sample)
+
+
+SQL_COPY = """\
+CREATE TABLE src (v STRING) WITH (
+  'connector' = 'kafka', 'topic' = '${IN_TOPIC}', 'format' = 'raw',
+  'properties.bootstrap.servers' = '${BOOTSTRAP}', 'properties.group.id' = '${GROUP}',
+  'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'
+  ${KAFKA_SECURITY});
+CREATE TABLE dst (v STRING) WITH (
+  'connector' = 'kafka', 'topic' = '${OUT_TOPIC}', 'format' = 'raw',
+  'properties.bootstrap.servers' = '${BOOTSTRAP}'
+  ${KAFKA_SECURITY});
+INSERT INTO dst SELECT UPPER(v) FROM src;
+"""
+
+
+def test_sql_script_reads_and_writes_kafka_over_sasl_ssl(
+    secure_kafka: LocalKafka, secure_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    src, dst = secure_topic_factory("sec-sql-in"), secure_topic_factory("sec-sql-out")
+    group, password = f"sql-{tag}", f"s'q\"l-{tag}"
+    access = AgentAccess(f"User:sql-{tag}", (src,), (dst,), (group,), (f"sql-{tag}",))
+    security = secure_kafka.add_agent(access, password, tmp_path / "secrets")
+    client_file = write_security_file(tmp_path / "sql.properties", security)
+    admin = secure_kafka.admin_security
+    values = [f"event-{i}-{tag}" for i in range(5)]
+    produce(secure_kafka.bootstrap, src, [(None, v) for v in values], security=admin)
+    script = tmp_path / "copy.sql"
+    script.write_text(SQL_COPY)
+
+    argv = ["sql", str(script), "--kafka-security", str(client_file)]
+    argv += ["--var", f"IN_TOPIC={src}", "--var", f"OUT_TOPIC={dst}"]
+    argv += ["--var", f"BOOTSTRAP={secure_kafka.bootstrap}", "--var", f"GROUP={group}"]
+    code, out, err = cli(argv, tmp_path)
+    assert code == 0, err[-3000:]
+    assert password not in out + err
+    copied = consume_committed(secure_kafka.bootstrap, dst, expected=len(values), security=admin)
+    assert sorted(m.value().decode() for m in copied) == sorted(v.upper() for v in values)

@@ -10,6 +10,11 @@ without starting Flink.  ``${name}`` in the script is replaced by
 named by ``CREATE TOOL ... USING FUNCTION 'module.function'``.  A failing
 job is restarted at most ``--restart-attempts`` times (each failure's root
 cause is printed on stderr as it happens), then the command exits 1.
+``--kafka-security FILE`` (default ``$STREAMING_AGENTS_KAFKA_SECURITY``) sets
+``${KAFKA_SECURITY}``: the setting's ``properties.*`` table options, each
+quoted, after a leading comma (empty for PLAINTEXT), for the end of a Kafka
+table's ``WITH (...)``: ``WITH ('connector' = 'kafka', ... ${KAFKA_SECURITY})``.
+Secrets stay references (``${file:...}``) that the Kafka clients resolve.
 See docs/sql.md.
 """
 
@@ -20,6 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streaming_agents.cli.job_options import add_security_argument, security_of
+from streaming_agents.connectors.security import KafkaSecurity, sql_string, table_options
 from streaming_agents.errors import ConfigError
 
 __all__ = ["add_sql_commands", "run_sql_command"]
@@ -67,7 +74,19 @@ def add_sql_commands(subparsers: Any) -> None:
         metavar="S",
         help="seconds between restarts (2); restart-strategy.fixed-delay.delay",
     )
+    add_security_argument(parser)
     parser.set_defaults(handler=run_sql_command)
+
+
+SECURITY_VARIABLE = "KAFKA_SECURITY"
+
+
+def security_options(security: KafkaSecurity | None) -> str:
+    """``, 'properties.k' = 'v', ...`` for a Kafka table's WITH clause ('' for PLAINTEXT)."""
+    if security is None:
+        return ""
+    options = table_options(security)
+    return "".join(f", {sql_string(k)} = {sql_string(v)}" for k, v in options.items())
 
 
 def _variables(pairs: list[str]) -> dict[str, str]:
@@ -87,6 +106,7 @@ def run_sql_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"no such SQL script: {path}")
     text = path.read_text(encoding="utf-8")
     variables = _variables(args.var)
+    variables.setdefault(SECURITY_VARIABLE, security_options(security_of(args)))
     if args.check:
         from streaming_agents.sql.check import check_script
 
