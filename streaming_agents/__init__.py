@@ -31,6 +31,9 @@ from streaming_agents.errors import (
 from streaming_agents.llm.budget import Budget
 from streaming_agents.llm.journal import Journal, NullJournal, SqliteJournal
 from streaming_agents.memory import ConversationMemory, Memory, MemoryPolicy, Turn
+from streaming_agents.pipeline import AgentPipeline
+from streaming_agents.runtime.events import MALFORMED_KEY, Limits
+from streaming_agents.runtime.keys import json_key
 from streaming_agents.tools import Tool, tool
 
 if _typing.TYPE_CHECKING:
@@ -40,8 +43,10 @@ if _typing.TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "MALFORMED_KEY",
     "Agent",
     "AgentOutput",
+    "AgentPipeline",
     "Budget",
     "BudgetExceeded",
     "CircuitBreaker",
@@ -52,6 +57,7 @@ __all__ = [
     "LLMCallError",
     "LLMRequest",
     "LLMResult",
+    "Limits",
     "Memory",
     "MemoryPolicy",
     "ModelSpec",
@@ -69,6 +75,7 @@ __all__ = [
     "audit_log",
     "connector_jar_uris",
     "dead_letters",
+    "json_key",
     "run_agent",
     "tool",
 ]

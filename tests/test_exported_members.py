@@ -5,7 +5,8 @@ import inspect
 import streaming_agents
 
 PINNED = [
-    "Agent", "AgentOutput", "Budget", "BudgetExceeded", "CircuitBreaker", "ConfigError",
+    "MALFORMED_KEY", "Agent", "AgentOutput", "AgentPipeline", "Limits", "json_key",
+    "Budget", "BudgetExceeded", "CircuitBreaker", "ConfigError",
     "ConversationMemory", "InfrastructureError", "Journal", "LLMCallError", "LLMRequest",
     "LLMResult", "Memory", "MemoryPolicy", "ModelSpec", "NullJournal", "RuntimeFailure",
     "SqliteJournal", "StreamingAgentsError", "Tool", "Turn", "UnusableReply", "Usage",
