@@ -278,3 +278,21 @@ def test_sql_script_reads_and_writes_kafka_over_sasl_ssl(
     assert password not in out + err
     copied = consume_committed(secure_kafka.bootstrap, dst, expected=len(values), security=admin)
     assert sorted(m.value().decode() for m in copied) == sorted(v.upper() for v in values)
+
+
+def test_a_principal_without_access_is_refused_with_one_clear_error(
+    secure_kafka: LocalKafka, secure_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    own, victim, other = (secure_topic_factory(f"sec-{n}") for n in ("own", "victim", "other"))
+    admin = secure_kafka.admin_security
+    produce(secure_kafka.bootstrap, victim, [(None, '{"key": "k"}')], security=admin)
+    access = AgentAccess(f"User:nosy-{tag}", (own,), (own,), (f"nosy-{tag}",), (f"nosy-{tag}",))
+    security = secure_kafka.add_agent(access, f"n'o\"sy-{tag}", tmp_path / "secrets")
+    client_file = write_security_file(tmp_path / "nosy.properties", security)
+    argv = ["compare", "--production", victim, "--candidate", other]
+    argv += ["--bootstrap", secure_kafka.bootstrap, "--kafka-security", str(client_file)]
+    code, _out, err = cli(argv, tmp_path)
+    assert code == 2, err[-2000:]
+    assert f"topic {victim!r}: the broker refused" in err, err[-2000:]
+    assert "authorization" in err.lower()
