@@ -41,7 +41,10 @@ def bare_worker_venv(target: Path) -> Path:
                 os.link(path, out)
     python = target / "bin" / "python"
     probe = "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in sys.argv[1:]))"
-    done = subprocess.run([python, "-c", probe, *LACKING], cwd=target, check=False)
+    # An explicit environment: PyFlink's in-process JVM of earlier tests can leave PYTHONPATH
+    # in the C-level environment, which a child inherits when no env is given.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    done = subprocess.run([python, "-c", probe, *LACKING], cwd=target, env=env, check=False)
     assert done.returncode == 0, f"the bare venv can import one of {LACKING}"
     return python
 
@@ -67,6 +70,10 @@ class BareWorkerCluster(ChaosCluster):
     def __init__(self, run_dir: Path, worker_python: Path) -> None:
         super().__init__(run_dir)
         self.worker_python = worker_python
+
+    def env(self) -> dict[str, str]:
+        """Without PYTHONPATH/PYTHONHOME: the workers must see their own venv only."""
+        return {k: v for k, v in super().env().items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
     def render_conf(self) -> Path:
         conf = super().render_conf()

@@ -133,7 +133,7 @@ class JobWatcher:
         err: IO[str] | None = None,
         *,
         restart_attempts: int | None = None,
-        interval_s: float = 0.5,
+        interval_s: float = 0.2,
     ) -> None:
         self.err = err if err is not None else sys.stderr
         self.restart_attempts = restart_attempts
