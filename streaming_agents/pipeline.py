@@ -46,6 +46,7 @@ from streaming_agents.runtime.events import (
     PREPARED_FIELDS,
     Limits,
     Rejected,
+    decode,
     original_of,
     parse_event,
     record_of,
@@ -68,8 +69,9 @@ class Prepare:
     """Decode once, tag, filter and key one record (the ``prepare`` step's function).
 
     Returns ``None`` for a record the filter drops, else ``(key, envelope
-    JSON)`` where the envelope is ``{"e": event, "s": source}`` or, for a
-    record that cannot be used, ``{"x": rejection, "s": source}``.
+    JSON, record timestamp)`` where the envelope is ``{"e": event, "s":
+    source}`` or, for a record that cannot be used, ``{"x": rejection, "s":
+    source}``, and the timestamp is the Kafka record's (epoch ms) or None.
     """
 
     def __init__(
@@ -87,24 +89,28 @@ class Prepare:
         self.role_field = role_field
         self.predicate = predicate
 
-    def __call__(self, value: Any) -> tuple[str, str] | None:
+    def __call__(self, value: Any) -> tuple[str, str, int | None] | None:
+        """``(key, envelope JSON, record timestamp in ms or None)``, or None (filtered)."""
         found = None
         try:
-            found = record_of(value)
-            envelope = parse_event(value, self.limits)
+            found = record_of(value)  # once: decode() gets its bytes, the row its timestamp
+            envelope = (
+                decode(found[0], found[1], self.limits)
+                if found is not None
+                else parse_event(value, self.limits)
+            )
             if isinstance(envelope, Rejected):
-                return MALFORMED_KEY, self._rejection(envelope)
+                return MALFORMED_KEY, self._rejection(envelope), _timestamp(found)
             decided = self._decide(envelope["e"], envelope["s"])
         except Exception as exc:  # noqa: BLE001 - a record must never fail the job
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
             raw, source = found if found is not None else (None, None)
-            return MALFORMED_KEY, self._rejection(
-                Rejected("malformed event", error, raw, None, source)
-            )
+            bad = Rejected("malformed event", error, raw, None, source)
+            return MALFORMED_KEY, self._rejection(bad), _timestamp(found)
         if isinstance(decided, Rejected):  # keep the bytes: the dead letter can carry them
             raw = found[0] if found is not None else None
-            return MALFORMED_KEY, self._rejection(replace(decided, raw=raw))
-        return decided
+            return MALFORMED_KEY, self._rejection(replace(decided, raw=raw)), _timestamp(found)
+        return None if decided is None else (*decided, _timestamp(found))
 
     def _decide(self, event: dict[str, Any], source: Any) -> tuple[str, str] | Rejected | None:
         """``(key, envelope JSON)``, a rejection, or None when the filter drops the event."""
@@ -142,6 +148,10 @@ class Prepare:
         return json.dumps({"x": body, "s": rejected.source}, default=str)
 
 
+def _timestamp(found: tuple[bytes | None, dict[str, Any]] | None) -> int | None:
+    return found[1].get("timestamp_ms") if found is not None else None
+
+
 class _PrepareRows:
     """flat_map adapter: a :class:`Prepare` result as a ``Row(sa_key, sa_envelope, sa_ts)``.
 
@@ -156,9 +166,7 @@ class _PrepareRows:
 
         prepared = self.prepare(value)
         if prepared is not None:
-            found = record_of(value)
-            ts = found[1].get("timestamp_ms") if found is not None else None
-            row = Row(prepared[0], prepared[1], ts)
+            row = Row(*prepared)
             row.set_field_names(list(PREPARED_FIELDS))
             yield row
 

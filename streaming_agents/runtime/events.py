@@ -38,6 +38,7 @@ __all__ = [
     "Limits",
     "Rejected",
     "dead_letter",
+    "decode",
     "is_prepared",
     "original_of",
     "parse_event",
