@@ -10,7 +10,7 @@ MVN := mvn -q -B -C
 LINT_PATHS := streaming_agents tests $(wildcard examples jobs scripts)
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars jars-lock wheel test test-fast lint bench demo kafka-up kafka-down cluster-up cluster-down fake-llm chaos clean
+.PHONY: help install jars jars-lock wheel test test-fast lint bench demo kafka-up kafka-down cluster-up cluster-down fake-llm chaos clean browser
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -39,10 +39,17 @@ wheel: install jars ## Build the wheel into dist/ (ships the Kafka connector jar
 	$(PY) -m pip wheel -q --no-deps -w dist .
 	@ls -l dist/*.whl
 
-test: install jars ## Run the whole test suite (starts Kafka, the fake LLM and a Flink cluster, stops them after)
+test: install jars browser ## Run the whole test suite (starts Kafka, the fake LLM and a Flink cluster, stops them after)
 	$(PY) -m pytest -q tests
 
-test-fast: install jars ## Run the tests that need neither the standalone cluster nor long runs
+browser: ## Install headless Chromium (Debian's chromium package via apt) for the HTML report test
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
+	@chromium --version
+
+test-fast: install jars browser ## Run the tests that need neither the standalone cluster nor long runs
 	$(PY) -m pytest -q tests -m "not cluster"
 
 lint: install ## ruff + mypy --strict
