@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -30,8 +29,8 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streaming_agents.connectors.broker import ensure_topics
 from streaming_agents.errors import InfrastructureError
 
 __all__ = [
@@ -155,35 +154,7 @@ def ensure_topic(
     properties: Mapping[str, Any] | None = None,
 ) -> None:
     """Create ``topic`` with ``config`` unless it exists; replication min(3, brokers)."""
-    admin = AdminClient(_client_conf(bootstrap, properties))
-    meta = admin.list_topics(timeout=_TIMEOUT_S)
-    if topic in meta.topics and meta.topics[topic].error is None:
-        return
-    replication = min(3, max(1, len(meta.brokers)))
-    settings = dict(config)
-    settings.setdefault("min.insync.replicas", "2" if replication >= 3 else "1")
-    new = NewTopic(
-        topic, num_partitions=partitions, replication_factor=replication, config=settings
-    )
-    for future in admin.create_topics([new], operation_timeout=_TIMEOUT_S).values():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise InfrastructureError(f"cannot create topic {topic}: {exc}") from exc
-    _await_leaders(admin, topic)
-
-
-def _await_leaders(admin: AdminClient, topic: str) -> None:
-    """Return once every partition of a new topic has a leader in the metadata clients see."""
-    deadline = time.monotonic() + _TIMEOUT_S
-    while time.monotonic() < deadline:
-        meta = admin.list_topics(topic=topic, timeout=_TIMEOUT_S).topics.get(topic)
-        partitions = meta.partitions if meta is not None and meta.error is None else {}
-        if partitions and all(p.leader >= 0 for p in partitions.values()):
-            return
-        time.sleep(0.1)  # metadata propagation has no notification to wait on
-    raise InfrastructureError(f"topic {topic} has no leader after {_TIMEOUT_S}s")
+    ensure_topics(_client_conf(bootstrap, properties), [topic], partitions, config=config)
 
 
 def new_consumer(bootstrap: str, properties: Mapping[str, Any] | None = None) -> Consumer:

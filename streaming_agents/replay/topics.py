@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from streaming_agents.connectors.broker import ensure_topics
 from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
 from streaming_agents.errors import InfrastructureError
 from streaming_agents.replay.errors import NotAuthorized, UnsafeTarget
@@ -132,30 +133,8 @@ def ensure_topic(
     bootstrap: str, topic: str, partitions: int, *, security: KafkaSecurity | None = None
 ) -> bool:
     """Create ``topic`` when missing; True if it was created."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-    admin = AdminClient({**librdkafka_config(security), "bootstrap.servers": bootstrap})
-    if topic in admin.list_topics(timeout=10).topics:
-        return False
-    future = admin.create_topics([NewTopic(topic, partitions)])[topic]
-    try:
-        future.result(30)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise InfrastructureError(f"cannot create topic {topic}: {exc}") from exc
-        return False
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # wait for leaders
-        meta = admin.list_topics(topic, timeout=5).topics.get(topic)
-        if (
-            meta is not None
-            and meta.partitions
-            and all(part.leader >= 0 for part in meta.partitions.values())
-        ):
-            return True
-        time.sleep(0.2)
-    raise InfrastructureError(f"topic {topic} has no leader after 30 s")
+    client = {**librdkafka_config(security), "bootstrap.servers": bootstrap}
+    return bool(ensure_topics(client, [topic], partitions))
 
 
 def refuse_unsafe_names(

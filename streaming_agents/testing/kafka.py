@@ -36,14 +36,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from streaming_agents.connectors.acls import AgentAccess
+from streaming_agents.connectors.broker import ensure_topics
 from streaming_agents.connectors.security import (
     KafkaSecurity,
     SecretRef,
@@ -435,30 +436,10 @@ def create_topics(
     timeout_s: float = 30.0,
     *,
     security: KafkaSecurity | None = None,
+    config: Mapping[str, str] | None = None,
 ) -> None:
     """Create topics (existing ones are fine) and wait until every partition has a leader."""
-    wanted = list(names)
-    admin = AdminClient(_conf(bootstrap, security))
-    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in wanted])
-    for name, fut in futures.items():
-        try:
-            fut.result(timeout_s)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise InfrastructureError(f"cannot create topic {name}: {exc}") from exc
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        meta = admin.list_topics(timeout=5).topics
-        if all(
-            n in meta
-            and meta[n].error is None
-            and meta[n].partitions
-            and all(p.leader >= 0 for p in meta[n].partitions.values())
-            for n in wanted
-        ):
-            return
-        time.sleep(0.2)
-    raise InfrastructureError(f"topics {wanted} not ready after {timeout_s:.0f}s")
+    ensure_topics(_conf(bootstrap, security), names, partitions, config=config, timeout_s=timeout_s)
 
 
 def produce(
