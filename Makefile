@@ -40,7 +40,7 @@ wheel: install jars ## Build the wheel into dist/ (ships the Kafka connector jar
 	@ls -l dist/*.whl
 
 test: install jars browser ## Run the whole test suite (starts Kafka, the fake LLM and a Flink cluster, stops them after)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=40 tests
 
 browser: ## Install headless Chromium (Debian's chromium package via apt) for the HTML report test
 	@command -v chromium >/dev/null 2>&1 || { \
