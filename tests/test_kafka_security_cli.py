@@ -11,7 +11,10 @@ over SASL_SSL (as the admin: the replay job's group and transactional ids are
 per run), answered from the run's journal, and compares with the decisions.
 
 The other shipped jobs run the same way (one parametrized test), the setting
-given by ``$STREAMING_AGENTS_KAFKA_SECURITY`` instead of the option.
+given by ``$STREAMING_AGENTS_KAFKA_SECURITY`` instead of the option, under
+exactly the ACLs derived for their agent: the job's default consumer group and
+transactional-id prefix (the agent's name), nothing granted by hand but the
+write to the input topic that ``--sample`` needs.
 """
 
 from __future__ import annotations
@@ -160,11 +163,6 @@ def test_run_and_replay_claims_triage_over_sasl_ssl(
     assert {d["output"]["claim_id"]: d["output"]["route"] for d in outputs} == by_claim
 
 
-# The transactional-id prefix a job's sinks use when it is not the agent's name (the
-# registry's default): catalog_normalisation's agent is "catalog-normaliser".
-TXN_PREFIX = {"catalog_normalisation": "catalog-normalisation"}
-
-
 def reaching_the_agent(job: str, sample: list[SampleRecord]) -> int:
     """How many sample records the job hands to its agent or dead-letters (one record each)."""
     if job != "claims_compliance":
@@ -195,23 +193,17 @@ def test_shipped_job_runs_over_sasl_ssl_as_its_agent(
     fake_llm.configure({"rules": spec.fake_rules()})
     topics = {role: secure_topic_factory(f"sec-{job[:8]}-{role}") for role in spec.topics}
     (agent,) = spec.agents
-    group = f"{agent.name}-{tag}"
-    prefixes = (TXN_PREFIX[job],) if job in TXN_PREFIX else None
-    access = access_for_agent(
-        spec,
-        agent.name,
-        principal=f"User:{agent.name}-{tag}",
-        topics=topics,
-        group=group,
-        transactional_id_prefixes=prefixes,
-    )
+    # Exactly the derived ACLs: the job's own consumer group and transactional-id prefix
+    # (no --group-id), both the agent's name; topics are per test, so sharing the group is safe.
+    access = access_for_agent(spec, agent.name, principal=f"User:{agent.name}-{tag}", topics=topics)
+    assert access.groups == (agent.name,) and access.transactional_id_prefixes == (agent.name,)
     inputs = tuple(topics[r] for r in agent.inputs)  # --sample writes them
     access = dataclasses.replace(access, write_topics=(*access.write_topics, *inputs))
     password = f"p\"a's-{tag}"
     security = secure_kafka.add_agent(access, password, tmp_path / "secrets")
     client_file = write_security_file(tmp_path / "agent.properties", security)
 
-    argv = ["run", job, "--bootstrap", secure_kafka.bootstrap, "--group-id", group]
+    argv = ["run", job, "--bootstrap", secure_kafka.bootstrap]
     argv += ["--model", f"openai/{spec.name}-fake", "--api-base", fake_llm.base_url]
     argv += ["--api-key-env", "FAKE_LLM_API_KEY", "--sample", str(SAMPLE), "--bounded"]
     argv += ["--checkpoint-ms", "500"]

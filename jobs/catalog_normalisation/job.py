@@ -388,13 +388,19 @@ def build(
     model: ModelSpec,
     *,
     bounded: bool = False,
-    group_id: str = "catalog-normalisation",
+    group_id: str = AGENT_NAME,
     journal: Journal | None = None,
     capacity: int = 100,
     properties: Mapping[str, str] | None = None,
     security: KafkaSecurity | None = None,
 ) -> None:
-    """Add the job to ``env``: products -> key_by(partner_id) -> agent -> normalised / DLQ."""
+    """Add the job to ``env``: products -> key_by(partner_id) -> agent -> normalised / DLQ.
+
+    The consumer group and the sinks' transactional-id prefix are the agent's
+    name, so the ACLs the registry derives for the agent
+    (:func:`~streaming_agents.connectors.acls.access_for_agent`) are exactly
+    what the job needs.
+    """
     from streaming_agents.pipeline import AgentPipeline
 
     streams = (
@@ -415,7 +421,7 @@ def build(
         bootstrap,
         outputs=out_topic,
         dead_letters=dlq_topic,
-        transactional_id_prefix=f"catalog-normalisation-{out_topic}",
+        transactional_id_prefix=f"{AGENT_NAME}-{out_topic}",
         properties=properties,
         security=security,
     )

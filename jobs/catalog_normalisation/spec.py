@@ -24,7 +24,7 @@ def _build(env: StreamExecutionEnvironment, ctx: JobContext) -> None:
         ctx.topic("dlq"),
         ctx.model,
         bounded=ctx.bounded,
-        group_id=ctx.group_id or "catalog-normalisation",
+        group_id=ctx.group_id or AGENT_NAME,
         journal=ctx.journal,
         capacity=ctx.capacity,
         security=ctx.security,
