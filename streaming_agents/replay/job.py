@@ -24,8 +24,12 @@ from a journal (no calls to wait for), not ones that pay for calls.
 group from ``latest`` (or a timestamp), same fencing and marking; returns a
 handle to stop it.
 
-A replay starts every key with empty memory: to reproduce production, start
-the range where the keys' histories start.
+**Memory start.**  By default a replay starts every key with empty memory.
+With ``memory_from=`` (a production savepoint or retained checkpoint) the job
+is restored from it with the agent under production's uid, so each key starts
+with production's memory (migrated by the candidate's ``Memory.migrate``),
+and -- unless the range says otherwise -- reads on from the offsets the
+savepoint's source had reached (:mod:`streaming_agents.replay.memory_start`).
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ from streaming_agents.replay.divergence import (
     find_divergences,
 )
 from streaming_agents.replay.errors import SchemaMismatch
+from streaming_agents.replay.memory_start import MemoryStart, savepoint_offsets
 from streaming_agents.replay.progress import ProgressBar
-from streaming_agents.replay.ranges import ReplayRange, ResolvedRange
+from streaming_agents.replay.ranges import Position, ReplayRange, ResolvedRange
 from streaming_agents.replay.topics import (
     check_shadow_target,
     ensure_topic,
@@ -139,13 +144,15 @@ def _check_events(
     )
 
 
-def _env(mode: Mode, checkpoint_interval_ms: int | None) -> StreamExecutionEnvironment:
+def _env(
+    mode: Mode, checkpoint_interval_ms: int | None, restore: dict[str, str] | None = None
+) -> StreamExecutionEnvironment:
     from pyflink.datastream import RuntimeExecutionMode
 
     from streaming_agents.runtime.environment import local_env
 
     # Modules next to the caller (agents loaded from the current directory).
-    extra = {"python.pythonpath": os.getcwd()}
+    extra = {"python.pythonpath": os.getcwd(), **(restore or {})}
     if mode == "batch":
         env = local_env(checkpoint_interval_ms=None, extra_config=extra)
         env.set_runtime_mode(RuntimeExecutionMode.BATCH)
@@ -169,8 +176,12 @@ def _agent_stream(
     bootstrap: str,
     audit_topic: str | None,
     security: KafkaSecurity | None,
+    uid: str | None = None,
 ) -> DataStream:
-    """The fenced agent on ``pipeline``: marked outputs and dead letters, one stream."""
+    """The fenced agent on ``pipeline``: marked outputs and dead letters, one stream.
+
+    ``uid`` is the agent operator's (default ``shadow-agent-<name>``; production's
+    ``agent-<name>`` to restore its memory)."""
     from pyflink.common import Types
 
     from streaming_agents.connectors.audit import audit_sink
@@ -179,7 +190,7 @@ def _agent_stream(
         agent,
         capacity=capacity,
         journal=journal,
-        uid=f"shadow-agent-{agent.name}",
+        uid=uid or f"shadow-agent-{agent.name}",
         fence_side_effects=True,
     )
     marked = streams.outputs.map(ShadowMark(run_id, topic), output_type=Types.STRING())
@@ -238,6 +249,7 @@ class ReplayResult:
     elapsed_s: float
     run_dir: str
     shadow_start: dict[int, int] = field(default_factory=dict)
+    memory_start: MemoryStart = field(default_factory=MemoryStart)
 
     @property
     def expected(self) -> int:
@@ -248,6 +260,7 @@ class ReplayResult:
             f"replay {self.run_id}: {self.agent}@{self.version} on {self.range.describe()}",
             f"  -> {self.shadow_topic}: {self.outputs} outputs, {self.dead_letters} dead letters "
             f"in {self.elapsed_s:.1f} s",
+            f"  memory start: {self.memory_start.describe()}",
             f"  LLM calls made: {self.llm_calls_made}"
             + (
                 " (every other call answered from the production journal)"
@@ -285,6 +298,7 @@ class ReplayResult:
             "divergences": [d.to_dict() for d in self.divergences],
             "journal": self.journal_path,
             "elapsed_s": self.elapsed_s,
+            "memory_start": self.memory_start.to_dict(),
         }
 
 
@@ -305,13 +319,18 @@ def replay(
     checkpoint_interval_ms: int = 1000,
     audit_topic: str | None = None,
     security: KafkaSecurity | None = None,
+    memory_from: str | Path | None = None,
 ) -> ReplayResult:
     """Run ``agent`` over ``range`` of ``topic`` into ``shadow_topic``; see the module doc.
 
     ``journal`` is a production journal file to copy and answer from;
     ``production_topic`` (optional) is refused as a shadow topic;
     ``audit_topic`` (optional) receives the run's audit records; ``security``
-    is the Kafka client-security setting of every client (readers, source, sinks).  Raises
+    is the Kafka client-security setting of every client (readers, source, sinks);
+    ``memory_from`` (a production savepoint or retained checkpoint, local path or
+    ``file://``) starts each key with production's memory and, when ``range``
+    is None or starts at ``Position.savepoint()``, reads from the savepoint's
+    offsets of ``topic``.  Raises
     :class:`~streaming_agents.replay.errors.ReplayError` subclasses (user
     errors) for bad ranges, missing topics, events without the key field and
     unsafe shadow topics -- before any job starts.
@@ -321,7 +340,7 @@ def replay(
     for target in (shadow_topic, audit_topic):
         if target is not None:
             refuse_unsafe_names(target, source_topic=topic, production_topic=production_topic)
-    rng = range or ReplayRange()
+    rng, memory = _memory_start(agent, topic, range, memory_from, mode)
     resolved = rng.resolve(bootstrap, topic, security=security)
     _check_events(bootstrap, resolved, key_field, security)
     _prepare_targets(
@@ -342,7 +361,7 @@ def replay(
 
     from streaming_agents.connectors.kafka import exactly_once_sink
 
-    env = _env(mode, checkpoint_interval_ms)
+    env = _env(mode, checkpoint_interval_ms, memory.flink_config(run_id))
     pipeline = AgentPipeline.from_kafka(
         env,
         bootstrap,
@@ -366,6 +385,7 @@ def replay(
         bootstrap=bootstrap,
         audit_topic=audit_topic,
         security=security,
+        uid=memory.agent_uid,
     )
     stream.sink_to(
         exactly_once_sink(bootstrap, shadow_topic, f"sa-replay-{run_id}", security=security)
@@ -422,9 +442,31 @@ def replay(
         elapsed_s=elapsed,
         run_dir=str(run_path),
         shadow_start=baseline,
+        memory_start=memory,
     )
     (run_path / "summary.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
     return result
+
+
+def _memory_start(
+    agent: Agent[Any],
+    topic: str,
+    range: ReplayRange | None,
+    memory_from: str | Path | None,
+    mode: Mode,
+) -> tuple[ReplayRange, MemoryStart]:
+    """The range to read and how memory starts (see :mod:`~.memory_start`)."""
+    if memory_from is None:
+        return range or ReplayRange(), MemoryStart()
+    if mode == "batch":
+        raise ConfigError("a replay on production memory runs in streaming mode (not --mode batch)")
+    memory = MemoryStart.from_savepoint(memory_from, agent.name)
+    rng = range or ReplayRange(Position.savepoint())
+    if rng.start.kind != "savepoint":
+        return rng, memory
+    assert memory.savepoint is not None
+    offsets = savepoint_offsets(memory.savepoint, topic)
+    return rng.from_offsets(offsets), memory.with_offsets(offsets)
 
 
 @dataclass

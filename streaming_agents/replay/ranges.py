@@ -2,7 +2,10 @@
 
 A position is ``earliest``, ``latest``, a timestamp (epoch milliseconds, or an
 ISO-8601 time; UTC when it has no offset) or offsets (``offset:N`` for every
-partition, ``offset:0=N,1=M`` per partition).  A range is half-open: it reads
+partition, ``offset:0=N,1=M`` per partition) or ``savepoint``: the offsets a
+production savepoint's Kafka source had reached (a replay on production's
+memory, :mod:`streaming_agents.replay.memory_start`), filled in with
+:meth:`ReplayRange.from_offsets` before the range is resolved.  A range is half-open: it reads
 records with ``from <= timestamp < to`` (timestamps) or ``from <= offset < to``
 (offsets); ``latest`` as ``to`` is the end of each partition when the replay
 starts.  Resolution asks the broker (``offsets_for_times``, watermarks), so the
@@ -24,7 +27,7 @@ from streaming_agents.replay.errors import BadRange, MissingTopic, NotAuthorized
 
 __all__ = ["Position", "ReplayRange", "ResolvedRange", "parse_position", "topic_partitions"]
 
-Kind = Literal["earliest", "latest", "timestamp", "offset"]
+Kind = Literal["earliest", "latest", "timestamp", "offset", "savepoint"]
 
 # Clocks of the broker and of this machine may differ a little.
 FUTURE_SKEW_MS = 5_000
@@ -53,6 +56,11 @@ class Position:
         return Position("timestamp", timestamp_ms=int(timestamp_ms))
 
     @staticmethod
+    def savepoint() -> Position:
+        """Where the memory savepoint's source stood (replaced before resolving)."""
+        return Position("savepoint")
+
+    @staticmethod
     def at_offset(offset: int | dict[int, int]) -> Position:
         if isinstance(offset, dict):
             return Position("offset", offsets={int(p): int(o) for p, o in offset.items()})
@@ -77,6 +85,8 @@ def parse_position(text: str, *, what: str = "position") -> Position:
         return Position.earliest()
     if lowered in ("latest", "now"):
         return Position.latest()
+    if lowered == "savepoint":
+        return Position.savepoint()
     match = _OFFSETS.match(lowered)
     if match:
         if match.group(1) is not None:
@@ -132,6 +142,12 @@ class ReplayRange:
     def offsets(start: int | dict[int, int], stop: int | dict[int, int]) -> ReplayRange:
         return ReplayRange(Position.at_offset(start), Position.at_offset(stop))
 
+    def from_offsets(self, offsets: dict[int, int]) -> ReplayRange:
+        """This range with a ``savepoint`` start replaced by ``offsets`` (others unchanged)."""
+        if self.start.kind != "savepoint":
+            return self
+        return ReplayRange(Position.at_offset(offsets), self.stop)
+
     def check(self, now_ms: int | None = None) -> None:
         """Errors that need no broker: order, future times."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -144,6 +160,9 @@ class ReplayRange:
                 )
         if self.stop.kind == "earliest":
             raise BadRange("--to earliest makes an empty range")
+        if self.stop.kind == "savepoint":
+            raise BadRange("--to savepoint: a savepoint's offsets can only start a range")
+
         if self.start.kind == "latest":
             raise BadRange("--from latest makes an empty range (use a live shadow instead)")
         a, b = self.start, self.stop
@@ -165,6 +184,8 @@ class ReplayRange:
     ) -> ResolvedRange:
         """Explicit offsets per partition, checked against the topic's watermarks."""
         self.check(now_ms)
+        if self.start.kind == "savepoint":
+            raise BadRange("--from savepoint needs a savepoint to start from (--memory-from PATH)")
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer(_client_config(bootstrap, security))
