@@ -11,7 +11,9 @@ A journal is *scoped*: entries written under one :class:`JournalScope` (job,
 agent, version) answer lookups of that scope only, so two jobs running the
 same agent do not share answers unless they are given the same scope.  A
 backend opened without a scope (``scope=None``) answers from every scope:
-that is what a replay of a production journal wants.
+that is what a replay of a production journal wants; a scope whose version
+is :data:`ANY_VERSION` answers from every version of one job's agent (the
+digest does not cover the version, so a candidate finds production's answers).
 
 The journal is an optimisation of cost, not of correctness: a lost entry only
 means a call is paid again.
@@ -26,6 +28,7 @@ from typing import Protocol, runtime_checkable
 from streaming_agents.agent import LLMRequest, LLMResult, ModelSpec
 
 __all__ = [
+    "ANY_VERSION",
     "JournalScope",
     "RecordedRequest",
     "RequestLog",
@@ -60,6 +63,10 @@ def key_partition(key: str, partitions: int) -> int:
     return int.from_bytes(digest, "big") % partitions
 
 
+ANY_VERSION = "*"
+"""A :class:`JournalScope` version that matches every version (read-only use)."""
+
+
 @dataclass(frozen=True)
 class JournalScope:
     """Whose entries these are: a job, an agent, a version."""
@@ -70,6 +77,13 @@ class JournalScope:
 
     def label(self) -> str:
         return f"{self.job}/{self.agent}@{self.version}"
+
+    def match_prefix(self) -> str:
+        """What the labels this scope answers from start with (the whole label, ``\\0``-ended,
+        unless the version is :data:`ANY_VERSION`)."""
+        if self.version == ANY_VERSION:
+            return f"{self.job}/{self.agent}@"
+        return self.label() + "\0"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,15 @@ Every URI takes ``scope``: entries are written and found under
 named (the operator uid by default); ``scope=*`` reads every scope (a replay
 of a production journal).
 
+Reading a production journal (replays, time travel): :func:`open_reader`
+opens the backend a URI names read-only -- nothing is created or written --
+scoped to the URI's ``scope`` (production's job; every version of the agent)
+or, without one, to every scope.  A Kafka reader reads a partition from the
+URI's ``since`` (epoch milliseconds; default 0, everything retained).  A
+:class:`JournalSpec` with ``read_from`` (a replay's) resolves to the run's own
+journal layered over that reader (:mod:`~streaming_agents.journal.overlay`).
+A plain path (no scheme) stands for ``sqlite://<absolute path>``.
+
 With no URI in the job, the worker's ``$STREAMING_AGENTS_JOURNAL`` decides;
 then ``$STREAMING_AGENTS_JOURNAL_DIR`` (a folder for SQLite files, the older
 setting); then ``sqlite://``.  Budget ledgers follow the journal: a Kafka
@@ -39,21 +48,32 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from streaming_agents.errors import ConfigError
-from streaming_agents.journal.base import JournalScope, RequestLog, ResultCache
+from streaming_agents.journal.base import ANY_VERSION, JournalScope, RequestLog, ResultCache
 from streaming_agents.journal.files import default_state_dir
 from streaming_agents.journal.ledger import Ledger
+from streaming_agents.journal.null import NullJournal
+from streaming_agents.journal.sqlite import SqliteJournal
 
 __all__ = [
     "JournalSetting",
     "JournalSpec",
+    "NullJournal",
+    "SqliteJournal",
+    "as_journal_uri",
     "journal_uri",
     "ledger_uri",
     "open_journal",
     "open_ledger",
+    "open_reader",
+    "request_log",
     "resolve_journal",
 ]
 
 ANY_SCOPE = "*"
+
+# ``SqliteJournal`` and ``NullJournal`` are also public names (``streaming_agents``
+# exports them through ``llm/journal.py``) for code that builds a journal object
+# directly; everything in the package opens journals through the functions below.
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,8 @@ class JournalSpec:
     uri: str | None
     job: str
     lookback_s: float | None = None
+    read_from: str | None = None
+    """A production journal's URI to answer from, read-only (a replay's spec)."""
 
 
 JournalSetting = ResultCache | JournalSpec | str | None
@@ -85,6 +107,16 @@ def _parse(uri: str) -> _Parsed:
         raise ConfigError(f"journal URI {uri!r}: expected sqlite://..., kafka://... or none")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     return _Parsed(parts.scheme, parts.netloc, parts.path, query)
+
+
+def as_journal_uri(setting: str) -> str:
+    """``setting`` as a journal URI: a URI as it is, a plain path as ``sqlite://<abs path>``."""
+    text = setting.strip()
+    if not text:
+        raise ConfigError("an empty journal setting: give a URI (sqlite://, kafka://, none)")
+    if "://" in text or text.lower() in ("none", "null", "off"):
+        return text
+    return f"sqlite://{Path(text).expanduser().resolve()}"
 
 
 def journal_uri(uri: str | None = None) -> str:
@@ -157,14 +189,12 @@ def open_journal(
     properties: Mapping[str, Any] | None = None,
 ) -> ResultCache:
     """The journal backend ``uri`` names (``None``: the worker's settings)."""
-    parsed = _parse(journal_uri(uri))
+    parsed = _parse(journal_uri(as_journal_uri(uri) if uri else None))
     scope = _scope(parsed, job or agent, agent, version)
     if parsed.scheme == "none":
-        from streaming_agents.journal.null import NullJournal
-
         return NullJournal()
     if parsed.scheme == "sqlite":
-        from streaming_agents.journal.sqlite import DEFAULT_RETENTION_S, SqliteJournal
+        from streaming_agents.journal.sqlite import DEFAULT_RETENTION_S
 
         retention = _number(parsed, "retention", DEFAULT_RETENTION_S)
         assert retention is not None
@@ -191,9 +221,50 @@ def open_journal(
                         properties=props)  # fmt: skip
 
 
+def open_reader(uri: str, *, agent: str, version: str = ANY_VERSION) -> ResultCache:
+    """The production journal ``uri`` names, read-only (see the module docstring).
+
+    Its scope is the URI's ``scope`` (a job) with ``agent`` and ``version``
+    (default: every version), or every scope without one.
+    """
+    parsed = _parse(as_journal_uri(uri))
+    job = parsed.query.get("scope")
+    scope = None if not job or job == ANY_SCOPE else JournalScope(job, agent, version)
+    if parsed.scheme == "none":
+        raise ConfigError("a production journal to read from cannot be 'none'")
+    if parsed.scheme == "sqlite":
+        return SqliteJournal(_sqlite_file(parsed, agent, ".sqlite"), scope=scope, read_only=True)
+    from streaming_agents.journal.kafka import DEFAULT_PARTITIONS, KafkaJournal
+
+    topic = parsed.path.strip("/")
+    if not parsed.location or not topic:
+        raise ConfigError(f"journal URI {uri!r}: expected kafka://bootstrap/topic")
+    since = parsed.query.get("since", "0")
+    if not since.isdigit():
+        raise ConfigError(f"journal URI: since={since!r} is not epoch milliseconds")
+    partitions = _number(parsed, "partitions", DEFAULT_PARTITIONS)
+    assert partitions is not None
+    return KafkaJournal(parsed.location, topic, scope=scope, partitions=int(partitions),
+                        properties=kafka_properties(parsed.query), read_only=True,
+                        since_ms=int(since))  # fmt: skip
+
+
+def _replay_journal(spec: JournalSpec, read_from: str, agent: str, version: str) -> ResultCache:
+    from streaming_agents.journal.overlay import ReplayJournal
+
+    own = open_journal(spec.uri, agent=agent, version=version, job=spec.job)
+    own_log = request_log(own)
+    if own_log is None:
+        own.close()
+        raise ConfigError(f"a replay's own journal must keep a request log, not {spec.uri!r}")
+    return ReplayJournal(own, own_log, open_reader(read_from, agent=agent))
+
+
 def resolve_journal(journal: JournalSetting, *, agent: str, version: str) -> ResultCache:
     """On the worker: a journal object as given, or the backend a spec/URI names."""
     if isinstance(journal, JournalSpec):
+        if journal.read_from is not None:
+            return _replay_journal(journal, journal.read_from, agent, version)
         return open_journal(
             journal.uri, agent=agent, version=version, job=journal.job,
             lookback_s=journal.lookback_s,
@@ -211,8 +282,10 @@ def request_log(journal: ResultCache) -> RequestLog | None:
 def _uri_of(journal: JournalSetting) -> str | None:
     """The URI a journal setting or an open backend stands for (``None``: the default)."""
     from streaming_agents.journal.kafka import KafkaJournal
-    from streaming_agents.journal.sqlite import SqliteJournal
+    from streaming_agents.journal.overlay import ReplayJournal
 
+    if isinstance(journal, ReplayJournal):
+        journal = journal.own
     if isinstance(journal, JournalSpec):
         return journal.uri
     if isinstance(journal, SqliteJournal):

@@ -38,6 +38,13 @@ records older than ``retention.ms`` (default 7 days, far beyond any lookback).
 The request log is ``delete`` only, same retention.  Both are set when the
 backend creates a missing topic; an existing topic is used as it is.
 
+Reading a production journal.  A replay or a time-travel reconstruction
+opens the journal ``read_only`` (nothing is produced, no topic is created: a
+missing topic is a configuration error) with ``since_ms``: a partition is
+then read from that time (``0``: everything retained) instead of the recent
+tail, since the calls it looks for may be older than any lookback.  It still
+reads only the partitions its keys hash to, once each.
+
 Memory.  Entries held in memory older than the lookback are dropped as new
 ones arrive, so a long-running subtask holds about one window of entries.
 """
@@ -63,6 +70,7 @@ from streaming_agents.journal.kafka_io import (
     new_consumer,
     offset_for_time,
     read_partition,
+    require_topics,
     watermarks,
 )
 
@@ -94,6 +102,8 @@ class KafkaJournal:
         lookback_s: float = DEFAULT_LOOKBACK_S,
         retention_ms: int = DEFAULT_RETENTION_MS,
         properties: Mapping[str, Any] | None = None,
+        read_only: bool = False,
+        since_ms: int | None = None,
     ) -> None:
         if partitions < 1 or lookback_s <= 0 or retention_ms <= 0:
             raise ConfigError("journal partitions, lookback and retention must be positive")
@@ -102,8 +112,9 @@ class KafkaJournal:
         self.partitions, self.lookback_s = partitions, lookback_s
         self.retention_ms = retention_ms
         self.properties = dict(properties or {})
+        self.read_only, self.since_ms = read_only, since_ms
         self.stats = LoadStats()
-        self._prefix = b"" if scope is None else scope.label().encode() + b"\0"
+        self._prefix = b"" if scope is None else scope.match_prefix().encode()
         self._entries: OrderedDict[str, tuple[float, LLMResult]] = OrderedDict()
         self._loaded: dict[int, asyncio.Future[None]] = {}
         self._io_lock = threading.Lock()
@@ -116,6 +127,11 @@ class KafkaJournal:
     def _setup(self) -> None:
         with self._io_lock:
             if self._ready:
+                return
+            if self.read_only:
+                require_topics(self.bootstrap, [self.topic, self.requests_topic], self.properties)
+                self._consumer = new_consumer(self.bootstrap, self.properties)
+                self._ready = True
                 return
             ensure_topic(self.bootstrap, self.topic, self.partitions, self._topic_config(True),
                          self.properties)  # fmt: skip
@@ -133,6 +149,8 @@ class KafkaJournal:
         }
 
     def _producer_ready(self) -> AckingProducer:
+        if self.read_only:
+            raise ConfigError(f"journal {self.topic} is open read-only (a production journal)")
         if not self._ready:
             self._setup()
         assert self._producer is not None
@@ -197,11 +215,7 @@ class KafkaJournal:
             low, high = watermarks(consumer, self.topic, partition)
             if high <= low:
                 return []
-            newest = next(read_partition(consumer, self.topic, partition, high - 1, high), None)
-            anchor_ms = newest.timestamp()[1] if newest is not None else int(time.time() * 1000)
-            start = offset_for_time(
-                consumer, self.topic, partition, anchor_ms - int(self.lookback_s * 1000)
-            )
+            start = self._start_offset(consumer, partition, high)
             loaded: list[tuple[str, LLMResult]] = []
             for msg in read_partition(consumer, self.topic, partition, max(start, low), high):
                 self.stats.records_read += 1
@@ -212,6 +226,16 @@ class KafkaJournal:
                 loaded.append((digest, LLMResult.model_validate_json(value)))
             self.stats.partitions_loaded += 1
         return loaded
+
+    def _start_offset(self, consumer: Consumer, partition: int, high: int) -> int:
+        """Where a load starts: ``since_ms``, else the lookback before the newest record."""
+        if self.since_ms is not None:
+            return offset_for_time(consumer, self.topic, partition, self.since_ms)
+        newest = next(read_partition(consumer, self.topic, partition, high - 1, high), None)
+        anchor_ms = newest.timestamp()[1] if newest is not None else int(time.time() * 1000)
+        return offset_for_time(
+            consumer, self.topic, partition, anchor_ms - int(self.lookback_s * 1000)
+        )
 
     def close(self) -> None:
         with self._io_lock:
@@ -254,8 +278,8 @@ class KafkaJournal:
     ) -> list[RecordedRequest]:
         """Request rows, oldest first; ``seq`` is the record's offset + 1."""
         self._setup()
-        assert self._producer is not None
-        self._producer.flush()
+        if self._producer is not None:
+            self._producer.flush()
         wanted = {"agent": agent, "key": key, "turn": turn, "kind": kind}
         rows: list[RecordedRequest] = []
         seen: set[tuple[Any, ...]] = set()
@@ -276,8 +300,8 @@ class KafkaJournal:
 
     def last_request_seq(self) -> int:
         self._setup()
-        assert self._producer is not None
-        self._producer.flush()
+        if self._producer is not None:
+            self._producer.flush()
         with self._io_lock:
             assert self._consumer is not None
             return watermarks(self._consumer, self.requests_topic, 0)[1]
@@ -285,7 +309,8 @@ class KafkaJournal:
     def __getstate__(self) -> dict[str, object]:
         return {"bootstrap": self.bootstrap, "topic": self.topic, "scope": self.scope,
                 "partitions": self.partitions, "lookback_s": self.lookback_s,
-                "retention_ms": self.retention_ms, "properties": self.properties}  # fmt: skip
+                "retention_ms": self.retention_ms, "properties": self.properties,
+                "read_only": self.read_only, "since_ms": self.since_ms}  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state.pop("bootstrap"), state.pop("topic"), **state)  # type: ignore[misc]

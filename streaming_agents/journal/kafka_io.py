@@ -6,6 +6,7 @@
   never blocks on the broker.  The future yields the record's offset.
 * :func:`ensure_topic` -- creates a topic with the given configuration if it
   is missing (an existing topic is left as it is).
+* :func:`require_topics` -- checks topics exist (a read-only journal creates none).
 * :func:`read_partition` -- reads one partition between two offsets.
 
 ``properties`` everywhere are extra librdkafka client settings (security
@@ -31,7 +32,7 @@ from confluent_kafka import (
 )
 
 from streaming_agents.connectors.broker import ensure_topics
-from streaming_agents.errors import InfrastructureError
+from streaming_agents.errors import ConfigError, InfrastructureError
 
 __all__ = [
     "AckingProducer",
@@ -39,6 +40,7 @@ __all__ = [
     "new_consumer",
     "offset_for_time",
     "read_partition",
+    "require_topics",
     "watermarks",
 ]
 
@@ -155,6 +157,22 @@ def ensure_topic(
 ) -> None:
     """Create ``topic`` with ``config`` unless it exists; replication min(3, brokers)."""
     ensure_topics(_client_conf(bootstrap, properties), [topic], partitions, config=config)
+
+
+def require_topics(
+    bootstrap: str, topics: list[str], properties: Mapping[str, Any] | None = None
+) -> None:
+    """Raise :class:`ConfigError` unless every topic exists (a reader creates nothing)."""
+    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+    admin = AdminClient(_client_conf(bootstrap, properties))
+    try:
+        meta = admin.list_topics(timeout=_TIMEOUT_S)
+    except KafkaException as exc:
+        raise InfrastructureError(f"cannot list the topics of {bootstrap}: {exc}") from exc
+    missing = [t for t in topics if t not in meta.topics or meta.topics[t].error is not None]
+    if missing:
+        raise ConfigError(f"no journal topic {', '.join(missing)} on {bootstrap}")
 
 
 def new_consumer(bootstrap: str, properties: Mapping[str, Any] | None = None) -> Consumer:

@@ -7,6 +7,10 @@ read).  The file is created 0600 in a 0700 folder.  Entries older than
 ``retention_s`` are pruned when the file is opened and every
 ``_PRUNE_EVERY`` appends.
 
+``read_only`` (a replay or time travel reading a production journal) opens
+an existing file with SQLite's ``mode=ro``: nothing is created, pruned or
+written, and a missing file is a configuration error.
+
 Durability: an entry is committed before :meth:`append` returns, so a
 ``kill -9`` of the worker never loses a result the operator acted on.  The
 file is only as shared as its disk: on a cluster whose TaskManagers each see
@@ -23,7 +27,7 @@ from pathlib import Path
 
 from streaming_agents.agent import LLMResult
 from streaming_agents.errors import ConfigError
-from streaming_agents.journal.base import JournalScope, RecordedRequest
+from streaming_agents.journal.base import ANY_VERSION, JournalScope, RecordedRequest
 from streaming_agents.journal.files import private_dir, private_file
 
 __all__ = ["DEFAULT_RETENTION_S", "SqliteJournal"]
@@ -59,12 +63,28 @@ def _adopt_legacy_table(conn: sqlite3.Connection) -> None:
         conn.execute("DROP TABLE journal")
 
 
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an existing journal file (``ConfigError`` otherwise)."""
+    if not path.is_file():
+        raise ConfigError(f"journal {path} does not exist")
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=False
+        )
+        conn.execute("SELECT 1 FROM results LIMIT 1").fetchall()
+        conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path} is not a readable journal: {exc}") from exc
+    return conn
+
+
 class SqliteJournal:
     """A journal in one SQLite file (results and request log).
 
     ``scope``: entries are written under it and only its entries answer
     lookups; ``None`` answers from every scope (a replay of a production
     journal).  ``retention_s``: entries older than this are pruned.
+    ``read_only``: open an existing file for reading only (see the module doc).
     """
 
     def __init__(
@@ -73,12 +93,14 @@ class SqliteJournal:
         *,
         scope: JournalScope | None = None,
         retention_s: float = DEFAULT_RETENTION_S,
+        read_only: bool = False,
     ) -> None:
         if retention_s <= 0:
             raise ConfigError(f"journal retention must be positive, got {retention_s}")
         self.path = str(path)
         self.scope = scope
         self.retention_s = retention_s
+        self.read_only = read_only
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._appends = 0
@@ -88,6 +110,8 @@ class SqliteJournal:
         return "" if self.scope is None else self.scope.label()
 
     def _db(self) -> sqlite3.Connection:
+        if self._conn is None and self.read_only:
+            self._conn = _open_read_only(Path(self.path))
         if self._conn is None:
             path = Path(self.path)
             private_dir(path.parent)
@@ -110,7 +134,9 @@ class SqliteJournal:
         conn.commit()
 
     def prune(self) -> None:
-        """Delete entries older than the retention now."""
+        """Delete entries older than the retention now (a read-only journal: nothing)."""
+        if self.read_only:
+            return
         with self._lock:
             self._prune(self._db())
 
@@ -118,9 +144,13 @@ class SqliteJournal:
 
     def get(self, digest: str) -> LLMResult | None:
         """The recorded result for ``digest`` in this journal's scope (synchronous)."""
-        params: tuple[str, ...] = (digest,)
+        params: tuple[str | int, ...] = (digest,)
         sql = "SELECT result FROM results WHERE digest = ? LIMIT 1"
-        if self.scope is not None:
+        if self.scope is not None and self.scope.version == ANY_VERSION:
+            prefix = self.scope.match_prefix()
+            sql = "SELECT result FROM results WHERE digest = ? AND substr(scope, 1, ?) = ? LIMIT 1"
+            params = (digest, len(prefix), prefix)
+        elif self.scope is not None:
             sql = "SELECT result FROM results WHERE digest = ? AND scope = ?"
             params = (digest, self._scope_label)
         with self._lock:
@@ -129,6 +159,7 @@ class SqliteJournal:
 
     def put(self, digest: str, result: LLMResult) -> None:
         """Record ``result`` for ``digest``, committed before returning (synchronous)."""
+        self._writable()
         with self._lock:
             db = self._db()
             db.execute(
@@ -146,6 +177,10 @@ class SqliteJournal:
 
     async def append(self, key: str, digest: str, result: LLMResult) -> None:
         self.put(digest, result)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ConfigError(f"journal {self.path} is open read-only (a production journal)")
 
     def close(self) -> None:
         with self._lock:
@@ -177,6 +212,7 @@ class SqliteJournal:
         (``body``: a side-effecting tool call and what the run did with it).
         A row is kept once per (kind, agent, key, turn, digest).
         """
+        self._writable()
         with self._lock:
             db = self._db()
             db.execute(
@@ -248,7 +284,8 @@ class SqliteJournal:
         return SqliteJournal(dst_path)
 
     def __getstate__(self) -> dict[str, object]:
-        return {"path": self.path, "scope": self.scope, "retention_s": self.retention_s}
+        return {"path": self.path, "scope": self.scope, "retention_s": self.retention_s,
+                "read_only": self.read_only}  # fmt: skip
 
     def __setstate__(self, state: dict[str, object]) -> None:
         scope = state.get("scope")
@@ -257,4 +294,5 @@ class SqliteJournal:
             str(state["path"]),
             scope=scope if isinstance(scope, JournalScope) else None,
             retention_s=float(retention) if isinstance(retention, (int, float)) else 0.0,
+            read_only=state.get("read_only") is True,
         )

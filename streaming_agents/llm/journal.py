@@ -11,8 +11,7 @@ builds one directly.
 from __future__ import annotations
 
 from streaming_agents.journal.base import RecordedRequest, ResultCache, request_digest
-from streaming_agents.journal.null import NullJournal
-from streaming_agents.journal.sqlite import SqliteJournal
+from streaming_agents.journal.factory import NullJournal, SqliteJournal
 
 __all__ = ["Journal", "NullJournal", "RecordedRequest", "SqliteJournal", "request_digest"]
 

@@ -1,12 +1,15 @@
-"""Where a re-run's requests left the recorded ones: time-travel debugging.
+"""Where a re-run's requests left the recorded ones.
 
-A replay runs on a *copy* of a production journal.  Every request the
-journal can answer is identical to one production sent (the digest covers
-agent, key, model, parameters and the whole request), so only the calls the
-replay had to pay for are new; the agent operator adds each to the copy's
-request record with its key and turn.  For every key, the first new request
-is where the run diverged; it is shown beside the request production sent
-for the same key and turn, with the first message that differs.  Later turns
+A replay answers from the production journal, read where it is (SQLite
+file or Kafka topic, never copied or written), and writes its own entries to
+a run-private journal.  Every request production's journal can answer is
+identical to one production sent (the digest covers agent, key, model,
+parameters and the whole request), so only the calls the replay had to pay
+for are new; the agent operator adds each to the run's request log with its
+key and turn.  For every key, the first new request is where the run
+diverged; it is shown beside the request production sent for the same key
+and turn (from production's request log), with the first message that
+differs.  Later turns
 of that key usually diverge too (the conversation differs from then on), so
 only the first one per key is reported unless asked.
 """
@@ -17,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from streaming_agents.llm.journal import RecordedRequest, SqliteJournal
+from streaming_agents.journal.base import RecordedRequest, RequestLog
 
 __all__ = ["Divergence", "FencedCall", "fenced_calls", "find_divergences", "first_difference"]
 
@@ -119,10 +122,30 @@ def _event(row: RecordedRequest) -> Any:
         return row.event
 
 
+def _recorded_by_turn(
+    journal: RequestLog, agent: str, upto_seq: int | None
+) -> dict[tuple[str, int], list[RecordedRequest]]:
+    """Production's requests of ``agent`` by (key, turn), read once."""
+    by_turn: dict[tuple[str, int], list[RecordedRequest]] = {}
+    for row in journal.recorded_requests(agent=agent, kind="llm", upto_seq=upto_seq):
+        by_turn.setdefault((row.key, row.turn), []).append(row)
+    return by_turn
+
+
 def find_divergences(
-    journal: SqliteJournal, agent: str, since_seq: int, *, first_per_key: bool = True
+    journal: RequestLog,
+    agent: str,
+    since_seq: int,
+    *,
+    first_per_key: bool = True,
+    recorded: RequestLog | None = None,
 ) -> list[Divergence]:
-    """Divergences of the run that added request rows after ``since_seq``."""
+    """Divergences of the run that added request rows to ``journal`` after ``since_seq``.
+
+    ``recorded`` is production's request log (read-only); without it the rows
+    of ``journal`` up to ``since_seq`` are production's (a journal the run
+    shares with the record).
+    """
     new_rows = journal.recorded_requests(agent=agent, kind="llm", after_seq=since_seq)
     chosen: dict[tuple[str, int], RecordedRequest] = {}
     for row in new_rows:
@@ -135,11 +158,15 @@ def find_divergences(
     else:
         rows = list(chosen.values())
     out: list[Divergence] = []
+    if not rows:
+        return out
+    if recorded is None:
+        production = _recorded_by_turn(journal, agent, since_seq)
+    else:
+        production = _recorded_by_turn(recorded, agent, None)
     for row in sorted(rows, key=lambda r: (r.key, r.turn)):
         new = json.loads(row.body)
-        recorded_rows = journal.recorded_requests(
-            agent=agent, key=row.key, turn=row.turn, kind="llm", upto_seq=since_seq
-        )
+        recorded_rows = production.get((row.key, row.turn), [])
         if not recorded_rows:
             out.append(
                 Divergence(
@@ -148,15 +175,15 @@ def find_divergences(
             )
             continue
         candidates = [json.loads(r.body) for r in recorded_rows]
-        recorded = max(candidates, key=lambda req: _common_prefix(req, new))
-        where, index, a, b = first_difference(recorded, new)
+        best = max(candidates, key=lambda req: _common_prefix(req, new))
+        where, index, a, b = first_difference(best, new)
         out.append(
-            Divergence(agent, row.key, row.turn, _event(row), where, index, a, b, recorded, new)
+            Divergence(agent, row.key, row.turn, _event(row), where, index, a, b, best, new)
         )
     return out
 
 
-def fenced_calls(journal: SqliteJournal, agent: str, since_seq: int) -> list[FencedCall]:
+def fenced_calls(journal: RequestLog, agent: str, since_seq: int) -> list[FencedCall]:
     """Side-effecting tool calls recorded by a fenced run after ``since_seq``."""
     calls = []
     for row in journal.recorded_requests(agent=agent, kind="tool", after_seq=since_seq):
