@@ -167,7 +167,9 @@ def test_html_is_self_contained_with_svg_charts() -> None:
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") >= 3
     for external in ("http://", "https://", "src=", "<link", "<script", "@import", "url("):
         assert external not in page, external
-    assert "&lt;b&gt;&amp;" in page and "<b>&" not in page
+    # user text is escaped, also inside the inline diff's highlights
+    assert "&lt;<del>b</del>&gt;<del>&amp;</del>" in page and "&lt;<ins>i</ins>&gt;" in page
+    assert "<b>&" not in page and "<i>" not in page
 
 
 # --------------------------------------------------------------------------- request record

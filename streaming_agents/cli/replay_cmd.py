@@ -31,6 +31,7 @@ from streaming_agents.cli.failures import (
 from streaming_agents.cli.job_options import add_security_argument, security_of
 from streaming_agents.connectors.broker import check_broker
 from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
+from streaming_agents.replay.judge import add_judge_arguments, apply_judge
 
 __all__ = ["add_replay_commands", "run_compare", "run_replay", "run_shadow"]
 
@@ -120,6 +121,7 @@ def add_replay_commands(subparsers: Any) -> None:
     rp.add_argument("--run-dir", default=None, help="where run files go (journal copy, summary)")
     rp.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dead_letter_argument(rp)
+    add_judge_arguments(rp)
     _bootstrap(rp)
     rp.set_defaults(handler=run_replay)
 
@@ -164,6 +166,7 @@ def add_replay_commands(subparsers: Any) -> None:
     cp.add_argument("--join", choices=["auto", "id", "input"], default="auto")
     cp.add_argument("--run", default=None, metavar="RUN_ID", help="which replay run to compare")
     cp.add_argument("--cases", type=int, default=10, help="differing cases to print")
+    add_judge_arguments(cp)
     _bootstrap(cp)
     cp.set_defaults(handler=run_compare)
 
@@ -188,10 +191,10 @@ def run_replay(args: argparse.Namespace) -> int:
         parse_position(args.start, what="--from"), parse_position(args.stop, what="--to")
     )
     rng.check()
-    if args.html and not args.production_topic:
+    if (args.html or args.judge_model) and not args.production_topic:
         from streaming_agents.errors import ConfigError
 
-        raise ConfigError("--html needs --production-topic (the outputs to compare with)")
+        raise ConfigError("--html/--judge-model need --production-topic (outputs to compare with)")
     ratio = max_dead_letter_ratio(args)
     agent = load_agent(args.agent)
     bootstrap, security = _resolve_bootstrap(args)
@@ -220,6 +223,10 @@ def run_replay(args: argparse.Namespace) -> int:
             run_id=result.run_id,
             security=security,
         )
+        from streaming_agents.replay.report_data import RunInfo
+
+        report.run = RunInfo.of_replay(result)
+        report = apply_judge(args, report, f"sqlite://{Path(result.run_dir) / 'judge.sqlite'}")
         print()
         print(render_table(report))
         if args.html:
@@ -295,6 +302,7 @@ def run_compare(args: argparse.Namespace) -> int:
         run_id=args.run,
         security=security,
     )
+    report = apply_judge(args, report)
     print(render_table(report, max_cases=args.cases))
     if args.html:
         _write(args.html, render_html(report))

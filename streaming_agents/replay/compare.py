@@ -19,16 +19,29 @@ field is equal (a field missing on one side disagrees).
 calls), over the matched pairs only, so both sides answer the same inputs.
 Latency percentiles are linear interpolations of ``usage.latency_ms``.  A
 replay answered from the journal reports the recorded figures.
+
+**Metadata and drill-down.**  Versions (``agent@version``) and models
+(``usage.model``) are counted per side; the input range is read from the
+inputs' Kafka coordinates (``source``); every key gets a timeline of its
+inputs, production beside candidate, with both audit trace ids.  The report's
+data classes live in :mod:`streaming_agents.replay.report_data`.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any, Literal
 
 from streaming_agents.replay.errors import NoOverlap, SchemaMismatch
+from streaming_agents.replay.report_data import (
+    Case,
+    ComparisonReport,
+    FieldAgreement,
+    SideStats,
+    TimelineEntry,
+    percentile,
+)
 from streaming_agents.replay.topics import TopicRecord, read_topic
 
 if TYPE_CHECKING:
@@ -67,161 +80,6 @@ def identity_of(output: dict[str, Any], join: Join = "auto") -> str:
     return f"input:{output.get('key')}\x1f{canonical(event)}"
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """The ``pct`` percentile of ``values`` (linear interpolation; 0.0 when empty)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = pct / 100.0 * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-@dataclass
-class SideStats:
-    """Usage of one side over the matched pairs."""
-
-    outputs: int = 0
-    llm_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-
-    def add(self, output: dict[str, Any]) -> None:
-        usage = output.get("usage") or {}
-        self.outputs += 1
-        self.llm_calls += int(usage.get("llm_calls", 0))
-        self.prompt_tokens += int(usage.get("prompt_tokens", 0))
-        self.completion_tokens += int(usage.get("completion_tokens", 0))
-        self.cost_usd += float(usage.get("cost_usd", 0.0))
-        self.latencies_ms.append(float(usage.get("latency_ms", 0.0)))
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def latency(self, pct: float) -> float:
-        return percentile(self.latencies_ms, pct)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "outputs": self.outputs,
-            "llm_calls": self.llm_calls,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "cost_usd": self.cost_usd,
-            "latency_ms": {
-                "p50": self.latency(50),
-                "p90": self.latency(90),
-                "p99": self.latency(99),
-            },
-        }
-
-
-@dataclass(frozen=True)
-class FieldAgreement:
-    field: str
-    compared: int
-    agreed: int
-
-    @property
-    def rate(self) -> float:
-        return self.agreed / self.compared if self.compared else 1.0
-
-
-@dataclass(frozen=True)
-class Case:
-    """One input whose outputs differ (or that only one side answered)."""
-
-    identity: str
-    key: str
-    input: Any
-    production: Any
-    candidate: Any
-    fields: tuple[str, ...] = ()
-
-
-@dataclass
-class ComparisonReport:
-    """Everything ``compare`` prints and renders; numbers over the matched pairs."""
-
-    production_topic: str
-    candidate_topic: str
-    join: str
-    production_outputs: int
-    candidate_outputs: int
-    matched: int
-    agreed: int
-    structured: bool
-    fields: list[FieldAgreement]
-    differing: list[Case]
-    only_production: list[Case]
-    only_candidate: list[Case]
-    production: SideStats
-    candidate: SideStats
-    candidate_dead_letters: int = 0
-    candidate_shadow: bool = False
-    run_id: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def agreement_rate(self) -> float:
-        return self.agreed / self.matched if self.matched else 0.0
-
-    @property
-    def deltas(self) -> dict[str, float]:
-        """Candidate minus production, over the matched pairs."""
-        p, c = self.production, self.candidate
-        return {
-            "llm_calls": c.llm_calls - p.llm_calls,
-            "prompt_tokens": c.prompt_tokens - p.prompt_tokens,
-            "completion_tokens": c.completion_tokens - p.completion_tokens,
-            "total_tokens": c.total_tokens - p.total_tokens,
-            "cost_usd": c.cost_usd - p.cost_usd,
-            "latency_p50_ms": c.latency(50) - p.latency(50),
-            "latency_p90_ms": c.latency(90) - p.latency(90),
-            "latency_p99_ms": c.latency(99) - p.latency(99),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        def case(c: Case) -> dict[str, Any]:
-            return {
-                "key": c.key,
-                "input": c.input,
-                "production": c.production,
-                "candidate": c.candidate,
-                "fields": list(c.fields),
-            }
-
-        return {
-            "production_topic": self.production_topic,
-            "candidate_topic": self.candidate_topic,
-            "run_id": self.run_id,
-            "join": self.join,
-            "production_outputs": self.production_outputs,
-            "candidate_outputs": self.candidate_outputs,
-            "matched": self.matched,
-            "agreed": self.agreed,
-            "agreement_rate": self.agreement_rate,
-            "structured": self.structured,
-            "fields": {
-                f.field: {"compared": f.compared, "agreed": f.agreed, "rate": f.rate}
-                for f in self.fields
-            },
-            "differing": [case(c) for c in self.differing],
-            "only_production": [case(c) for c in self.only_production],
-            "only_candidate": [case(c) for c in self.only_candidate],
-            "production": self.production.to_dict(),
-            "candidate": self.candidate.to_dict(),
-            "deltas": self.deltas,
-            "candidate_dead_letters": self.candidate_dead_letters,
-            "notes": list(self.notes),
-        }
-
-
 def parse_outputs(records: list[TopicRecord], topic: str) -> list[dict[str, Any]]:
     """Agent output envelopes of ``records`` (dead-letter records included, marked).
 
@@ -246,6 +104,144 @@ def parse_outputs(records: list[TopicRecord], topic: str) -> list[dict[str, Any]
     return outputs
 
 
+Pair = tuple[str, dict[str, Any], dict[str, Any]]
+
+
+def _pair_up(
+    production: list[dict[str, Any]], candidate: list[dict[str, Any]], join: Join
+) -> tuple[list[Pair], list[Case], list[Case]]:
+    """Matched pairs and the outputs only one side has (see the module doc)."""
+    prod_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    cand_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for out in production:
+        prod_by[identity_of(out, join)].append(out)
+    for out in candidate:
+        cand_by[identity_of(out, join)].append(out)
+    pairs: list[Pair] = []
+    only_p: list[Case] = []
+    only_c: list[Case] = []
+    for ident in sorted(set(prod_by) | set(cand_by)):
+        ps, cs = prod_by.get(ident, []), cand_by.get(ident, [])
+        for i in range(max(len(ps), len(cs))):
+            if i < len(ps) and i < len(cs):
+                pairs.append((ident, ps[i], cs[i]))
+            elif i < len(ps):
+                only_p.append(_case(ident, ps[i], None))
+            else:
+                only_c.append(_case(ident, None, cs[i]))
+    return pairs, only_p, only_c
+
+
+def _differing_fields(po: Any, co: Any) -> tuple[str, ...] | None:
+    """Top-level fields that differ between two objects (``None`` unless both are objects)."""
+    if not (isinstance(po, dict) and isinstance(co, dict)):
+        return None
+    return tuple(
+        name
+        for name in sorted(set(po) | set(co))
+        if not (name in po and name in co and canonical(po[name]) == canonical(co[name]))
+    )
+
+
+def _version(output: dict[str, Any]) -> str:
+    return f"{output.get('agent', '?')}@{output.get('version', '?')}"
+
+
+def _model(output: dict[str, Any]) -> str | None:
+    usage = output.get("usage")
+    model = usage.get("model") if isinstance(usage, dict) else None
+    return str(model) if model else None
+
+
+def _coordinates(output: dict[str, Any]) -> tuple[int, int, int | None] | None:
+    """(partition, offset, timestamp ms) of the input an output answers, when recorded."""
+    source = output.get("source")
+    if not isinstance(source, dict):
+        return None
+    try:
+        stamp = source.get("timestamp_ms")
+        return (
+            int(source["partition"]),
+            int(source["offset"]),
+            None if stamp is None else int(stamp),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def input_range(outputs: list[dict[str, Any]]) -> str:
+    """The inputs' offsets per partition and their time span, from their coordinates."""
+    from datetime import UTC, datetime
+
+    spans: dict[int, tuple[int, int]] = {}
+    stamps: list[int] = []
+    for out in outputs:
+        where = _coordinates(out)
+        if where is None:
+            continue
+        part, offset, stamp = where
+        low, high = spans.get(part, (offset, offset))
+        spans[part] = (min(low, offset), max(high, offset))
+        if stamp is not None:
+            stamps.append(stamp)
+    if not spans:
+        return ""
+    parts = ", ".join(f"p{p}:[{a},{b}]" for p, (a, b) in sorted(spans.items()))
+    if stamps:
+
+        def iso(ms: int) -> str:
+            return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+        parts += f"; {iso(min(stamps))} .. {iso(max(stamps))}"
+    return f"offsets {parts}"
+
+
+def _entry(case: Case, status: Any, out: dict[str, Any]) -> TimelineEntry:
+    where = _coordinates(out)
+    return TimelineEntry(
+        key=case.key,
+        turn=case.turn,
+        offset=None if where is None else (where[0], where[1]),
+        input=case.input,
+        status=status,
+        production=case.production,
+        candidate=case.candidate,
+        fields=case.fields,
+        production_trace=case.production_trace,
+        candidate_trace=case.candidate_trace,
+    )
+
+
+def _timelines(
+    entries: list[TimelineEntry], dead: list[dict[str, Any]]
+) -> dict[str, list[TimelineEntry]]:
+    """Per key, its inputs in (turn, partition, offset) order; dead letters at the end."""
+    by_key: dict[str, list[TimelineEntry]] = defaultdict(list)
+    for entry in entries:
+        by_key[entry.key].append(entry)
+    for doc in dead:
+        key = str(doc.get("key"))
+        reason = str(doc.get("reason") or "dead letter")
+        where = _coordinates(doc)
+        by_key[key].append(
+            TimelineEntry(
+                key=key,
+                turn=None,
+                offset=None if where is None else (where[0], where[1]),
+                input=doc.get("payload"),
+                status="dead letter",
+                candidate={"dead_letter": reason, "error": doc.get("error", "")},
+            )
+        )
+
+    def order(e: TimelineEntry) -> tuple[int, int, int, int]:
+        turn = e.turn if e.turn is not None else 1 << 30
+        part, offset = e.offset if e.offset is not None else (1 << 30, 1 << 30)
+        return (turn, part, offset, e.status == "dead letter")
+
+    return {key: sorted(rows, key=order) for key, rows in sorted(by_key.items())}
+
+
 def compare_outputs(
     production: list[dict[str, Any]],
     candidate: list[dict[str, Any]],
@@ -259,59 +255,38 @@ def compare_outputs(
     dead = [o for o in candidate if o.get("dead_letter") is True]
     candidate = [o for o in candidate if o.get("dead_letter") is not True]
     production = [o for o in production if o.get("dead_letter") is not True]
-    prod_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    cand_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for out in production:
-        prod_by[identity_of(out, join)].append(out)
-    for out in candidate:
-        cand_by[identity_of(out, join)].append(out)
-
-    pairs: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    only_p: list[Case] = []
-    only_c: list[Case] = []
-    for ident in sorted(set(prod_by) | set(cand_by)):
-        ps, cs = prod_by.get(ident, []), cand_by.get(ident, [])
-        for i in range(max(len(ps), len(cs))):
-            if i < len(ps) and i < len(cs):
-                pairs.append((ident, ps[i], cs[i]))
-            elif i < len(ps):
-                only_p.append(_case(ident, ps[i], ps[i].get("output"), None))
-            else:
-                only_c.append(_case(ident, cs[i], None, cs[i].get("output")))
+    pairs, only_p, only_c = _pair_up(production, candidate, join)
     if production and candidate and not pairs:
         raise NoOverlap(
             f"{production_topic} and {candidate_topic} share no input (join {join!r}): "
             "different topics, keys or time ranges?"
         )
-
     structured = bool(pairs) and all(
         isinstance(p.get("output"), dict) and isinstance(c.get("output"), dict) for _, p, c in pairs
     )
     prod_stats, cand_stats = SideStats(), SideStats()
-    field_compared: dict[str, int] = defaultdict(int)
-    field_agreed: dict[str, int] = defaultdict(int)
+    field_compared: Counter[str] = Counter()
+    field_agreed: Counter[str] = Counter()
     agreed = 0
     differing: list[Case] = []
+    entries: list[TimelineEntry] = []
     for ident, p, c in pairs:
         prod_stats.add(p)
         cand_stats.add(c)
         po, co = p.get("output"), c.get("output")
-        fields: tuple[str, ...] = ()
-        if isinstance(po, dict) and isinstance(co, dict):
-            names = sorted(set(po) | set(co))
-            diff = []
-            for name in names:
+        diff = _differing_fields(po, co)
+        if diff is not None and isinstance(po, dict) and isinstance(co, dict):
+            for name in set(po) | set(co):
                 field_compared[name] += 1
-                if name in po and name in co and canonical(po[name]) == canonical(co[name]):
-                    field_agreed[name] += 1
-                else:
-                    diff.append(name)
-            fields = tuple(diff)
-        if canonical(po) == canonical(co):
-            agreed += 1
-        else:
-            differing.append(_case(ident, p, po, co, fields))
-
+                field_agreed[name] += name not in diff
+        case = _case(ident, p, c, diff or ())
+        same = canonical(po) == canonical(co)
+        agreed += same
+        if not same:
+            differing.append(case)
+        entries.append(_entry(case, "agree" if same else "differ", c))
+    entries += [_entry(x, "only production", {}) for x in only_p]
+    entries += [_entry(x, "only candidate", {}) for x in only_c]
     notes: list[str] = []
     if pairs and not structured and any(isinstance(p.get("output"), dict) for _, p, _c in pairs):
         notes.append("outputs are only partly structured: per-field agreement covers object pairs")
@@ -337,13 +312,36 @@ def compare_outputs(
         candidate_shadow=bool(candidate) and all(o.get("shadow") is True for o in candidate),
         run_id=run_id,
         notes=notes,
+        production_versions=Counter(_version(o) for o in production),
+        candidate_versions=Counter(_version(o) for o in candidate + dead),
+        production_models=Counter(m for m in map(_model, production) if m),
+        candidate_models=Counter(m for m in map(_model, candidate) if m),
+        input_range=input_range(candidate + dead),
+        dead_letter_reasons=Counter(str(d.get("reason") or "?") for d in dead),
+        timelines=_timelines(entries, dead),
     )
 
 
 def _case(
-    ident: str, out: dict[str, Any], production: Any, candidate: Any, fields: tuple[str, ...] = ()
+    ident: str,
+    prod: dict[str, Any] | None,
+    cand: dict[str, Any] | None,
+    fields: tuple[str, ...] = (),
 ) -> Case:
-    return Case(ident, str(out.get("key")), out.get("input"), production, candidate, fields)
+    out = cand if cand is not None else prod
+    assert out is not None
+    turn = out.get("turn")
+    return Case(
+        identity=ident,
+        key=str(out.get("key")),
+        input=out.get("input"),
+        production=None if prod is None else prod.get("output"),
+        candidate=None if cand is None else cand.get("output"),
+        fields=fields,
+        turn=turn if isinstance(turn, int) else None,
+        production_trace=str((prod or {}).get("trace_id") or ""),
+        candidate_trace=str((cand or {}).get("trace_id") or ""),
+    )
 
 
 def _run_of(output: dict[str, Any]) -> str | None:

@@ -29,6 +29,8 @@ __all__ = [
     "UniformLatency",
     "canonical_digest",
     "example_for_schema",
+    "is_fake_judge",
+    "judge_reply",
 ]
 
 _MAX_DEPTH = 8
@@ -305,6 +307,48 @@ def embedding(text: str) -> list[float]:
     return [round(v / norm, 6) for v in raw]
 
 
+FAKE_JUDGE = "fake-judge"
+_PREFER = re.compile(r"^\s*prefer:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def is_fake_judge(model: Any) -> bool:
+    """Whether a request is for the deterministic judge (model ``fake-judge``, any provider)."""
+    return isinstance(model, str) and model.rsplit("/", 1)[-1] == FAKE_JUDGE
+
+
+def judge_reply(messages: list[Any]) -> str:
+    """The deterministic judge's verdict (JSON) on the pair in the last user message.
+
+    The pair is ``{"A": ..., "B": ...}`` (as :mod:`streaming_agents.replay.judge`
+    sends it).  A rubric line ``prefer: REGEX`` (in the system message) decides:
+    the answer whose JSON text matches it wins; both or neither is a tie.
+    Without such a line the longer answer (more detail) wins; same length: tie.
+    """
+    system = " ".join(_text(m.get("content")) for m in messages if m.get("role") == "system")
+    user = next(
+        (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    try:
+        pair = json.loads(user)
+        a, b = (json.dumps(pair[side], sort_keys=True) for side in ("A", "B"))
+    except (ValueError, TypeError, KeyError):
+        return json.dumps({"preference": "tie", "reason": "fake judge: no A/B pair in the request"})
+    found = _PREFER.search(system)
+    if found is not None:
+        try:
+            pattern = re.compile(found.group(1), re.IGNORECASE)
+        except re.error:
+            pattern = re.compile(re.escape(found.group(1)), re.IGNORECASE)
+        hit_a, hit_b = bool(pattern.search(a)), bool(pattern.search(b))
+        preference = "A" if hit_a and not hit_b else ("B" if hit_b and not hit_a else "tie")
+        who = {"A": "only A", "B": "only B", "tie": "both" if hit_a else "neither"}[preference]
+        reason = f"{who} matches the rubric's preference /{pattern.pattern}/"
+    else:
+        preference = "A" if len(a) > len(b) else ("B" if len(b) > len(a) else "tie")
+        reason = f"fake judge prefers the longer answer ({len(a)} vs {len(b)} characters)"
+    return json.dumps({"preference": preference, "reason": reason})
+
+
 class Script:
     """Turns requests into outcomes under one :class:`FakeLLMConfig`."""
 
@@ -385,6 +429,8 @@ class Script:
             content = rule.reply
         elif rule is not None:
             content = json.dumps(rule.json_)
+        elif is_fake_judge(body.get("model")):
+            content = judge_reply(messages)
         else:
             content = self._default_reply(body, len(messages), last_user)
         if tool_calls is not None:
