@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
     from streaming_agents.agent import Agent
     from streaming_agents.connectors.security import KafkaSecurity
-    from streaming_agents.llm.journal import Journal
+    from streaming_agents.journal.factory import JournalSetting
 
 __all__ = ["AgentPipeline", "AgentStreams", "Prepare"]
 
@@ -337,7 +337,7 @@ class AgentPipeline:
         agent: Agent[Any],
         *,
         capacity: int = 100,
-        journal: Journal | None = None,
+        journal: JournalSetting = None,
         uid: str | None = None,
         fence_side_effects: bool = False,
         llm_processes: int = 0,

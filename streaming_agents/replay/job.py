@@ -5,10 +5,14 @@
 and every output -- marked ``"shadow": true`` with the run id -- goes to the
 shadow topic through the exactly-once sink.  The source's consumer group is
 the run's own and commits nothing; the production group, input and output
-topics are only read.  With ``journal=`` (a production journal file) the
-replay works on a copy: calls the record can answer cost nothing and are
-answered exactly as in production; the calls it had to make show where the
-candidate diverged (:mod:`streaming_agents.replay.divergence`).
+topics are only read.  With ``journal=`` (the production journal's URI:
+``kafka://bootstrap/topic?scope=JOB`` or ``sqlite:///path``; a plain path is
+a SQLite file) the replay answers from production's journal where it is --
+read-only, never copied or written -- and writes what it pays for to its own
+journal in the run folder (:mod:`streaming_agents.journal.overlay`): calls
+the record can answer cost nothing and are answered exactly as in
+production; the calls it had to make show where the candidate diverged
+(:mod:`streaming_agents.replay.divergence`).
 
 **Execution mode.**  Streaming mode with a bounded source is the default:
 keys are processed concurrently (up to ``capacity`` calls in flight).  The
@@ -46,7 +50,14 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
-from streaming_agents.llm.journal import SqliteJournal
+from streaming_agents.journal.base import RequestLog
+from streaming_agents.journal.factory import (
+    JournalSpec,
+    as_journal_uri,
+    open_journal,
+    open_reader,
+    request_log,
+)
 from streaming_agents.pipeline import AgentPipeline
 from streaming_agents.replay.compare import parse_outputs
 from streaming_agents.replay.divergence import (
@@ -114,11 +125,40 @@ def _new_run_id(agent: Agent[Any]) -> str:
     return f"{safe}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
-def _open_journal(journal: str | Path | None, run_path: Path) -> tuple[SqliteJournal, bool]:
-    target = run_path / "journal.sqlite"
-    if journal is None:
-        return SqliteJournal(target), False
-    return SqliteJournal.copy(journal, target), True
+def _run_journal(run_path: Path, run_id: str, production: str | None) -> JournalSpec:
+    """The operator's journal: the run's own file, over ``production`` read-only if given."""
+    own = f"sqlite://{(run_path / 'journal.sqlite').resolve()}"
+    return JournalSpec(uri=own, job=run_id, read_from=production)
+
+
+class _Logs:
+    """The run's own request log and production's (read-only), opened on the client."""
+
+    def __init__(self, spec: JournalSpec, agent: Agent[Any]) -> None:
+        self._own = open_journal(spec.uri, agent=agent.name, version=agent.version, job=spec.job)
+        self._production = (
+            None if spec.read_from is None else open_reader(spec.read_from, agent=agent.name)
+        )
+
+    @property
+    def own(self) -> RequestLog:
+        log = request_log(self._own)
+        assert log is not None, "the run's own journal is SQLite"
+        return log
+
+    @property
+    def production(self) -> RequestLog | None:
+        return None if self._production is None else request_log(self._production)
+
+    def close(self) -> None:
+        self._own.close()
+        if self._production is not None:
+            self._production.close()
+
+
+def _production_uri(journal: str | Path | None) -> str | None:
+    """The production journal's URI (``None``: no journal); checked readable before the job."""
+    return None if journal is None else as_journal_uri(str(journal))
 
 
 def _check_events(
@@ -167,7 +207,7 @@ def _env(
 def _agent_stream(
     pipeline: AgentPipeline,
     agent: Agent[Any],
-    journal: SqliteJournal,
+    journal: JournalSpec,
     *,
     key_field: str,
     capacity: int,
@@ -323,7 +363,8 @@ def replay(
 ) -> ReplayResult:
     """Run ``agent`` over ``range`` of ``topic`` into ``shadow_topic``; see the module doc.
 
-    ``journal`` is a production journal file to copy and answer from;
+    ``journal`` is the production journal (a URI, or a SQLite file's path) to
+    answer from, read-only: the run writes only its own journal;
     ``production_topic`` (optional) is refused as a shadow topic;
     ``audit_topic`` (optional) receives the run's audit records; ``security``
     is the Kafka client-security setting of every client (readers, source, sinks);
@@ -354,9 +395,15 @@ def replay(
 
     run_id = _new_run_id(agent)
     run_path = _run_dir(run_dir, run_id)
-    store, journal_given = _open_journal(journal, run_path)
-    since = store.last_request_seq()
-    store.close()
+    spec = _run_journal(run_path, run_id, _production_uri(journal))
+    journal_given = spec.read_from is not None
+    logs = _Logs(spec, agent)
+    try:  # fail before the job when production's journal cannot be read
+        since = logs.own.last_request_seq()
+        if logs.production is not None:
+            logs.production.last_request_seq()
+    finally:
+        logs.close()
     baseline = topic_end_offsets(bootstrap, shadow_topic, security=security)
 
     from streaming_agents.connectors.kafka import exactly_once_sink
@@ -377,7 +424,7 @@ def replay(
     stream = _agent_stream(
         pipeline,
         agent,
-        SqliteJournal(store.path),
+        spec,
         key_field=key_field,
         capacity=capacity,
         run_id=run_id,
@@ -418,13 +465,18 @@ def replay(
     dead = sum(1 for doc in written if doc.get("dead_letter") is True)
     if progress:
         bar.finish(len(written) - dead)
-    store = SqliteJournal(store.path)
+    logs = _Logs(spec, agent)
     try:
-        made = len(store.recorded_requests(agent=agent.name, kind="llm", after_seq=since))
-        fenced = fenced_calls(store, agent.name, since)
-        divergences = find_divergences(store, agent.name, since) if journal_given else []
+        own, production = logs.own, logs.production
+        made = len(own.recorded_requests(agent=agent.name, kind="llm", after_seq=since))
+        fenced = fenced_calls(own, agent.name, since)
+        divergences = (
+            find_divergences(own, agent.name, since, recorded=production)
+            if production is not None
+            else []
+        )
     finally:
-        store.close()
+        logs.close()
     result = ReplayResult(
         run_id=run_id,
         agent=agent.name,
@@ -437,7 +489,7 @@ def replay(
         llm_calls_made=made,
         fenced=fenced,
         divergences=divergences,
-        journal_path=str(store.path),
+        journal_path=str(run_path / "journal.sqlite"),
         journal_given=journal_given,
         elapsed_s=elapsed,
         run_dir=str(run_path),
@@ -495,9 +547,10 @@ class ShadowRun:
                 raise
 
     def fenced_calls(self, agent: str) -> list[FencedCall]:
-        store = SqliteJournal(self.journal_path)
+        store = open_journal(f"sqlite://{self.journal_path}", agent=agent, job=self.run_id)
         try:
-            return fenced_calls(store, agent, 0)
+            log = request_log(store)
+            return [] if log is None else fenced_calls(log, agent, 0)
         finally:
             store.close()
 
@@ -546,7 +599,7 @@ def shadow(
     run_id = _new_run_id(agent)
     run_path = _run_dir(run_dir, run_id)
     group = group_id or f"sa-shadow-{agent.name}-{agent.version}"
-    journal = SqliteJournal(run_path / "journal.sqlite")
+    journal = _run_journal(run_path, run_id, None)
     env = _env("streaming", checkpoint_interval_ms)
     pipeline = AgentPipeline.from_kafka(
         env,
@@ -573,4 +626,4 @@ def shadow(
         exactly_once_sink(bootstrap, shadow_topic, f"sa-shadow-{run_id}", security=security)
     )
     client = env.execute_async(f"shadow {agent.name}@{agent.version} {run_id}")
-    return ShadowRun(run_id, shadow_topic, group, journal.path, client)
+    return ShadowRun(run_id, shadow_topic, group, str(run_path / "journal.sqlite"), client)

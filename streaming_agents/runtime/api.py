@@ -31,7 +31,7 @@ def default_journal(agent: Agent[Any], job: str | None = None) -> Journal:
     )
 
 
-def _journal_setting(journal: Journal | str | None, keyed: KeyedStream, job: str) -> JournalSetting:
+def _journal_setting(journal: JournalSetting, keyed: KeyedStream, job: str) -> JournalSetting:
     """An object as given; a URI (or nothing) as a spec the workers resolve."""
     if journal is not None and not isinstance(journal, str):
         return journal
@@ -49,7 +49,7 @@ def run_agent(
     agent: Agent[Any],
     *,
     capacity: int = 100,
-    journal: Journal | str | None = None,
+    journal: JournalSetting = None,
     uid: str | None = None,
     fence_side_effects: bool = False,
     limits: Limits | None = None,
