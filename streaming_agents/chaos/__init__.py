@@ -23,6 +23,12 @@ __all__ = [
 ]
 
 
+def _repeated_ok(llm: dict[str, object]) -> int:
+    by_status = llm.get("by_status") or {}
+    ok = int(by_status.get("200", 0)) if isinstance(by_status, dict) else 0
+    return max(0, ok - int(str(llm.get("requests_distinct", 0))))
+
+
 def judge(result: ChaosResult) -> tuple[Verdict, str]:
     """The verdict of a run and its printed report."""
     found = verdict(
@@ -33,6 +39,13 @@ def judge(result: ChaosResult) -> tuple[Verdict, str]:
         "restored from retained checkpoint": ", ".join(result.restored_from) or "-",
         "checkpoints of the last job": result.checkpoints or "-",
         "files searched for the API key": result.files_scanned,
+        "LLM calls in flight at each TaskManager/JobManager kill": ", ".join(
+            str(n) for n in result.in_flight_at_kills
+        )
+        or "-",
+        "200s repeated (paid again) vs calls in flight at the kills (sum)": (
+            f"{_repeated_ok(result.llm)} vs {sum(result.in_flight_at_kills)}"
+        ),
         "backlog worked off after production stopped": f"{result.drain_s:.0f} s",
         "input produced -> output committed and seen (s)": ", ".join(
             f"{k} {v:.1f}" for k, v in result.lag_s.items()
@@ -40,4 +53,6 @@ def judge(result: ChaosResult) -> tuple[Verdict, str]:
         or "-",
     }
     title = "Chaos run: Kafka -> agent (RocksDB keyed memory) -> EXACTLY_ONCE Kafka"
+    if result.plan.hosts:
+        title += f", two hosts, {result.plan.journal} journal"
     return found, render(title, result.settings(), result.faults, found, result.llm, extra)

@@ -6,21 +6,27 @@ it).  :class:`ChaosCluster` renders the same ``flink-conf/config.yaml`` with
 its own REST and RPC ports and keeps every folder Flink writes (logs, pid
 files, checkpoints, savepoints, blobs, temporary files) under its own run
 folder, so a run is isolated and its files can be scanned afterwards.
+
+:class:`HostsCluster` is the two-"host" layout: one JobManager and one-slot
+TaskManagers, each started by ``unshare -m`` (needs root) with a private
+tmpfs over ``host_dir``, so they share the machine but not that folder, as
+two hosts would not.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from streaming_agents.errors import InfrastructureError
 from streaming_agents.runtime.environment import repo_root
-from streaming_agents.testing.cluster import FlinkCluster
+from streaming_agents.testing.cluster import FlinkCluster, flink_home
 from streaming_agents.testing.kafka import free_port
 
-__all__ = ["ChaosCluster", "latest_checkpoint"]
+__all__ = ["ChaosCluster", "HostsCluster", "latest_checkpoint"]
 
 # Folders Flink would otherwise put under /tmp: kept in the run folder.
 _EXTRA_CONFIG = """
@@ -119,3 +125,72 @@ class ChaosCluster(FlinkCluster):
 
     def latest_checkpoint(self, job_id: str) -> Path | None:
         return latest_checkpoint(self.checkpoint_dir, job_id)
+
+
+class HostsCluster(ChaosCluster):
+    """A chaos cluster whose one-slot TaskManagers each see their own ``host_dir``."""
+
+    def __init__(self, run_dir: Path, host_dir: Path, extra_env: dict[str, str]) -> None:
+        super().__init__(run_dir, extra_env)
+        self.host_dir = host_dir
+
+    def render_conf(self) -> Path:
+        conf_dir = super().render_conf()
+        path = conf_dir / "config.yaml"
+        text, count = re.subn(r"(numberOfTaskSlots:\s*)\d+", r"\g<1>1", path.read_text())
+        if count != 1:
+            raise InfrastructureError("flink-conf/config.yaml: expected one numberOfTaskSlots")
+        path.write_text(text)
+        return conf_dir
+
+    def up(self, timeout_s: float = 90.0) -> None:
+        """The JobManager, then two TaskManagers on their own "hosts"."""
+        self.render_conf()
+        self.host_dir.mkdir(parents=True, exist_ok=True)
+        self._script("jobmanager.sh", "start")
+        deadline = time.monotonic() + timeout_s
+        while not self.is_up():
+            if time.monotonic() > deadline:
+                raise InfrastructureError("JobManager not up:\n" + self.log_tail("standalone"))
+            time.sleep(0.5)
+        for _ in range(2):
+            self.start_taskmanager()
+
+    def start_taskmanager(self, timeout_s: float = 60.0) -> None:
+        """A TaskManager in a new mount namespace with an empty private ``host_dir``."""
+        before = {tm["id"] for tm in self.taskmanagers()}
+        script = (
+            f"mount -t tmpfs -o mode=0700 tmpfs '{self.host_dir}' && "
+            f"exec '{flink_home() / 'bin' / 'taskmanager.sh'}' start"
+        )
+        done = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            env=self.env(), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise InfrastructureError(f"TaskManager in a namespace failed: {done.stderr[-2000:]}")
+        deadline = time.monotonic() + timeout_s
+        while not {tm["id"] for tm in self.taskmanagers()} - before:
+            if time.monotonic() > deadline:
+                raise InfrastructureError("new TaskManager not registered")
+            time.sleep(0.3)
+
+    def kill_one_taskmanager(self) -> int:
+        """``kill -9`` the oldest live TaskManager; returns its pid."""
+        pids = self._pids("taskexecutor")
+        if not pids:
+            raise InfrastructureError("no TaskManager to kill")
+        victim = min(pids)
+        subprocess.run(["kill", "-9", str(victim)], check=True)
+        while Path(f"/proc/{victim}").exists():
+            time.sleep(0.05)
+        return victim
+
+    def placement(self, job_id: str) -> list[str]:
+        """The TaskManager id of each subtask of the job's agent vertex (subtask order)."""
+        vertices = self.rest(f"/jobs/{job_id}")["vertices"]
+        agent = next((v for v in vertices if "agent" in v["name"].lower()), vertices[-1])
+        subtasks = self.rest(f"/jobs/{job_id}/vertices/{agent['id']}")["subtasks"]
+        return [
+            str(s.get("taskmanager-id", "?")) for s in sorted(subtasks, key=lambda s: s["subtask"])
+        ]

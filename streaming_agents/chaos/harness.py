@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from streaming_agents.chaos.cluster import ChaosCluster
+from streaming_agents.chaos.cluster import ChaosCluster, HostsCluster
 from streaming_agents.chaos.plan import ChaosPlan, ChaosResult
 from streaming_agents.chaos.report import FaultRecord
 from streaming_agents.chaos.secrets import find_files
@@ -59,7 +59,16 @@ class _Run:
         self.llm = FakeLLM(plan.fake_llm_config())
         # A key unique to the run, so it can be searched for afterwards.
         self.api_key = f"sk-chaos-{uuid.uuid4().hex}"
-        self.cluster = ChaosCluster(plan.run_dir / "flink", extra_env={API_KEY_ENV: self.api_key})
+        env = {API_KEY_ENV: self.api_key}
+        self.host_dir = plan.run_dir / "host"
+        self.cluster: ChaosCluster = (
+            HostsCluster(plan.run_dir / "flink", self.host_dir, extra_env=env)
+            if plan.hosts
+            else ChaosCluster(plan.run_dir / "flink", extra_env=env)
+        )
+        self.parallelism = plan.parallelism
+        self.extra_args: list[str] = []  # more job arguments (budget, audit topic)
+        self.in_flight_at_kills: list[int] = []
         tag = uuid.uuid4().hex[:8]
         self.topics = {
             "in": f"chaos-in-{tag}",
@@ -94,21 +103,42 @@ class _Run:
         self.wait_until(lambda: self.outputs() > 0, plan.recovery_timeout_s, "first output")
         time.sleep(plan.warmup_s)
 
-    def submit(self, checkpoint: Path | None = None) -> None:
+    def journal_uri(self) -> str:
+        """The Kafka journal (one topic per run), or a SQLite file (per host on ``hosts``)."""
+        if self.plan.journal == "kafka":
+            return f"kafka://{self.kafka.bootstrap}/journal-{self.tag}?partitions=8"
+        if self.plan.hosts:
+            return f"sqlite://{self.host_dir}/journal.sqlite"
+        return str(self.plan.run_dir / "journal.sqlite")
+
+    def job_args(self) -> list[str]:
         plan = self.plan
-        args = [
+        return [
             *("--bootstrap", self.kafka.bootstrap, "--in", self.topics["in"]),
             *("--out", self.topics["out"], "--dlq", self.topics["dlq"]),
             *("--api-base", self.llm.base_url, "--api-key-env", API_KEY_ENV),
-            *("--journal", str(plan.run_dir / "journal.sqlite")),
+            *("--journal", self.journal_uri()),
             *("--txn-prefix", f"chaos-{self.tag}", "--group-id", f"chaos-{self.tag}"),
-            *("--checkpoint-ms", str(plan.checkpoint_ms), "--parallelism", str(plan.parallelism)),
+            *("--checkpoint-ms", str(plan.checkpoint_ms), "--parallelism", str(self.parallelism)),
             *("--timeout-s", str(plan.model_timeout_s), "--job-name", f"chaos-{self.tag}"),
+            *self.extra_args,
         ]
-        savepoint = checkpoint.as_uri() if checkpoint else None
-        self.job_id = self.cluster.submit_py(JOB, args, savepoint=savepoint)
+
+    def submit(self, checkpoint: Path | str | None = None) -> None:
+        """Submit the job (restored from ``checkpoint``: a folder or a savepoint URI)."""
+        savepoint = checkpoint.as_uri() if isinstance(checkpoint, Path) else checkpoint
+        self.job_id = self.cluster.submit_py(JOB, self.job_args(), savepoint=savepoint)
         self.result.jobs.append(self.job_id)
         self.cluster.wait_job(self.job_id, {"RUNNING"}, timeout_s=120)
+
+    def kill_taskmanagers(self) -> str:
+        """One TaskManager (``hosts``: one of two hosts) killed, a new one started."""
+        self.in_flight_at_kills.append(int(self.llm.stats()["in_flight"]))
+        if isinstance(self.cluster, HostsCluster):
+            pids = [self.cluster.kill_one_taskmanager()]
+        else:
+            pids = self.cluster.kill_taskmanager()
+        return f"pids {pids}; {self.in_flight_at_kills[-1]} calls in flight"
 
     def outputs(self) -> int:
         assert self.collector is not None
@@ -129,10 +159,10 @@ class _Run:
         started = time.monotonic()
         not_before, detail = 0.0, ""
         if kind == "tm":
-            pids = self.cluster.kill_taskmanager()
+            killed = self.kill_taskmanagers()
             offsets = end_offsets(bootstrap, out)
             self.cluster.start_taskmanager()
-            name, detail = "TaskManager kill -9", f"pids {pids}; new TaskManager started"
+            name, detail = "TaskManager kill -9", f"{killed}; new TaskManager started"
         elif kind == "jm":
             checkpoint_before = self.cluster.latest_checkpoint(self.job_id)
             pids = self.cluster.kill_jobmanager()
@@ -140,6 +170,8 @@ class _Run:
             checkpoint = self.cluster.latest_checkpoint(self.job_id) or checkpoint_before
             if checkpoint is None:
                 raise RuntimeError(f"no retained checkpoint of job {self.job_id}")
+            # the restart kills the TaskManagers: what they have in flight is lost then
+            self.in_flight_at_kills.append(int(self.llm.stats()["in_flight"]))
             down_s, up_s = self.cluster.restart()
             submitted = time.monotonic()
             self.submit(checkpoint)
@@ -275,5 +307,6 @@ def run_chaos(plan: ChaosPlan, log: Callable[[str], None] = print) -> ChaosResul
             run.result.llm = run.llm.stats()
     finally:
         run.result.duration_s = run.now()
+        run.result.in_flight_at_kills = list(run.in_flight_at_kills)
         run.close()
     return run.result

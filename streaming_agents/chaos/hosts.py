@@ -1,6 +1,8 @@
 """Two "hosts" and one TaskManager kill: does the journal hold across machines?
 
 ``python -m streaming_agents.chaos.hosts [--journal kafka|sqlite|both]``
+(``--rescale``: :mod:`streaming_agents.chaos.rescale`; ``--budget``:
+:mod:`streaming_agents.chaos.budget`, on the same layout)
 
 A :class:`HostsCluster` runs one JobManager and TaskManagers of one slot
 each, every TaskManager in its own mount namespace (``unshare -m``, needs
@@ -24,83 +26,20 @@ fault differ.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streaming_agents.chaos.cluster import ChaosCluster
-from streaming_agents.chaos.harness import API_KEY_ENV, JOB, _Run
+from streaming_agents.chaos.cluster import HostsCluster
+from streaming_agents.chaos.harness import _Run
 from streaming_agents.chaos.plan import ChaosPlan
 from streaming_agents.chaos.report import verdict
 from streaming_agents.errors import InfrastructureError
 from streaming_agents.runtime.environment import repo_root
-from streaming_agents.testing.cluster import flink_home
 
-__all__ = ["HostsCluster", "HostsFigures", "run_hosts"]
-
-
-class HostsCluster(ChaosCluster):
-    """A chaos cluster whose one-slot TaskManagers each see their own ``host_dir``."""
-
-    def __init__(self, run_dir: Path, host_dir: Path, extra_env: dict[str, str]) -> None:
-        super().__init__(run_dir, extra_env)
-        self.host_dir = host_dir
-
-    def render_conf(self) -> Path:
-        conf_dir = super().render_conf()
-        path = conf_dir / "config.yaml"
-        text, count = re.subn(r"(numberOfTaskSlots:\s*)\d+", r"\g<1>1", path.read_text())
-        if count != 1:
-            raise InfrastructureError("flink-conf/config.yaml: expected one numberOfTaskSlots")
-        path.write_text(text)
-        return conf_dir
-
-    def up(self, timeout_s: float = 90.0) -> None:
-        """The JobManager, then two TaskManagers on their own "hosts"."""
-        self.render_conf()
-        self.host_dir.mkdir(parents=True, exist_ok=True)
-        self._script("jobmanager.sh", "start")
-        deadline = time.monotonic() + timeout_s
-        while not self.is_up():
-            if time.monotonic() > deadline:
-                raise InfrastructureError("JobManager not up:\n" + self.log_tail("standalone"))
-            time.sleep(0.5)
-        for _ in range(2):
-            self.start_taskmanager()
-
-    def start_taskmanager(self, timeout_s: float = 60.0) -> None:
-        """A TaskManager in a new mount namespace with an empty private ``host_dir``."""
-        before = {tm["id"] for tm in self.taskmanagers()}
-        script = (
-            f"mount -t tmpfs -o mode=0700 tmpfs '{self.host_dir}' && "
-            f"exec '{flink_home() / 'bin' / 'taskmanager.sh'}' start"
-        )
-        done = subprocess.run(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-            env=self.env(), capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise InfrastructureError(f"TaskManager in a namespace failed: {done.stderr[-2000:]}")
-        deadline = time.monotonic() + timeout_s
-        while not {tm["id"] for tm in self.taskmanagers()} - before:
-            if time.monotonic() > deadline:
-                raise InfrastructureError("new TaskManager not registered")
-            time.sleep(0.3)
-
-    def kill_one_taskmanager(self) -> int:
-        """``kill -9`` the oldest live TaskManager; returns its pid."""
-        pids = self._pids("taskexecutor")
-        if not pids:
-            raise InfrastructureError("no TaskManager to kill")
-        victim = min(pids)
-        subprocess.run(["kill", "-9", str(victim)], check=True)
-        while Path(f"/proc/{victim}").exists():
-            time.sleep(0.05)
-        return victim
+__all__ = ["HostsCluster", "HostsFigures", "hosts_plan", "run_hosts"]
 
 
 @dataclass
@@ -125,32 +64,12 @@ class HostsFigures:
 
 
 class _HostsRun(_Run):
-    def __init__(self, plan: ChaosPlan, journal: str, kill_after_s: float) -> None:
+    def __init__(self, plan: ChaosPlan, kill_after_s: float) -> None:
         super().__init__(plan, lambda line: print(line, flush=True))
-        self.journal_kind, self.kill_after_s = journal, kill_after_s
-        self.host_dir = plan.run_dir / "host"
-        self.hosts = HostsCluster(
-            plan.run_dir / "flink", self.host_dir, extra_env={API_KEY_ENV: self.api_key}
-        )
-        self.cluster = self.hosts
+        self.kill_after_s = kill_after_s
+        assert isinstance(self.cluster, HostsCluster)
+        self.hosts = self.cluster
         self.in_flight_at_kill = 0
-
-    def submit(self, checkpoint: Path | None = None) -> None:
-        uri = (
-            f"kafka://{self.kafka.bootstrap}/journal-{self.tag}?partitions=8"
-            if self.journal_kind == "kafka"
-            else f"sqlite://{self.host_dir}/journal.sqlite"
-        )
-        args = [
-            *("--bootstrap", self.kafka.bootstrap, "--in", self.topics["in"]),
-            *("--out", self.topics["out"], "--dlq", self.topics["dlq"]),
-            *("--api-base", self.llm.base_url, "--api-key-env", API_KEY_ENV),
-            *("--journal", uri, "--txn-prefix", f"hosts-{self.tag}"),
-            *("--group-id", f"hosts-{self.tag}", "--checkpoint-ms", str(self.plan.checkpoint_ms)),
-            *("--parallelism", "2", "--timeout-s", str(self.plan.model_timeout_s)),
-        ]
-        self.job_id = self.cluster.submit_py(JOB, args)
-        self.cluster.wait_job(self.job_id, {"RUNNING"}, timeout_s=120)
 
     def _last_checkpoint_ms(self) -> int | None:
         completed = self.cluster.rest(f"/jobs/{self.job_id}/checkpoints")["latest"]["completed"]
@@ -180,14 +99,22 @@ class _HostsRun(_Run):
         self.log(f"[{self.now():6.1f}s] a new TaskManager (new host, empty disk) started")
 
 
+def hosts_plan(run_dir: Path, journal: str, **overrides: Any) -> ChaosPlan:
+    """Two hosts, no injected LLM errors (so every repeated request is a crash's)."""
+    settings: dict[str, Any] = {
+        "run_dir": run_dir, "hosts": True, "journal": journal, "faults": (), "rate": 10.0,
+        "checkpoint_ms": 20_000, "rate_429": 0.0, "rate_500": 0.0, "rate_timeout": 0.0,
+        "warmup_s": 3.0, "tail_s": 15.0, "linger_s": 5.0,
+    }  # fmt: skip
+    settings.update(overrides)
+    return ChaosPlan(**settings)
+
+
 def run_hosts(journal: str, run_dir: Path, *, checkpoint_ms: int = 20_000,
               kill_after_s: float = 18.0, rate: float = 10.0) -> HostsFigures:  # fmt: skip
     """One run; never raises for a failed guarantee (see ``errors``)."""
-    plan = ChaosPlan(
-        run_dir=run_dir, rate=rate, faults=(), checkpoint_ms=checkpoint_ms, rate_429=0.0,
-        rate_500=0.0, rate_timeout=0.0, warmup_s=3.0, tail_s=15.0, linger_s=5.0,
-    )  # fmt: skip
-    run = _HostsRun(plan, journal, kill_after_s)
+    plan = hosts_plan(run_dir, journal, checkpoint_ms=checkpoint_ms, rate=rate)
+    run = _HostsRun(plan, kill_after_s)
     try:
         run.start()
         run.kill_late_in_interval()
@@ -214,13 +141,46 @@ def run_hosts(journal: str, run_dir: Path, *, checkpoint_ms: int = 20_000,
     )  # fmt: skip
 
 
+def _other_modes(args: argparse.Namespace) -> int | None:
+    """``--rescale`` / ``--budget``: their own runs (imported here: they build on this module)."""
+    if args.rescale:
+        from streaming_agents.chaos.rescale import render_rescale, run_rescale
+
+        rescaled = run_rescale(repo_root() / ".run" / "hosts-rescale", phase_s=args.phase_s,
+                               rate=args.rate)  # fmt: skip
+        print("\n" + render_rescale(rescaled))
+        return 0 if rescaled.ok else 1
+    if args.budget:
+        from streaming_agents.chaos.budget import render_budget, run_budget
+
+        spent = run_budget(repo_root() / ".run" / "hosts-budget", budget=args.budget_tokens,
+                           reserve=args.reserve_tokens, rate=args.rate)  # fmt: skip
+        print("\n" + render_budget(spent))
+        return 0 if spent.ok else 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streaming_agents.chaos.hosts")
     parser.add_argument("--journal", choices=("kafka", "sqlite", "both"), default="both")
     parser.add_argument("--checkpoint-ms", type=int, default=20_000)
     parser.add_argument("--kill-after-s", type=float, default=18.0)
     parser.add_argument("--rate", type=float, default=10.0)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--rescale",
+        action="store_true",
+        help="instead: rescale 1 -> 2 -> 1 through savepoints (Kafka journal)",
+    )
+    mode.add_argument("--budget", action="store_true",
+                      help="instead: one budget at parallelism 2 (Kafka ledger)")  # fmt: skip
+    parser.add_argument("--phase-s", type=float, default=20.0, help="--rescale: s per phase")
+    parser.add_argument("--budget-tokens", type=int, default=6_000, help="--budget: tokens/h")
+    parser.add_argument("--reserve-tokens", type=int, default=60, help="--budget: per call")
     args = parser.parse_args(argv)
+    other = _other_modes(args)
+    if other is not None:
+        return other
     kinds = ("kafka", "sqlite") if args.journal == "both" else (args.journal,)
     rows = []
     for kind in kinds:

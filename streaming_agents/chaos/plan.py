@@ -37,6 +37,11 @@ class ChaosPlan:
     drain_timeout_s: float = 900.0  # backlog of the faults, worked off after production stops
     stall_s: float = 90.0  # ...but no new output for this long is a failure
     linger_s: float = 8.0
+    # The layout: ``hosts`` = two one-slot TaskManagers, each with its own filesystem
+    # (HostsCluster); else one two-slot TaskManager.  ``journal``: "kafka" (a topic of
+    # the run's broker) or "sqlite" (a file; on ``hosts`` one per host).
+    hosts: bool = False
+    journal: str = "sqlite"
 
     def fake_llm_config(self) -> dict[str, Any]:
         low, high = self.latency_ms
@@ -70,6 +75,7 @@ class ChaosResult:
     drain_s: float = 0.0  # production stop to the last input's output
     lag_s: dict[str, float] = field(default_factory=dict)  # input produced to output seen
     duration_s: float = 0.0
+    in_flight_at_kills: list[int] = field(default_factory=list)  # LLM calls, per TM/JM kill
 
     def settings(self) -> dict[str, Any]:
         plan = self.plan
@@ -79,6 +85,8 @@ class ChaosResult:
             "seed": plan.seed,
             "checkpoint": f"{plan.checkpoint_ms} ms",
             "parallelism": plan.parallelism,
+            "layout": "two TaskManagers, own filesystems" if plan.hosts else "one TaskManager",
+            "journal": plan.journal,
             "faults": f"429 {plan.rate_429:.0%}, 500 {plan.rate_500:.0%}, "
             f"timeout {plan.rate_timeout:.0%} ({plan.llm_timeout_s:g} s hang, "
             f"ModelSpec.timeout_s {plan.model_timeout_s:g})",
@@ -100,8 +108,14 @@ def short_plan(**overrides: Any) -> ChaosPlan:
 
 
 def long_plan(**overrides: Any) -> ChaosPlan:
-    """5 TaskManager kills, a broker restart, a JobManager kill; 50 keys at 12 events/s."""
+    """5 TaskManager kills, a broker restart, a JobManager kill; 50 keys at 12 events/s.
+
+    On two TaskManagers that each see their own filesystem (two hosts), one
+    killed at a time, with the Kafka journal.
+    """
     settings: dict[str, Any] = {
+        "hosts": True,
+        "journal": "kafka",
         "keys": 50,
         "rate": 12.0,
         "faults": ("tm", "tm", "broker", "tm", "jm", "tm", "tm"),
