@@ -23,7 +23,14 @@ from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
-from streaming_agents import Agent, ConversationMemory, MemoryPolicy, ModelSpec, SqliteJournal
+from streaming_agents import (
+    Agent,
+    Budget,
+    ConversationMemory,
+    MemoryPolicy,
+    ModelSpec,
+    SqliteJournal,
+)
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -31,7 +38,13 @@ AGENT_NAME = "chaos-echo"
 AGENT_UID = "agent-chaos-echo"
 
 
-def chaos_agent(api_base: str, api_key_env: str, timeout_s: float, num_retries: int) -> Agent[Any]:
+def chaos_agent(
+    api_base: str,
+    api_key_env: str,
+    timeout_s: float,
+    num_retries: int,
+    budget: Budget | None = None,
+) -> Agent[Any]:
     """The echo agent: prompt ``"<k>#<seq>"``, the last 4 turns kept in memory."""
     model = ModelSpec(
         model="openai/fake-model",
@@ -47,6 +60,7 @@ def chaos_agent(api_base: str, api_key_env: str, timeout_s: float, num_retries: 
         prompt="{k}#{seq}",
         memory=ConversationMemory,
         policy=MemoryPolicy(max_turns=4),
+        budget=budget,
     )
 
 
@@ -95,7 +109,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-retries", type=int, default=6)
     parser.add_argument("--capacity", type=int, default=100)
     parser.add_argument("--job-name", default="chaos-agent")
+    parser.add_argument("--budget-tokens", type=int, default=None, help="tokens per hour")
+    parser.add_argument("--reserve-tokens", type=int, default=None, help="reserved per call")
+    parser.add_argument("--ledger", default=None, help="budget ledger URI")
     args = parser.parse_args(argv)
+    budget = None
+    if args.budget_tokens:  # events over it are dead-lettered "over budget"
+        budget = Budget(max_tokens=args.budget_tokens, window_s=3600, on_exceeded="dead_letter",
+                        reserve_tokens=args.reserve_tokens, ledger=args.ledger)  # fmt: skip
 
     env = local_env(
         parallelism=args.parallelism,
@@ -109,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     props = kafka_properties(args.kafka_password_env)
-    agent = chaos_agent(args.api_base, args.api_key_env, args.timeout_s, args.num_retries)
+    agent = chaos_agent(args.api_base, args.api_key_env, args.timeout_s, args.num_retries, budget)
     streams = (
         AgentPipeline.from_kafka(
             env, args.bootstrap, args.in_topic, args.group_id, properties=props, name="events"
