@@ -177,9 +177,7 @@ def find_divergences(
         candidates = [json.loads(r.body) for r in recorded_rows]
         best = max(candidates, key=lambda req: _common_prefix(req, new))
         where, index, a, b = first_difference(best, new)
-        out.append(
-            Divergence(agent, row.key, row.turn, _event(row), where, index, a, b, best, new)
-        )
+        out.append(Divergence(agent, row.key, row.turn, _event(row), where, index, a, b, best, new))
     return out
 
 
