@@ -96,7 +96,8 @@ class JobContext:
     topics: Mapping[str, str]
     bounded: bool = False
     group_id: str | None = None
-    journal: Journal | None = None
+    journal: Journal | str | None = None
+    """The journal: a URI resolved on the workers (``--journal``), an object, or None."""
     capacity: int = 100
     security: KafkaSecurity | None = None
     """Client-security setting of every Kafka client of the job (None: PLAINTEXT)."""

@@ -218,6 +218,7 @@ def _entry_args(args: argparse.Namespace, job_folder: Path) -> list[str]:
         ("--checkpoint-dir", args.checkpoint_dir),
         ("--state-backend", args.state_backend),
         ("--group-id", args.group_id),
+        ("--journal", args.journal),
         ("--journal-dir", args.journal_dir),
         ("--job-name", args.job_name),
     ):

@@ -288,7 +288,6 @@ def _write_claims(bootstrap: str, records: list[dict[str, Any] | str]) -> None:
 
 def _build_job(job: ModuleType, bootstrap: str, spec: ModelSpec, workdir: Path) -> Any:
     """The mini-cluster environment with the claims-triage job added (starts PyFlink's JVM)."""
-    from streaming_agents.llm.journal import SqliteJournal
     from streaming_agents.runtime.environment import local_env
 
     t0 = time.monotonic()
@@ -309,7 +308,7 @@ def _build_job(job: ModuleType, bootstrap: str, spec: ModelSpec, workdir: Path) 
         spec,
         bounded=True,
         group_id="claims-triage-demo",
-        journal=SqliteJournal(workdir / "journal.sqlite"),
+        journal=f"sqlite://{(workdir / 'journal.sqlite').resolve()}",  # resolved on the worker
     )
     _progress(f"job graph built in {time.monotonic() - t0:.1f} s")
     return env

@@ -107,10 +107,18 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallelism", type=int, default=None, metavar="N")
     parser.add_argument("--group-id", default=None, help="consumer group id prefix")
     parser.add_argument(
+        "--journal",
+        default=None,
+        metavar="URI",
+        help="the LLM journal, resolved on each worker: kafka://HOST:PORT/TOPIC (clusters), "
+        "sqlite:///PATH (a file or folder), or none; entries are scoped to the job's name "
+        "(default: the workers' $STREAMING_AGENTS_JOURNAL, else SQLite in their state folder)",
+    )
+    parser.add_argument(
         "--journal-dir",
         default=None,
         metavar="DIR",
-        help="folder of the LLM journal (SQLite); default: $STREAMING_AGENTS_JOURNAL_DIR or tmp",
+        help="deprecated: the same as --journal sqlite:///DIR",
     )
     parser.add_argument(
         "--capacity", type=int, default=100, metavar="N", help="LLM calls in flight per subtask"
@@ -213,14 +221,25 @@ def model_spec(args: argparse.Namespace, *, check_key: bool) -> Any:
     return ModelSpec(model=model, api_base=args.api_base, api_key_env=args.api_key_env)
 
 
-def journal_of(args: argparse.Namespace, job_name: str) -> Any:
-    if not args.journal_dir:
-        return None
-    from streaming_agents.llm.journal import SqliteJournal
+def journal_setting(args: argparse.Namespace) -> str | None:
+    """The job's journal URI: ``--journal``, or ``--journal-dir DIR`` as ``sqlite://DIR``.
 
-    folder = Path(args.journal_dir).expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    return SqliteJournal(folder / f"{job_name}.sqlite")
+    ``None``: each worker's settings decide.  The URI is checked here and
+    resolved on the workers (:mod:`streaming_agents.journal.factory`).
+    """
+    from streaming_agents.journal.factory import as_journal_uri, check_journal_uri
+
+    uri = getattr(args, "journal", None)
+    folder = getattr(args, "journal_dir", None)
+    if uri and folder:
+        raise ConfigError("give --journal or --journal-dir (deprecated), not both")
+    if folder:
+        uri = f"sqlite://{Path(folder).expanduser().resolve()}"
+    if not uri:
+        return None
+    uri = as_journal_uri(uri)
+    check_journal_uri(uri)
+    return uri
 
 
 def prepare_topics(args: argparse.Namespace, entry: Any, topics: dict[str, str]) -> None:
@@ -299,6 +318,8 @@ def build_job_env(
         checkpoint_interval_ms=args.checkpoint_ms or checkpoint_ms,
         state_backend=args.state_backend or state_backend,
         checkpoint_dir=args.checkpoint_dir,
+        # the journal's scope: run_agent reads the job's name from pipeline.name
+        extra_config={"pipeline.name": str(args.job_name or spec.name)},
     )
     ctx = JobContext(
         bootstrap=bootstrap_of(args),
@@ -306,7 +327,7 @@ def build_job_env(
         topics=topics,
         bounded=args.bounded,
         group_id=args.group_id,
-        journal=journal_of(args, spec.name),
+        journal=journal_setting(args),
         capacity=args.capacity,
         security=security_of(args),
     )

@@ -1,7 +1,7 @@
 """``streaming-agents replay | shadow | compare``: replays, dark launches, comparison reports.
 
 * ``replay --agent MODULE:ATTR --topic T --from POS --to POS --shadow-topic S
-  [--journal PATH] [--key FIELD] [--production-topic P [--html FILE]]``
+  [--journal URI] [--key FIELD] [--production-topic P [--html FILE]]``
 * ``shadow --agent MODULE:ATTR --topic T --shadow-topic S [--starting latest|TIME]``
 * ``compare --production TOPIC --candidate TOPIC [--html report.html]``
 
@@ -95,8 +95,9 @@ def add_replay_commands(subparsers: Any) -> None:
         description=(
             "Run an agent version over [--from, --to) of a Kafka topic (a bounded Flink job) "
             "and write its outputs, marked shadow, to --shadow-topic. Side-effecting tools are "
-            "not run. Production topics and consumer groups are only read. With --journal (a "
-            "production journal file, copied, never written) calls the record can answer are "
+            "not run. Production topics and consumer groups are only read. With --journal (the "
+            "production journal's URI, e.g. kafka://HOST:PORT/TOPIC?scope=JOB, or a SQLite "
+            "file; read where it is, never copied or written) calls the record can answer are "
             "not made again, and the first request that differs from the record is reported "
             "per key."
         ),
@@ -107,7 +108,13 @@ def add_replay_commands(subparsers: Any) -> None:
     rp.add_argument("--to", dest="stop", default="latest", metavar="POS", help="end (excl.)")
     rp.add_argument("--shadow-topic", required=True, help="where the outputs go")
     rp.add_argument("--key", default="key", metavar="FIELD", help="event field to key by")
-    rp.add_argument("--journal", default=None, metavar="PATH", help="production journal file")
+    rp.add_argument(
+        "--journal",
+        default=None,
+        metavar="URI",
+        help="production's journal, read-only: kafka://HOST:PORT/TOPIC[?scope=JOB] "
+        "or sqlite:///PATH (a plain path is a SQLite file)",
+    )
     rp.add_argument(
         "--production-topic",
         default=None,
@@ -118,7 +125,9 @@ def add_replay_commands(subparsers: Any) -> None:
     rp.add_argument("--audit-topic", default=None, metavar="TOPIC", help="audit records go here")
     rp.add_argument("--capacity", type=int, default=100, help="LLM calls in flight (default 100)")
     rp.add_argument("--mode", choices=["streaming", "batch"], default="streaming")
-    rp.add_argument("--run-dir", default=None, help="where run files go (journal copy, summary)")
+    rp.add_argument(
+        "--run-dir", default=None, help="where run files go (the run's journal, summary)"
+    )
     rp.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dead_letter_argument(rp)
     add_judge_arguments(rp)

@@ -11,8 +11,12 @@ files apply, never the submitting client's:
 * ``kafka://host:9092[,host2:9092]/topic`` -- query: ``partitions`` (default
   32), ``lookback`` (seconds), ``retention`` (seconds), and ``kafka.<name>``
   for non-secret client settings.  Secret client settings (SASL passwords,
-  key files) come from the worker's ``$STREAMING_AGENTS_KAFKA_PROPERTIES``
-  (a JSON object, or ``@/path/to/file.json``), never from the job.
+  key files) come from the worker, never from the job: its
+  ``$STREAMING_AGENTS_KAFKA_SECURITY`` (the project's one client-security
+  setting, a properties file whose secrets are references, resolved there;
+  :mod:`streaming_agents.connectors.security`) and/or its
+  ``$STREAMING_AGENTS_KAFKA_PROPERTIES`` (a JSON object of librdkafka
+  settings, or ``@/path/to/file.json``), which wins.
 * ``none`` -- no journal.
 
 Every URI takes ``scope``: entries are written and found under
@@ -60,6 +64,7 @@ __all__ = [
     "NullJournal",
     "SqliteJournal",
     "as_journal_uri",
+    "check_journal_uri",
     "journal_uri",
     "ledger_uri",
     "open_journal",
@@ -119,6 +124,15 @@ def as_journal_uri(setting: str) -> str:
     return f"sqlite://{Path(text).expanduser().resolve()}"
 
 
+def check_journal_uri(uri: str) -> None:
+    """Raise :class:`ConfigError` for a URI no worker could open (checked on the client)."""
+    parsed = _parse(uri)
+    if parsed.scheme == "kafka" and (not parsed.location or not parsed.path.strip("/")):
+        raise ConfigError(f"journal URI {uri!r}: expected kafka://bootstrap/topic")
+    for name in ("retention", "lookback", "partitions"):
+        _number(parsed, name, None)
+
+
 def journal_uri(uri: str | None = None) -> str:
     """``uri``, else the worker's settings (see the module docstring)."""
     if uri:
@@ -149,10 +163,14 @@ def _number(parsed: _Parsed, name: str, default: float | None) -> float | None:
 
 
 def kafka_properties(parsed_query: Mapping[str, str]) -> dict[str, Any]:
-    """``kafka.*`` query settings plus the worker's ``$STREAMING_AGENTS_KAFKA_PROPERTIES``."""
-    props: dict[str, Any] = {
-        k.removeprefix("kafka."): v for k, v in parsed_query.items() if k.startswith("kafka.")
-    }
+    """The worker's ``$STREAMING_AGENTS_KAFKA_SECURITY``, ``kafka.*`` query settings,
+    then the worker's ``$STREAMING_AGENTS_KAFKA_PROPERTIES``."""
+    from streaming_agents.connectors.security import librdkafka_config, security_from_env
+
+    props: dict[str, Any] = librdkafka_config(security_from_env())
+    props.update(
+        {k.removeprefix("kafka."): v for k, v in parsed_query.items() if k.startswith("kafka.")}
+    )
     raw = os.environ.get("STREAMING_AGENTS_KAFKA_PROPERTIES", "").strip()
     if raw.startswith("@"):
         raw = Path(raw[1:]).expanduser().read_text()
