@@ -271,3 +271,38 @@ def test_flinkdeployment_resources_volumes_and_secrets() -> None:
     assert "secretKeyRef" in env[program.api_key_env]["valueFrom"]  # the key from a Secret
     for path in K8S.glob("*.yaml"):
         assert not re.search(r"sk-[A-Za-z0-9]{8,}", path.read_text()), f"a literal key in {path}"
+
+
+# --------------------------------------------------------------------------- the journal
+
+
+def _kafka_journal(uri: str | None, bootstrap: str) -> urllib.parse.SplitResult:
+    """``uri`` is a Kafka journal URI the workers can open, on the job's own brokers."""
+    from streaming_agents.journal.factory import check_journal_uri
+
+    assert uri, "no --journal: the workers would fall back to a SQLite file on their own disk"
+    check_journal_uri(uri)
+    parts = urllib.parse.urlsplit(uri)
+    assert parts.scheme == "kafka" and parts.path.strip("/"), uri
+    assert set(parts.netloc.split(",")) == set(bootstrap.split(",")), (uri, bootstrap)
+    return parts
+
+
+def test_flinkdeployment_journal_is_kafka_not_a_pod_disk() -> None:
+    spec = flink_deployment()["spec"]
+    args = [str(a) for a in spec["job"]["args"]]
+    program = entry_parser().parse_args(args[args.index("-py") + 2 :])
+    _kafka_journal(program.journal, program.bootstrap)
+    assert not program.journal_dir
+    pod = spec["podTemplate"]["spec"]
+    assert not [v for v in pod["volumes"] if "emptyDir" in v], "a journal on an emptyDir"
+    container = next(c for c in pod["containers"] if c["name"] == "flink-main-container")
+    names = {e["name"] for e in container["env"]}
+    assert not names & {"STREAMING_AGENTS_JOURNAL_DIR", "STREAMING_AGENTS_JOURNAL"}, names
+
+
+def test_compose_submitter_uses_the_kafka_journal_on_the_compose_broker() -> None:
+    services = compose()["services"]
+    args = build_parser().parse_args([str(a) for a in services["submit-job"]["command"]])
+    parts = _kafka_journal(args.journal, args.bootstrap)
+    assert parts.hostname in services  # the kafka service of the same file
