@@ -28,6 +28,7 @@ from streaming_agents.sql.ddl import is_own_ddl, parse_ddl
 from streaming_agents.sql.embeddings import embedding_function
 from streaming_agents.sql.functions import completion_function
 from streaming_agents.sql.jobwatch import JobWatcher, free_port, job_settings, worker_pythonpath
+from streaming_agents.sql.jsonsource import JsonSource, plan_json_source, quote
 from streaming_agents.sql.lexer import (
     SqlScriptError,
     Statement,
@@ -85,6 +86,8 @@ class SqlSession:
         self._agent_views: set[str] = set()
         self._completion_views: set[str] = set()
         self._functions: dict[str, str] = {}
+        self._json_sources: dict[str, JsonSource] = {}  # lower-case table name -> stand-ins
+        self._view_sources: dict[str, set[str]] = {}  # lower-case view name -> JSON sources
         self._count = 0
         self._token = uuid.uuid4().hex[:6]  # names of helper views/functions are per session
         self.uids: set[str] = set()  # agent operator uids: stable in script order
@@ -221,13 +224,28 @@ class SqlSession:
                 key = "table.exec.state.ttl"
             self.t_env.get_config().set(key, value)
             return self._record(StatementResult(statement.number, statement.line, "set", key))
+        planned = plan_json_source(statement) if words[0] == "CREATE" else None
+        if isinstance(planned, JsonSource):
+            return self._record(self._create_json_source(statement, planned))
+        if planned is not None:
+            self.warn(
+                f"statement {statement.number} (line {statement.line}): {planned}: a record it "
+                "cannot parse fails the job (see docs/sql.md, Kafka JSON tables)"
+            )
         self._refuse_unsupported(statement)
         self.catalog.note_function(statement)
+        self._build_sources(statement)
         text, uses = self._rewrite(statement)
         kind = "query" if words[0] in ("SELECT", "WITH", "VALUES") else "statement"
         if words[0] == "INSERT" or words[:2] == ["EXECUTE", "INSERT"] or ctas(statement):
             kind = "insert"  # a job: awaited
-        result = self._run(statement, lambda: self.t_env.execute_sql(text), uses)
+        sources = self._sources_read(statement, text)
+        submit: Any = lambda: self.t_env.execute_sql(text)  # noqa: E731
+        if sources and kind == "insert" and words[0] == "INSERT":
+            submit = lambda: self._with_dead_letters([text], sources, statement)  # noqa: E731
+        elif sources and kind in ("insert", "query"):
+            self._companion(statement, sources)
+        result = self._run(statement, submit, uses)
         record = StatementResult(
             statement.number,
             statement.line,
@@ -238,6 +256,8 @@ class SqlSession:
         if words[0] == "CREATE" and "VIEW" in words[:4]:
             view = statement.words[words.index("VIEW") + 1]
             name = view.text.strip("`")
+            if sources:
+                self._view_sources[name.lower()] = {s.name.lower() for s in sources}
             if uses[0]:
                 self._agent_views.add(name)
             if uses[1]:
@@ -293,12 +313,103 @@ class SqlSession:
             if str(exc).startswith("statement "):
                 raise
             raise statement.error(str(exc)) from None
+        text = self._retarget(text)
         names = {ident_value(t) for t in tokenize(text) if t.kind in ("ident", "qident")}
         agents = builder.uses_agents or bool(names & self._agent_views)
         completions = builder.uses_completions or bool(
             names & (self._completion_views | set(self._functions.values()))
         )
         return text, (agents, completions)
+
+    # -- Kafka JSON sources (see streaming_agents.sql.jsonsource) -----------------------------
+
+    def _retarget(self, text: str) -> str:
+        """``INSERT INTO t`` of a Kafka JSON table ``t`` -> INSERT INTO its sink table."""
+        tokens = tokenize(text)
+        sig = [n for n, t in enumerate(tokens) if t.kind not in ("ws", "comment")]
+        for k in range(len(sig) - 2):
+            first, second, name = (tokens[sig[k + i]] for i in range(3))
+            if not (first.is_word("INSERT") and second.is_word("INTO", "OVERWRITE")):
+                continue
+            if k + 3 < len(sig) and tokens[sig[k + 3]].text == ".":
+                continue
+            source = self._json_sources.get(ident_value(name).lower())
+            if source is not None and name.kind in ("ident", "qident"):
+                cut = name.offset
+                return text[:cut] + quote(source.sink_table) + text[cut + len(name.text) :]
+        return text
+
+    def _create_json_source(self, statement: Statement, source: JsonSource) -> StatementResult:
+        """The stand-ins of a Kafka JSON table: raw source, decoder, view, sink, dead letters."""
+        source.token = self._token
+        base = statement.tokens[0].offset
+        start = source.name_token.offset - base
+        end = start + len(source.name_token.text)
+        sink = f"{statement.text[:start]}{quote(source.sink_table)}{statement.text[end:]}"
+        try:
+            self.t_env.execute_sql(sink)
+        except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
+            raise statement.error(flink_message(exc, statement, False)) from None
+        self._json_sources[source.name.lower()] = source
+        message = (
+            f"ok: table {source.name} reads JSON safely; records it cannot use go to topic "
+            f"{source.dlq_topic!r}"
+        )
+        return StatementResult(statement.number, statement.line, "ddl", message)
+
+    def _build_sources(self, statement: Statement) -> None:
+        """Build the decoding stand-ins of the JSON sources ``statement`` reads (once each)."""
+        for source in self._sources_read(statement, ""):
+            if source.built:
+                continue
+            try:
+                source.build(self.t_env)
+            except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
+                message = flink_message(exc, statement, True)
+                raise statement.error(
+                    f"reading Kafka JSON table {source.name}: {message}"
+                ) from None
+
+    def _sources_read(self, statement: Statement, text: str) -> list[JsonSource]:
+        """The Kafka JSON sources a statement reads (directly or through views)."""
+        names = {
+            ident_value(t).lower()
+            for t in [*statement.tokens, *tokenize(text)]
+            if t.kind in ("ident", "qident")
+        }
+        found = set(names)
+        for name in names:
+            found |= self._view_sources.get(name, set())
+        target = _insert_target(statement)
+        mentions = [t for t in statement.tokens if t.kind in ("ident", "qident")]
+        if sum(ident_value(t).lower() == target for t in mentions) == 1:
+            found.discard(str(target))  # INSERT INTO t only: t is written, not read
+        return [self._json_sources[n] for n in sorted(found) if n in self._json_sources]
+
+    def _with_dead_letters(
+        self, texts: list[str], sources: list[JsonSource], statement: Statement
+    ) -> Any:
+        statement_set = self.t_env.create_statement_set()
+        for text in texts:
+            statement_set.add_insert_sql(text)
+        for source in sources:
+            statement_set.add_insert_sql(source.dead_letter_insert(statement.number))
+        return statement_set.execute()
+
+    def _companion(self, statement: Statement, sources: list[JsonSource]) -> None:
+        """A job writing the dead letters of the JSON sources a SELECT or CTAS reads."""
+        inserts = [s.dead_letter_insert(statement.number) for s in sources]
+
+        def submit() -> Any:
+            statement_set = self.t_env.create_statement_set()
+            for text in inserts:
+                statement_set.add_insert_sql(text)
+            return statement_set.execute()
+
+        result = self._run(statement, submit, (False, False))
+        names = ", ".join(s.name for s in sources)
+        message = f"dead letters of {names}: {done_message('insert', result, [])}"
+        self._record(StatementResult(statement.number, statement.line, "insert", message, result))
 
     def _run(self, statement: Statement, submit: Any, uses: tuple[bool, bool]) -> Any:
         agents, completions = uses
@@ -335,14 +446,19 @@ class SqlSession:
     def _run_set(self, statement: Statement, inner: list[Statement]) -> StatementResult:
         statement_set = self.t_env.create_statement_set()
         agents = completions = False
+        sources: list[JsonSource] = []
         for item in inner:
             self._refuse_unsupported(item)
+            self._build_sources(item)
             text, (a, c) = self._rewrite(item)
             agents, completions = agents or a, completions or c
+            sources += [s for s in self._sources_read(item, text) if s not in sources]
             try:
                 statement_set.add_insert_sql(text)
             except Exception as exc:  # noqa: BLE001
                 raise item.error(flink_message(exc, item, a or c)) from None
+        for source in sources:
+            statement_set.add_insert_sql(source.dead_letter_insert(statement.number))
         result = self._run(statement, statement_set.execute, (agents, completions))
         message = done_message("insert", result, ["STATEMENT", "SET"])
         return StatementResult(statement.number, statement.line, "insert", message, result)
@@ -354,6 +470,21 @@ class SqlSession:
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
+
+
+def _insert_target(statement: Statement) -> str | None:
+    """The lower-case table an ``INSERT INTO/OVERWRITE`` writes (unqualified), else None."""
+    words = statement.words
+    at = 1 if words and words[0].is_word("EXECUTE") else 0
+    if (
+        len(words) > at + 2
+        and words[at].is_word("INSERT")
+        and words[at + 1].is_word("INTO", "OVERWRITE")
+    ):
+        if len(words) > at + 3 and words[at + 3].text == ".":
+            return None
+        return ident_value(words[at + 2]).lower()
+    return None
 
 
 def default_table_env(

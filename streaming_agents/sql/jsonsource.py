@@ -1,0 +1,394 @@
+"""Kafka JSON tables in SQL scripts: read as bytes, decoded safely, bad records dead-lettered.
+
+Flink's JSON format fails the job on a record it cannot parse (or, with
+``json.ignore-parse-errors``, drops it silently).  The SQL runner therefore
+never lets the JVM decode a Kafka JSON *source*.  For
+
+``CREATE TABLE t (cols) WITH ('connector' = 'kafka', ..., 'format' = 'json')``
+
+it creates, instead of ``t``:
+
+* ``sa_raw_..._t``: the same options with ``'format' = 'raw'`` -- each
+  record's bytes with its topic/partition/offset/timestamp (and the table's
+  other metadata columns); offsets are in Flink's checkpoints as usual;
+* a Python step (:class:`~streaming_agents.sql.jsonrows.DecodeRecords`,
+  through the DataStream API) turning each record into a typed row or a dead
+  letter, registered as ``sa_decoded_..._t`` (computed columns and the
+  ``WATERMARK`` are declared there);
+* the view ``t``: the declared columns of the good rows, so queries read
+  ``t`` as before;
+* ``sa_sink_..._t``: the table as written, used when a statement INSERTs
+  INTO ``t`` (writing JSON is safe);
+* ``sa_dlq_..._t``: the dead-letter sink, topic ``'dead-letter.topic'``
+  (default ``<topic>.dead-letters``), written exactly-once (Kafka
+  transactions committed with each checkpoint) with the transactional id
+  prefix ``'dead-letter.transactional-id-prefix'`` (default
+  ``sa-dlq-<table>``) plus ``-s<statement number>``.
+
+Every job that reads ``t`` also writes ``t``'s dead letters: an INSERT or
+statement set gets one more INSERT into the dead-letter sink (same job, the
+source is read once); a ``SELECT`` or CTAS gets a companion job that writes
+them.  Other options: ``'input.max-event-bytes'``, ``'input.max-depth'``
+(:class:`~streaming_agents.runtime.events.Limits`), and Flink's
+``'json.fail-on-missing-field'``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from streaming_agents.connectors.security import sql_string
+from streaming_agents.runtime.events import Limits
+from streaming_agents.sql.jsonrows import COORDINATES, DEAD_COLUMN, DecodeRecords
+from streaming_agents.sql.lexer import SqlScriptError, Statement, Token, ident_value
+from streaming_agents.sql.typeparse import parse_type
+from streaming_agents.sql.types import SqlType
+
+__all__ = ["JsonSource", "plan_json_source", "quote"]
+
+_OURS = (
+    "dead-letter.topic",
+    "dead-letter.transactional-id-prefix",
+    "input.max-event-bytes",
+    "input.max-depth",
+)
+_COORDINATE_KEYS = ("topic", "partition", "offset", "timestamp")
+_TYPE_OPENERS = ("ARRAY", "MAP", "ROW", "MULTISET")
+_CONSUMER_ONLY = ("properties.group.id", "properties.isolation.level")
+
+
+def quote(name: str) -> str:
+    """``name`` as a backquoted identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass
+class JsonSource:
+    """One rewritten Kafka JSON table and the names of what stands in for it."""
+
+    name: str
+    options: dict[str, str]
+    physical: list[tuple[str, SqlType]]
+    metadata: list[tuple[str, SqlType, str]]  # name, type, metadata key
+    computed: list[tuple[str, str]]  # name, expression
+    order: list[str]  # declared column names, in order
+    watermark: tuple[str, str] | None
+    name_token: Token
+    token: str = ""
+    built: bool = False
+
+    def _hidden(self, what: str) -> str:
+        return re.sub(r"\W", "_", f"sa_{what}_{self.token}_{self.name}")
+
+    @property
+    def raw_table(self) -> str:
+        return self._hidden("raw")
+
+    @property
+    def decoded_view(self) -> str:
+        return self._hidden("decoded")
+
+    @property
+    def sink_table(self) -> str:
+        return self._hidden("sink")
+
+    @property
+    def dlq_table(self) -> str:
+        return self._hidden("dlq")
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.options["dead-letter.topic"]
+
+    @property
+    def limits(self) -> Limits:
+        defaults = Limits()
+        return Limits(
+            max_event_bytes=int(
+                self.options.get("input.max-event-bytes", defaults.max_event_bytes)
+            ),
+            max_depth=int(self.options.get("input.max-depth", defaults.max_depth)),
+        )
+
+    def dead_letter_insert(self, statement_number: int) -> str:
+        """The INSERT writing this table's dead letters, as part of statement ``n``'s job."""
+        prefix = self.options.get("dead-letter.transactional-id-prefix", f"sa-dlq-{self.name}")
+        hint = (
+            "/*+ OPTIONS('sink.transactional-id-prefix' = "
+            f"{sql_string(f'{prefix}-s{statement_number}')}) */"
+        )
+        return (
+            f"INSERT INTO {quote(self.dlq_table)} {hint} SELECT {quote(DEAD_COLUMN)} "
+            f"FROM {quote(self.decoded_view)} WHERE {quote(DEAD_COLUMN)} IS NOT NULL"
+        )
+
+    # -- DDL of the stand-ins ----------------------------------------------------------------
+
+    def raw_ddl(self) -> str:
+        columns = [
+            "`value` BYTES",
+            "`topic` STRING METADATA VIRTUAL",
+            "`partition` INT METADATA VIRTUAL",
+            "`offset` BIGINT METADATA VIRTUAL",
+            "`ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL",
+        ]
+        for name, sql_type, key in self._extra_metadata():
+            columns.append(
+                f"{quote('sa_m_' + name)} {sql_type.sql()} METADATA FROM {sql_string(key)} VIRTUAL"
+            )
+        options = {
+            k: v
+            for k, v in self.options.items()
+            if k not in _OURS and not k.startswith("json.") and k != "format"
+        }
+        options["format"] = "raw"
+        return (
+            f"CREATE TEMPORARY TABLE {quote(self.raw_table)} ({', '.join(columns)}) "
+            f"WITH ({_with(options)})"
+        )
+
+    def dlq_ddl(self) -> str:
+        options = {
+            k: v
+            for k, v in self.options.items()
+            if (k.startswith("properties.") and k not in _CONSUMER_ONLY)
+        }
+        options.setdefault("properties.transaction.timeout.ms", "600000")
+        options.update(
+            {
+                "connector": "kafka",
+                "topic": self.dlq_topic,
+                "format": "raw",
+                "sink.delivery-guarantee": "exactly-once",
+                "sink.transactional-id-prefix": f"sa-dlq-{self.name}",
+            }
+        )
+        return (
+            f"CREATE TEMPORARY TABLE {quote(self.dlq_table)} "
+            f"({quote(DEAD_COLUMN)} STRING) WITH ({_with(options)})"
+        )
+
+    def _extra_metadata(self) -> list[tuple[str, SqlType, str]]:
+        return [m for m in self.metadata if m[2] not in _COORDINATE_KEYS]
+
+    # -- the decoded table ---------------------------------------------------------------
+
+    def transport(self) -> list[tuple[str, SqlType]]:
+        """Columns of the decoder's rows: dead letter, physical, metadata (LTZ as epoch ms)."""
+        fields = [(DEAD_COLUMN, SqlType("STRING"))]
+        for name, sql_type in [*self.physical, *((n, t) for n, t, _ in self.metadata)]:
+            if sql_type.kind == "TIMESTAMP_LTZ":
+                fields.append((_millis(name), SqlType("BIGINT")))
+            else:
+                fields.append((name, sql_type.with_nullable(True)))
+        return fields
+
+    def build(self, t_env: Any) -> None:
+        """Create the reading stand-ins in ``t_env`` (``token`` names them per session).
+
+        Built when a statement first reads the table: a table only written to
+        (often without a group id or startup mode) never gets a source.
+        """
+        from pyflink.table import Schema
+
+        t_env.execute_sql(self.raw_ddl())
+        t_env.execute_sql(self.dlq_ddl())
+        fields = self.transport()
+        row_type = SqlType("ROW", fields=tuple(fields))
+        decoder = DecodeRecords(
+            self.name,
+            SqlType("ROW", fields=tuple(self.physical)),
+            self._extra_order(),
+            self.limits,
+            self.options.get("json.fail-on-missing-field", "false").lower() == "true",
+        )
+        raw = t_env.sql_query(
+            f"SELECT {', '.join(quote(c) for c in COORDINATES)}"
+            + "".join(f", {quote('sa_m_' + n)}" for n, _, _ in self._extra_metadata())
+            + f" FROM {quote(self.raw_table)}"
+        )
+        stream = t_env.to_data_stream(raw).flat_map(decoder, output_type=row_type.type_info())
+        builder = Schema.new_builder()
+        for name, sql_type in fields:
+            builder = builder.column(name, sql_type.data_type())
+        for name, sql_type in [*self.physical, *((n, t) for n, t, _ in self.metadata)]:
+            if sql_type.kind == "TIMESTAMP_LTZ":
+                ltz = sql_type.with_nullable(True).sql()
+                expression = f"CAST(TO_TIMESTAMP_LTZ({quote(_millis(name))}, 3) AS {ltz})"
+                builder = builder.column_by_expression(name, expression)
+        for name, expression in self.computed:
+            builder = builder.column_by_expression(name, expression)
+        if self.watermark is not None:
+            builder = builder.watermark(*self.watermark)
+        t_env.create_temporary_view(
+            self.decoded_view, t_env.from_data_stream(stream, builder.build())
+        )
+        columns = ", ".join(quote(c) for c in self.order)
+        view = t_env.sql_query(
+            f"SELECT {columns} FROM {quote(self.decoded_view)} WHERE {quote(DEAD_COLUMN)} IS NULL"
+        )
+        t_env.create_temporary_view(self.name, view)
+        self.built = True
+
+    def _extra_order(self) -> list[tuple[str, str]]:
+        """(raw column, metadata key) of every metadata column, in transport order."""
+        return [(("sa_m_" + n) if k not in _COORDINATE_KEYS else n, k) for n, _, k in self.metadata]
+
+
+def _millis(name: str) -> str:
+    return f"sa_ms_{name}"
+
+
+def _with(options: dict[str, str]) -> str:
+    return ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in options.items())
+
+
+# -- parsing the CREATE TABLE --------------------------------------------------------------
+
+
+def _table_head(words: list[Token]) -> int | None:
+    """Index of the table name of ``CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name``."""
+    upper = [w.upper for w in words[:8]]
+    at = 1
+    if upper[:1] != ["CREATE"]:
+        return None
+    if upper[at : at + 1] == ["TEMPORARY"]:
+        at += 1
+    if upper[at : at + 1] != ["TABLE"]:
+        return None
+    at += 1
+    if upper[at : at + 3] == ["IF", "NOT", "EXISTS"]:
+        at += 3
+    return at if at < len(words) else None
+
+
+def _items(words: list[Token], start: int) -> tuple[list[list[Token]], int]:
+    """The comma-separated items between ``words[start]`` = '(' and its ')'; index after it."""
+    items: list[list[Token]] = [[]]
+    depth, angle = 0, 0
+    for n in range(start, len(words)):
+        token = words[n]
+        if token.kind == "op" and token.text == "<" and words[n - 1].is_word(*_TYPE_OPENERS):
+            angle += 1
+        elif token.kind == "op" and token.text == ">" and angle > 0:
+            angle -= 1
+        elif token.kind == "op" and token.text in ("(", "["):
+            depth += 1
+            if depth == 1:
+                continue
+        elif token.kind == "op" and token.text in (")", "]"):
+            depth -= 1
+            if depth == 0:
+                return [i for i in items if i], n + 1
+        if depth == 1 and angle == 0 and token.text == ",":
+            items.append([])
+            continue
+        items[-1].append(token)
+    raise SqlScriptError("unbalanced parentheses in CREATE TABLE")
+
+
+def _text(statement: Statement, tokens: list[Token]) -> str:
+    base = statement.tokens[0].offset
+    first, last = tokens[0], tokens[-1]
+    return statement.text[first.offset - base : last.offset - base + len(last.text)]
+
+
+def _without_comment(tokens: list[Token]) -> list[Token]:
+    if len(tokens) >= 2 and tokens[-2].is_word("COMMENT") and tokens[-1].kind == "string":
+        return tokens[:-2]
+    return tokens
+
+
+def _options(words: list[Token], start: int) -> dict[str, str]:
+    items, _ = _items(words, start)
+    options = {}
+    for item in items:
+        if len(item) != 3 or item[1].text != "=" or item[0].kind != "string":
+            raise SqlScriptError("WITH options must be 'key' = 'value'")
+        options[ident_value(item[0]).strip()] = ident_value(item[2])
+    return options
+
+
+def plan_json_source(statement: Statement) -> JsonSource | str | None:
+    """A :class:`JsonSource` for a Kafka JSON ``CREATE TABLE``, a reason it is not handled, or None.
+
+    None: not a ``CREATE TABLE`` with ``'connector' = 'kafka'`` and
+    ``'format' = 'json'``.  A string: such a table in a shape the runner does
+    not rewrite (Flink's JSON format reads it: a bad record fails the job).
+    """
+    words = statement.words
+    at = _table_head(words)
+    if at is None or at + 1 >= len(words):
+        return None
+    with_at = next(
+        (
+            n
+            for n in range(at, len(words) - 1)
+            if words[n].is_word("WITH") and words[n + 1].text == "("
+        ),
+        None,
+    )
+    if with_at is None:
+        return None
+    try:
+        options = _options(words, with_at + 1)
+    except SqlScriptError:
+        return None
+    if options.get("connector") != "kafka":
+        return None
+    if options.get("format") != "json":
+        if "json" in (options.get("value.format"), options.get("key.format")):
+            return "'value.format'/'key.format' = 'json' is left to Flink's JSON format"
+        return None
+    _, after = _items(words, with_at + 1)
+    if after < len(words):  # CTAS or LIKE after WITH: not a source declaration
+        return None
+    if words[at + 1].text == ".":
+        return "a qualified table name is left to Flink's JSON format"
+    if words[at + 1].text != "(":
+        return None
+    return _parse(statement, words, at, options)
+
+
+def _parse(
+    statement: Statement, words: list[Token], at: int, options: dict[str, str]
+) -> JsonSource | str:
+    name = ident_value(words[at])
+    physical: list[tuple[str, SqlType]] = []
+    metadata: list[tuple[str, SqlType, str]] = []
+    computed: list[tuple[str, str]] = []
+    order: list[str] = []
+    watermark = None
+    items, _ = _items(words, at + 1)
+    try:
+        for item in items:
+            if item[0].is_word("PRIMARY", "CONSTRAINT"):
+                continue  # planner information only; the view has no key
+            if item[0].is_word("WATERMARK") and len(item) > 4 and item[1].is_word("FOR"):
+                watermark = (ident_value(item[2]), _text(statement, item[4:]))
+                continue
+            column = ident_value(item[0])
+            rest = _without_comment(item[1:])
+            if rest and rest[0].is_word("AS"):
+                computed.append((column, _text(statement, rest[1:])))
+            elif any(t.is_word("METADATA") for t in rest):
+                k = next(n for n, t in enumerate(rest) if t.is_word("METADATA"))
+                key = column
+                if k + 2 < len(rest) and rest[k + 1].is_word("FROM"):
+                    key = ident_value(rest[k + 2])
+                metadata.append((column, parse_type(_text(statement, rest[:k])), key))
+            else:
+                if rest and rest[-1].is_word("ENFORCED"):  # inline PRIMARY KEY NOT ENFORCED
+                    rest = rest[:-4]
+                physical.append((column, parse_type(_text(statement, rest))))
+            order.append(column)
+    except (SqlScriptError, StopIteration, IndexError) as exc:
+        return f"its columns could not be read ({exc})"
+    if "dead-letter.topic" not in options:
+        topic = options.get("topic", "")
+        if not topic or ";" in topic:
+            return "give 'dead-letter.topic' (the table reads several topics or a pattern)"
+        options["dead-letter.topic"] = f"{topic}.dead-letters"
+    return JsonSource(name, options, physical, metadata, computed, order, watermark, words[at])
