@@ -19,11 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streaming_agents.errors import ConfigError
 from streaming_agents.llm.budget import Budget
 from streaming_agents.memory import ConversationMemory, Memory, MemoryPolicy
+from streaming_agents.secret_refs import check_secret_ref
 from streaming_agents.tools import Tool
 
 __all__ = [
@@ -43,9 +44,14 @@ Event = Mapping[str, Any]
 class ModelSpec(BaseModel):
     """Which model to call through litellm, and how.
 
-    Secrets are never stored here: ``api_key_env`` names an environment
-    variable read by the worker at call time, so keys stay out of the job
-    graph, state, checkpoints and topics.
+    Secrets are never stored here, only references, resolved by the worker
+    at call time (see :mod:`streaming_agents.secret_refs`), so keys stay out
+    of the job graph, state, checkpoints, logs and topics:
+    ``api_key_ref`` -- ``file:/path`` (a secret file of this agent's own: the
+    key is then in no process's environment), ``env:NAME`` or a Kafka-style
+    ``${file:/path:key}``; ``api_key_env`` -- the older spelling of
+    ``env:NAME``.  Give each agent its own reference and each agent's calls
+    carry its own key only.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -53,10 +59,25 @@ class ModelSpec(BaseModel):
     model: str
     api_base: str | None = None
     api_key_env: str | None = None
+    api_key_ref: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float = Field(default=60.0, gt=0)
     num_retries: int = Field(default=2, ge=0)
     fallbacks: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_key_reference(self) -> ModelSpec:
+        if self.api_key_env and self.api_key_ref:
+            raise ConfigError("give the model key as api_key_ref or api_key_env, not both")
+        if self.api_key_ref:
+            check_secret_ref(self.api_key_ref, f"api_key_ref of model {self.model!r}")
+        return self
+
+    def key_ref(self) -> str | None:
+        """The reference of the model's API key (``env:NAME`` for ``api_key_env``)."""
+        if self.api_key_ref:
+            return self.api_key_ref
+        return f"env:{self.api_key_env}" if self.api_key_env else None
 
 
 class CircuitBreaker(BaseModel):
@@ -177,6 +198,9 @@ class Agent(Generic[MemoryT]):
     ``{event}`` for the whole event as JSON).  ``step``/``reduce`` replace
     the defaults, which keep a conversation in :class:`ConversationMemory`
     and emit the reply (validated against ``output_schema`` when given).
+    ``secrets`` maps the secret names its tools declare to references
+    (``{"crm_token": "file:/run/secrets/crm"}``); each tool is bound to the
+    names it declared only (:meth:`Tool.bind_secrets`).
     """
 
     name: str
@@ -194,12 +218,20 @@ class Agent(Generic[MemoryT]):
     max_repairs: int = 1
     budget: Budget | None = None
     breaker: CircuitBreaker | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or not self.version:
             raise ConfigError("an Agent needs a non-empty name and version")
         if len({t.name for t in self.tools}) != len(self.tools):
             raise ConfigError(f"agent {self.name!r} has two tools with the same name")
+        refs = {
+            name: check_secret_ref(ref, f"secret {name!r} of agent {self.name!r}")
+            for name, ref in dict(self.secrets).items()
+        }
+        object.__setattr__(self, "secrets", refs)
+        owner = f"agent {self.name!r}"
+        object.__setattr__(self, "tools", tuple(t.bind_secrets(refs, owner) for t in self.tools))
         if not issubclass(self.memory, Memory):
             raise ConfigError(f"memory must subclass streaming_agents.Memory, got {self.memory!r}")
 

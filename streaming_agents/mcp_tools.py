@@ -35,7 +35,7 @@ import importlib
 import json
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from streaming_agents.errors import ConfigError, InfrastructureError
+from streaming_agents.secret_refs import check_secret_ref, resolve_secret
 from streaming_agents.tools import Tool
 
 if TYPE_CHECKING:
@@ -59,18 +60,34 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class MCPServer:
-    """A stdio ``command`` to spawn or a streamable-HTTP ``url``.  ``env_names``: variables
-    the spawned server gets from the worker's environment; ``bearer_token_env``: the token."""
+    """A stdio ``command`` to spawn or a streamable-HTTP ``url``.
+
+    ``env_names``: variables the spawned server gets from the worker's
+    environment; ``secrets``: variables it gets from references
+    (``{"CRM_TOKEN": "file:/run/secrets/crm"}``, :mod:`streaming_agents.secret_refs`),
+    read when it is spawned.  The server's environment is exactly these: it
+    sees no other secret of the worker.  ``bearer_token_env`` /
+    ``bearer_token_ref``: the HTTP server's token, by variable name or reference.
+    """
 
     command: tuple[str, ...] = ()
     url: str | None = None
     env_names: tuple[str, ...] = ()
     bearer_token_env: str | None = None
     timeout_s: float = 60.0
+    secrets: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
+    bearer_token_ref: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "command", tuple(self.command))
         object.__setattr__(self, "env_names", tuple(self.env_names))
+        pairs = self.secrets.items() if isinstance(self.secrets, Mapping) else self.secrets
+        refs = tuple((str(n), check_secret_ref(r, f"MCP secret {n!r}")) for n, r in pairs)
+        object.__setattr__(self, "secrets", refs)
+        if self.bearer_token_env and self.bearer_token_ref:
+            raise ConfigError("MCPServer: bearer_token_env or bearer_token_ref, not both")
+        if self.bearer_token_ref:
+            check_secret_ref(self.bearer_token_ref, "MCPServer.bearer_token_ref")
         if bool(self.command) == (self.url is not None):
             raise ConfigError("MCPServer needs exactly one of command (stdio) or url (HTTP)")
         if self.timeout_s <= 0:
@@ -78,6 +95,11 @@ class MCPServer:
 
     def describe(self) -> str:
         return self.url or " ".join(self.command)
+
+    def secret_refs(self) -> tuple[tuple[str, str], ...]:
+        """``(variable, reference)`` pairs (``secrets`` is stored as pairs, hashable)."""
+        pairs = self.secrets.items() if isinstance(self.secrets, Mapping) else self.secrets
+        return tuple(pairs)
 
 
 class MCPArguments(BaseModel):
@@ -226,10 +248,10 @@ async def _open_transport(server: MCPServer, stack: AsyncExitStack, errlog: Text
 
         if missing := [n for n in server.env_names if n not in os.environ]:
             raise ConfigError(f"MCP server {server.describe()}: {missing} not set in the worker")
+        env = {n: os.environ[n] for n in server.env_names}
+        env.update({n: resolve_secret(ref) for n, ref in server.secret_refs()})
         params = StdioServerParameters(
-            command=server.command[0],
-            args=list(server.command[1:]),
-            env={n: os.environ[n] for n in server.env_names},
+            command=server.command[0], args=list(server.command[1:]), env=env
         )
         return await stack.enter_async_context(stdio_client(params, errlog=errlog))
     from mcp.client.streamable_http import streamable_http_client
@@ -240,6 +262,8 @@ async def _open_transport(server: MCPServer, stack: AsyncExitStack, errlog: Text
         if not token:
             raise ConfigError(f"MCP server {server.url}: {server.bearer_token_env} is not set")
         headers["Authorization"] = f"Bearer {token}"
+    elif server.bearer_token_ref:
+        headers["Authorization"] = f"Bearer {resolve_secret(server.bearer_token_ref)}"
     client = _http_client_module().AsyncClient(headers=headers, timeout=server.timeout_s)
     http = await stack.enter_async_context(client)
     streams = await stack.enter_async_context(streamable_http_client(server.url, http_client=http))

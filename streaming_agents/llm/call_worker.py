@@ -9,8 +9,8 @@ process that started it, even one killed with ``kill -9``.
 
 The protocol uses the process's original stdout; ``sys.stdout`` is pointed at
 stderr so that nothing printed by a library can corrupt a reply.  The API
-key is read here, from the environment variable whose *name* the request
-carries.
+key is read here, from the environment variable whose *name* or the
+reference (``file:/path``...) the request carries.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import sys
 from typing import IO, Any
 
 from streaming_agents.llm.litellm_client import (
-    API_KEY_ENV_ARG,
     Attempt,
     attempt_call,
     new_call_loop,
+    take_worker_key,
 )
 
 __all__ = ["main"]
@@ -41,10 +41,8 @@ async def _serve(out: IO[bytes]) -> None:
     async def handle(line: bytes) -> None:
         message = json.loads(line)
         kwargs: dict[str, Any] = message["kwargs"]
-        key_env = kwargs.pop(API_KEY_ENV_ARG, None)
-        if key_env is not None:
-            kwargs["api_key"] = os.environ.get(key_env, "")
         try:
+            take_worker_key(kwargs)
             attempt = await attempt_call(kwargs)
         except Exception as exc:  # noqa: BLE001 - reported to the caller, which decides
             attempt = Attempt("failed", error=f"{type(exc).__name__}: {exc}")

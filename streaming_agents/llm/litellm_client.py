@@ -24,6 +24,7 @@ from typing import Any, Literal
 from streaming_agents.agent import LLMRequest, LLMResult, ModelSpec
 from streaming_agents.errors import ConfigError, LLMCallError
 from streaming_agents.llm.throttle import AdaptiveLimiter
+from streaming_agents.secret_refs import resolve_secret, secret_visible
 
 __all__ = [
     "Attempt",
@@ -34,12 +35,25 @@ __all__ = [
     "import_litellm",
     "missing_model_environment",
     "new_call_loop",
+    "take_worker_key",
 ]
 
 log = logging.getLogger(__name__)
 
-# In the kwargs sent to a worker process: the *name* of the API key's variable.
+# In the kwargs sent to a worker process: the *name* of the API key's variable
+# (``api_key_env``) or the key's reference (``api_key_ref``), never the key.
 API_KEY_ENV_ARG = "_sa_api_key_env"
+API_KEY_REF_ARG = "_sa_api_key_ref"
+
+
+def take_worker_key(kwargs: dict[str, Any]) -> None:
+    """In a call worker: replace the key's name or reference in ``kwargs`` by the key."""
+    key_env = kwargs.pop(API_KEY_ENV_ARG, None)
+    key_ref = kwargs.pop(API_KEY_REF_ARG, None)
+    if key_env is not None:
+        kwargs["api_key"] = os.environ.get(key_env, "")
+    elif key_ref is not None:
+        kwargs["api_key"] = resolve_secret(key_ref)
 
 
 # Loggers that log at DEBUG on every call.  Inside a Flink worker the root
@@ -262,15 +276,7 @@ class LiteLLMClient:
         )
         if self.spec.api_base:
             kwargs["api_base"] = self.spec.api_base
-        if self.spec.api_key_env:
-            if os.environ.get(self.spec.api_key_env) is None:
-                raise ConfigError(
-                    f"environment variable {self.spec.api_key_env} (the API key) is not set"
-                )
-            if self._remote_key:
-                kwargs[API_KEY_ENV_ARG] = self.spec.api_key_env
-            else:
-                kwargs["api_key"] = os.environ[self.spec.api_key_env]
+        self._add_key(kwargs)
         if request.response_schema is not None:
             kwargs["response_format"] = {
                 "type": "json_schema",
@@ -282,6 +288,25 @@ class LiteLLMClient:
             # optional `mcp` package) must not intercept them.
             kwargs["_skip_mcp_handler"] = True
         return kwargs
+
+    def _add_key(self, kwargs: dict[str, Any]) -> None:
+        """This agent's key, read now from its own reference (never kept here)."""
+        if self.spec.api_key_env:
+            if os.environ.get(self.spec.api_key_env) is None:
+                raise ConfigError(
+                    f"environment variable {self.spec.api_key_env} (the API key) is not set"
+                )
+            if self._remote_key:
+                kwargs[API_KEY_ENV_ARG] = self.spec.api_key_env
+            else:
+                kwargs["api_key"] = os.environ[self.spec.api_key_env]
+        elif self.spec.api_key_ref:
+            if not self._remote_key:
+                kwargs["api_key"] = resolve_secret(self.spec.api_key_ref)
+            elif secret_visible(self.spec.api_key_ref):
+                kwargs[API_KEY_REF_ARG] = self.spec.api_key_ref
+            else:
+                raise ConfigError(f"the API key {self.spec.api_key_ref} cannot be read")
 
     async def complete(self, request: LLMRequest) -> LLMResult:
         """One logical call: retries with backoff, then the fallbacks, in order.

@@ -8,7 +8,9 @@ endpoints with ``urllib`` only.  Replies, latency and faults are scripted by a
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (also without
 ``/v1``), ``GET /_admin/stats``, ``POST /_admin/reset``, ``GET|POST
-/_admin/config`` and ``GET /_admin/requests?last=N``.
+/_admin/config``, ``GET /_admin/requests?last=N`` and ``GET
+/_admin/authorizations`` (how many requests came with each ``Authorization``
+header and ``model``: which key each agent's calls carried).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class _Server:
         self.by_status: collections.Counter[str] = collections.Counter()
         self.distinct: set[str] = set()
         self.recent.clear()
+        self.authorizations: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def app(self) -> web.Application:
         """Build the aiohttp application."""
@@ -96,6 +99,7 @@ class _Server:
         app.router.add_get("/_admin/config", self._get_config)
         app.router.add_post("/_admin/config", self._set_config)
         app.router.add_get("/_admin/requests", self._requests)
+        app.router.add_get("/_admin/authorizations", self._authorizations)
         return app
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -117,6 +121,9 @@ class _Server:
                 body = json.loads(raw)
             except ValueError as exc:
                 body = exc
+            if isinstance(body, dict):
+                auth = request.headers.get("Authorization", "")
+                self.authorizations[(auth, str(body.get("model", "")))] += 1
             if not isinstance(body, dict):
                 self.by_status["400"] += 1
                 return self._json({"error": {"message": "body must be a JSON object"}}, 400)
@@ -187,6 +194,13 @@ class _Server:
             return self._json({"error": {"message": reason, "type": "invalid_config"}}, 400)
         self.script = Script(config)
         return self._json({"ok": True})
+
+    async def _authorizations(self, request: web.Request) -> web.Response:
+        rows = [
+            {"authorization": auth, "model": model, "count": count}
+            for (auth, model), count in sorted(self.authorizations.items())
+        ]
+        return self._json(rows)
 
     async def _requests(self, request: web.Request) -> web.Response:
         try:
@@ -437,6 +451,11 @@ class FakeLLM:
     def requests(self, last: int = 100) -> list[Any]:
         """The last ``last`` request bodies (parsed JSON), oldest first."""
         result: list[Any] = self._call("GET", f"/_admin/requests?last={int(last)}")
+        return result
+
+    def authorizations(self) -> list[dict[str, Any]]:
+        """``{"authorization", "model", "count"}`` per header and model since the last reset."""
+        result: list[dict[str, Any]] = self._call("GET", "/_admin/authorizations")
         return result
 
     def wait_idle(self, timeout_s: float = 10.0) -> None:
