@@ -8,7 +8,9 @@ through any job; :func:`interleaved` puts a valid event after every bad one
 (each valid event proves the job was still consuming after the bad record).
 
 The input topic must accept large records: :func:`create_corpus_topic`
-raises its ``max.message.bytes`` to :data:`TOPIC_MAX_BYTES`.
+raises its ``max.message.bytes`` to :data:`TOPIC_MAX_BYTES`.  Topics are
+created and records written with the helpers of
+:mod:`streaming_agents.testing.kafka` (one home for both).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streaming_agents.errors import InfrastructureError
+if TYPE_CHECKING:
+    from streaming_agents.connectors.security import KafkaSecurity
 
 __all__ = [
     "TOPIC_MAX_BYTES",
@@ -150,39 +153,22 @@ def interleaved(
     return out
 
 
-def create_corpus_topic(bootstrap: str, topic: str, conf: dict[str, Any] | None = None) -> None:
+def create_corpus_topic(
+    bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
+) -> None:
     """Create ``topic`` (one partition) accepting records up to :data:`TOPIC_MAX_BYTES`."""
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from streaming_agents.testing.kafka import create_topics
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, **(conf or {})})
-    new = NewTopic(topic, 1, 1, config={"max.message.bytes": str(TOPIC_MAX_BYTES)})
-    for future in admin.create_topics([new]).values():
-        future.result(30)
+    config = {"max.message.bytes": str(TOPIC_MAX_BYTES)}
+    create_topics(bootstrap, [topic], security=security, config=config)
 
 
 def produce_cases(
-    bootstrap: str, topic: str, cases: Sequence[Case], conf: dict[str, Any] | None = None
+    bootstrap: str, topic: str, cases: Sequence[Case], *, security: KafkaSecurity | None = None
 ) -> None:
     """Write every case in order (idempotent producer, acks=all) and wait for the acks."""
-    from confluent_kafka import Producer
+    from streaming_agents.testing.kafka import produce
 
-    errors: list[str] = []
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "message.max.bytes": TOPIC_MAX_BYTES,
-            **(conf or {}),
-        }
-    )
-    for case in cases:
-        producer.produce(
-            topic,
-            value=case.value,
-            key=case.key,
-            headers=case.headers or None,
-            on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
-        )
-        producer.poll(0)
-    if producer.flush(60) != 0 or errors:
-        raise InfrastructureError(f"corpus not fully written to {topic}: {errors[:3]}")
+    records = [(case.key, case.value, case.headers) for case in cases]
+    conf = {"message.max.bytes": TOPIC_MAX_BYTES}
+    produce(bootstrap, topic, records, timeout_s=60, security=security, conf=conf)

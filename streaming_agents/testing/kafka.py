@@ -442,15 +442,27 @@ def create_topics(
     ensure_topics(_conf(bootstrap, security), names, partitions, config=config, timeout_s=timeout_s)
 
 
+Headers = Sequence[tuple[str, str | bytes | None]]
+"""Record headers: ``(name, value)`` pairs (a value may be None)."""
+
+
 def produce(
     bootstrap: str,
     topic: str,
-    records: Sequence[tuple[bytes | str | None, bytes | str]],
+    records: Sequence[
+        tuple[bytes | str | None, bytes | str | None]
+        | tuple[bytes | str | None, bytes | str | None, Headers | None]
+    ],
     timeout_s: float = 30.0,
     *,
     security: KafkaSecurity | None = None,
+    conf: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``(key, value)`` records (idempotent producer, acks=all) and wait for every ack."""
+    """Write ``(key, value[, headers])`` records (idempotent, acks=all); wait for every ack.
+
+    A ``None`` value is a tombstone.  ``conf``: extra producer settings, e.g.
+    ``{"message.max.bytes": ...}`` for records above the default 1 MB.
+    """
     errors: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:
@@ -458,10 +470,14 @@ def produce(
             errors.append(str(err))
 
     refused: list[str] = []
-    conf = _conf(bootstrap, security, **{"enable.idempotence": True})
-    producer = Producer(_watch_authentication(conf, refused))
-    for key, value in records:
-        producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+    settings = _conf(bootstrap, security, **{"enable.idempotence": True, **(conf or {})})
+    producer = Producer(_watch_authentication(settings, refused))
+    for record in records:
+        key, value = record[0], record[1]
+        headers = list(record[2] or ()) if len(record) > 2 else []  # type: ignore[misc]
+        producer.produce(
+            topic, value=value, key=key, headers=headers or None, on_delivery=on_delivery
+        )
         producer.poll(0)
     deadline = time.monotonic() + timeout_s
     while producer.flush(min(0.5, max(deadline - time.monotonic(), 0))) > 0:
