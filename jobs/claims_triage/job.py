@@ -23,6 +23,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 
 from streaming_agents import Agent, Journal, LLMRequest, LLMResult, ModelSpec
+from streaming_agents.errors import ConfigError
 from streaming_agents.memory import ConversationMemory, MemoryPolicy
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 __all__ = [
     "SYSTEM_PROMPT",
+    "VERSIONS",
     "Claim",
     "Decision",
     "Route",
@@ -60,6 +62,17 @@ policy (a covered event, reported by the policy holder, documents attached).
 Give fraud_score between 0 (no indicator) and 1 (near certain fraud), and short reasons \
 naming the indicators, compliance issues or missing items you relied on. Copy claim_id \
 from the claim. Answer with JSON matching the schema only."""
+
+
+VERSIONS = {
+    "1": SYSTEM_PROMPT,
+    "2": SYSTEM_PROMPT
+    + "\n\nWhen this policy already has claims in the conversation, name the earlier claim "
+    "ids in reasons.",
+}
+"""The agent's versions: the system prompt of each.  ``$STREAMING_AGENTS_AGENT_VERSION``
+chooses the one ``run``/``submit`` build (default ``1``); ``promote``/``rollback`` switch
+production between them through a savepoint (same memory schema, so memory carries over)."""
 
 
 class Claim(BaseModel):
@@ -96,13 +109,18 @@ def render_claim(claim: Claim) -> str:
     )
 
 
-def _step(event: Any, memory: ConversationMemory) -> LLMRequest:
+class _Step:
     """System prompt, this policy's earlier claims and decisions, then the claim."""
-    claim = Claim.model_validate(event)  # not a claim: dead-lettered as "step failed"
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
-    messages.extend(memory.as_messages())
-    messages.append({"role": "user", "content": render_claim(claim)})
-    return LLMRequest(messages=tuple(messages), response_schema=Decision.model_json_schema())
+
+    def __init__(self, system_prompt: str) -> None:
+        self.system_prompt = system_prompt
+
+    def __call__(self, event: Any, memory: ConversationMemory) -> LLMRequest:
+        claim = Claim.model_validate(event)  # not a claim: dead-lettered as "step failed"
+        messages: list[dict[str, Any]] = [{"role": "system", "content": self.system_prompt}]
+        messages.extend(memory.as_messages())
+        messages.append({"role": "user", "content": render_claim(claim)})
+        return LLMRequest(messages=tuple(messages), response_schema=Decision.model_json_schema())
 
 
 def _reduce(
@@ -116,17 +134,19 @@ def _reduce(
     return memory, [decision.model_dump(mode="json")]
 
 
-def triage_agent(model: ModelSpec) -> Agent[ConversationMemory]:
+def triage_agent(model: ModelSpec, version: str = "1") -> Agent[ConversationMemory]:
     """The triage agent (memory: the last 10 claims and decisions of the policy)."""
+    if version not in VERSIONS:
+        raise ConfigError(f"claims-triage has versions {', '.join(VERSIONS)}, not {version!r}")
     return Agent(
         name="claims-triage",
-        version="1",
+        version=version,
         model=model,
-        system_prompt=SYSTEM_PROMPT,
+        system_prompt=VERSIONS[version],
         memory=ConversationMemory,
         policy=MemoryPolicy(max_turns=10),
         output_schema=Decision,
-        step_fn=_step,
+        step_fn=_Step(VERSIONS[version]),
         reduce_fn=_reduce,
     )
 
@@ -145,8 +165,12 @@ def build(
     capacity: int = 100,
     properties: Mapping[str, str] | None = None,
     security: KafkaSecurity | None = None,
+    version: str = "1",
 ) -> None:
     """Add the job to ``env``: claims -> key_by(policy_id) -> agent -> decisions / DLQ.
+
+    ``version`` is the agent's (:data:`VERSIONS`); every version has the same
+    operators and uids, so one restores another's savepoint.
 
     ``bounded`` stops at the input's end offsets when the job starts (demo,
     backfill); ``journal`` defaults to the runtime's journal.  The sinks'
@@ -168,7 +192,7 @@ def build(
             name="claims",
         )
         .key_by("policy_id")
-        .apply(triage_agent(model), capacity=capacity, journal=journal)
+        .apply(triage_agent(model, version), capacity=capacity, journal=journal)
     )
     streams.to_kafka(
         bootstrap,

@@ -6,8 +6,9 @@ import json
 from typing import TYPE_CHECKING
 
 from streaming_agents.registry import AgentDecl, JobContext, JobSpec, SampleRecord
+from streaming_agents.versions import selected_version
 
-from .job import build
+from .job import VERSIONS, build
 from .sample_data import generate_claims
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def _build(env: StreamExecutionEnvironment, ctx: JobContext) -> None:
         journal=ctx.journal,
         capacity=ctx.capacity,
         security=ctx.security,
+        version=selected_version(VERSIONS, "1"),  # $STREAMING_AGENTS_AGENT_VERSION
     )
 
 
