@@ -9,6 +9,8 @@ Subcommands:
   (``cli/replay_cmd.py``, docs/replay.md).
 * ``agents``, ``run JOB``, ``fake-llm-config`` -- the job registry and local runs
   (``cli/jobs_cmd.py``).
+* ``promote JOB --candidate V`` / ``rollback JOB [--to V]`` -- switch production to
+  another agent version through a savepoint (``cli/promote_cmd.py``, docs/replay.md).
 * ``submit JOB``, ``status``, ``savepoint``, ``cancel`` -- a job on a Flink cluster
   (``cli/cluster_cmd.py``).
 * ``sql SCRIPT`` -- run a Flink SQL script with CREATE MODEL / TOOL / AGENT and
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 
 from streaming_agents.cli.cluster_cmd import add_cluster_commands
 from streaming_agents.cli.jobs_cmd import add_job_commands
+from streaming_agents.cli.promote_cmd import add_promote_commands
 from streaming_agents.cli.replay_cmd import add_replay_commands
 from streaming_agents.cli.signals import Interrupts, interruptible
 from streaming_agents.cli.sql_cmd import add_sql_commands
@@ -71,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_job_commands(commands)
     add_cluster_commands(commands)
+    add_promote_commands(commands)
     add_replay_commands(commands)
     add_sql_commands(commands)
     commands.add_parser("version", help="print the version", description="Print the version.")

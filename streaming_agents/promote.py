@@ -1,0 +1,235 @@
+"""Promote an agent version to production, or roll it back, through a savepoint.
+
+A switch on a Flink cluster (its REST API) goes:
+
+1. find production: the one RUNNING job named ``<job>`` or ``<job>@<version>``
+   (or the job id given);
+2. **stop it with a savepoint** (``POST /jobs/<id>/stop``, ``drain: false``):
+   the savepoint is synchronous -- the job's exactly-once sinks commit the
+   transactions holding every output up to it, its Kafka source records the
+   offsets it had reached, the agent operator every key's memory and the
+   events it had accepted but not answered; then the job ends FINISHED and
+   reads nothing more;
+3. start the other version from that savepoint (``flink run -s SAVEPOINT -n``,
+   through ``submit``), named ``<job>@<version>``: the same job graph (every
+   version of a job has the same operators and uids), so its source resumes
+   at the saved offsets in the same consumer group, its sinks take over the
+   transactional ids and its agent reads each key's memory
+   (``Memory.migrate`` upgrades an older schema); ``-n`` skips state of
+   operators the new version no longer has.
+
+Exactly once across the switch: every input before the saved offsets was
+answered by the old version and committed at the savepoint (or is in the
+saved queue, answered by the new one); every input after them is read by the
+new version only.  Nothing is read twice, nothing skipped.
+
+If the new version cannot be started, the old one is started again from the
+same savepoint, and the error is raised.  Each switch is appended to
+``promotions.jsonl`` in the savepoint folder; ``rollback`` without a version
+goes back to the version the last promotion replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from streaming_agents.errors import ConfigError, InfrastructureError
+
+__all__ = [
+    "HISTORY_FILE",
+    "FlinkRest",
+    "Switch",
+    "last_promotion",
+    "production_job",
+    "switch_version",
+    "version_of",
+]
+
+HISTORY_FILE = "promotions.jsonl"
+TERMINAL = frozenset({"FINISHED", "FAILED", "CANCELED", "SUSPENDED"})
+
+
+class FlinkRest:
+    """The few calls of Flink's REST API a switch needs."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise ConfigError(f"--rest must be http://HOST:PORT, got {url!r}")
+        self.url = url.rstrip("/")
+
+    def call(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=15) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            if exc.code in (400, 404):
+                raise ConfigError(f"the cluster refused {method} {path}: {detail}") from exc
+            raise InfrastructureError(f"Flink REST {method} {path}: HTTP {exc.code}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise InfrastructureError(f"no Flink REST API at {self.url} ({exc})") from exc
+        return json.loads(raw) if raw else None
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self.call("/jobs/overview")["jobs"])
+
+    def state(self, job_id: str) -> str:
+        return str(self.call(f"/jobs/{job_id}")["state"])
+
+    def wait_state(self, job_id: str, wanted: set[str], timeout_s: float) -> str:
+        """Poll until the job is in ``wanted``; a terminal state not wanted is an error."""
+        deadline = time.monotonic() + timeout_s
+        state = "?"
+        while time.monotonic() < deadline:
+            state = self.state(job_id)
+            if state in wanted:
+                return state
+            if state in TERMINAL:
+                raise InfrastructureError(f"job {job_id} ended {state}")
+            time.sleep(0.5)
+        raise InfrastructureError(f"job {job_id} still {state} after {timeout_s:.0f} s")
+
+    def savepoint(self, job_id: str, target: str, *, stop: bool, timeout_s: float) -> str:
+        """Trigger a savepoint (``stop``: stop-with-savepoint) and wait; returns its location."""
+        if stop:
+            body = {"targetDirectory": target, "drain": False, "formatType": "CANONICAL"}
+            trigger = self.call(f"/jobs/{job_id}/stop", "POST", body)
+        else:
+            body = {"target-directory": target, "cancel-job": False, "formatType": "CANONICAL"}
+            trigger = self.call(f"/jobs/{job_id}/savepoints", "POST", body)
+        request_id = trigger["request-id"]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.call(f"/jobs/{job_id}/savepoints/{request_id}")
+            if status["status"]["id"] == "COMPLETED":
+                operation = status.get("operation") or {}
+                if "failure-cause" in operation:
+                    trace = str(operation["failure-cause"].get("stack-trace", ""))
+                    causes = [ln for ln in trace.splitlines() if ln.startswith("Caused by")]
+                    why = (causes[-1] if causes else trace[:300]).strip()
+                    raise InfrastructureError(f"savepoint of {job_id} failed: {why}")
+                return str(operation["location"])
+            time.sleep(0.5)
+        raise InfrastructureError(f"savepoint of {job_id} not done after {timeout_s:.0f} s")
+
+
+def version_of(job_name: str) -> str:
+    """The version in a job name ``<job>@<version>`` (``""``: the job's default)."""
+    return job_name.rpartition("@")[2] if "@" in job_name else ""
+
+
+def production_job(rest: FlinkRest, name: str, job_id: str | None = None) -> dict[str, Any]:
+    """The RUNNING job named ``name`` or ``name@<version>`` (or ``job_id``)."""
+    running = [j for j in rest.jobs() if j.get("state") == "RUNNING"]
+    if job_id is not None:
+        found = [j for j in running if j["jid"] == job_id]
+    else:
+        found = [j for j in running if j["name"] == name or j["name"].startswith(f"{name}@")]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        what = f"job {job_id}" if job_id else f"job named {name!r} or {name}@VERSION"
+        raise ConfigError(f"no RUNNING {what} on {rest.url}")
+    ids = ", ".join(f"{j['jid']} ({j['name']})" for j in found)
+    raise ConfigError(f"several RUNNING jobs named {name!r}: {ids}; pick one with --job-id")
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One promotion or rollback, as recorded in ``promotions.jsonl``."""
+
+    action: str
+    job: str
+    from_job_id: str
+    from_version: str
+    savepoint: str
+    to_version: str
+    to_job_id: str
+    at: float
+    seconds: float
+
+    def describe(self) -> str:
+        old = self.from_version or "default"
+        return (
+            f"{self.action}: {self.job}@{old} (job {self.from_job_id}) stopped with savepoint "
+            f"{self.savepoint}; {self.job}@{self.to_version} (job {self.to_job_id}) RUNNING "
+            f"from it, reading on from its offsets ({self.seconds:.1f} s)"
+        )
+
+
+def last_promotion(savepoint_dir: Path, job: str) -> Switch | None:
+    """The last ``promote`` of ``job`` recorded in ``savepoint_dir`` (None if none)."""
+    history = savepoint_dir / HISTORY_FILE
+    if not history.is_file():
+        return None
+    found = None
+    for line in history.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("job") == job and entry.get("action") == "promote":
+            found = Switch(**entry)
+    return found
+
+
+Submit = Callable[[str, str], str]
+"""``submit(version, savepoint) -> job id``: start ``version`` from ``savepoint``."""
+
+
+def switch_version(
+    rest: FlinkRest,
+    *,
+    job: str,
+    version: str,
+    savepoint_dir: Path,
+    submit: Submit,
+    action: str = "promote",
+    job_id: str | None = None,
+    timeout_s: float = 300.0,
+) -> Switch:
+    """Stop production with a savepoint and start ``version`` from it (module doc)."""
+    started = time.monotonic()
+    current = production_job(rest, job, job_id)
+    old_version = version_of(current["name"])
+    if old_version == version:
+        raise ConfigError(
+            f"{current['name']} (job {current['jid']}) already runs version {version}"
+        )
+    savepoint_dir.mkdir(parents=True, exist_ok=True)
+    location = rest.savepoint(
+        current["jid"], savepoint_dir.resolve().as_uri(), stop=True, timeout_s=timeout_s
+    )
+    rest.wait_state(current["jid"], {"FINISHED"}, timeout_s)
+    try:
+        new_id = submit(version, location)
+        rest.wait_state(new_id, {"RUNNING"}, timeout_s)
+    except Exception:
+        # Production must not stay down: the old version goes on from the same savepoint.
+        back = submit(old_version, location)
+        rest.wait_state(back, {"RUNNING"}, timeout_s)
+        raise
+    record = Switch(
+        action=action,
+        job=job,
+        from_job_id=current["jid"],
+        from_version=old_version,
+        savepoint=location,
+        to_version=version,
+        to_job_id=new_id,
+        at=time.time(),
+        seconds=time.monotonic() - started,
+    )
+    with (savepoint_dir / HISTORY_FILE).open("a", encoding="utf-8") as history:
+        history.write(json.dumps(asdict(record)) + "\n")
+    return record
