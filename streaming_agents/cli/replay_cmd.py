@@ -29,6 +29,7 @@ from streaming_agents.cli.failures import (
     reasons_of,
 )
 from streaming_agents.cli.job_options import add_security_argument, security_of
+from streaming_agents.cli.memory_options import add_memory_arguments, memory_savepoint, range_start
 from streaming_agents.connectors.broker import check_broker
 from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
 from streaming_agents.replay.judge import add_judge_arguments, apply_judge
@@ -104,7 +105,13 @@ def add_replay_commands(subparsers: Any) -> None:
     )
     rp.add_argument("--agent", required=True, metavar="MODULE:ATTR", help="the agent to run")
     rp.add_argument("--topic", required=True, help="the topic to replay")
-    rp.add_argument("--from", dest="start", default="earliest", metavar="POS", help="start (incl.)")
+    rp.add_argument(
+        "--from",
+        dest="start",
+        default=None,
+        metavar="POS",
+        help="start (incl.; default earliest, or savepoint with a memory savepoint)",
+    )
     rp.add_argument("--to", dest="stop", default="latest", metavar="POS", help="end (excl.)")
     rp.add_argument("--shadow-topic", required=True, help="where the outputs go")
     rp.add_argument("--key", default="key", metavar="FIELD", help="event field to key by")
@@ -131,6 +138,7 @@ def add_replay_commands(subparsers: Any) -> None:
     rp.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dead_letter_argument(rp)
     add_judge_arguments(rp)
+    add_memory_arguments(rp)
     _bootstrap(rp)
     rp.set_defaults(handler=run_replay)
 
@@ -197,7 +205,7 @@ def run_replay(args: argparse.Namespace) -> int:
     )
 
     rng = ReplayRange(
-        parse_position(args.start, what="--from"), parse_position(args.stop, what="--to")
+        parse_position(range_start(args), what="--from"), parse_position(args.stop, what="--to")
     )
     rng.check()
     if (args.html or args.judge_model) and not args.production_topic:
@@ -222,6 +230,7 @@ def run_replay(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         audit_topic=args.audit_topic,
         security=security,
+        memory_from=memory_savepoint(args, agent.name),
     )
     print(result.summary())
     if args.production_topic:
