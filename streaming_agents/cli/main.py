@@ -7,6 +7,9 @@ Subcommands:
 * ``replay`` / ``shadow`` / ``compare`` -- replay history or dark-launch a
   candidate agent version into a shadow topic, and compare it with production
   (``cli/replay_cmd.py``, docs/replay.md).
+* ``history --agent A --key K --input-topic T --journal URI [--at-offset N | --at-time T]``
+  -- time travel: one key's memory at a past decision, rebuilt from the input
+  topic and the journal with no LLM call (``cli/history_cmd.py``).
 * ``agents``, ``run JOB``, ``fake-llm-config`` -- the job registry and local runs
   (``cli/jobs_cmd.py``).
 * ``promote JOB --candidate V`` / ``rollback JOB [--to V]`` -- switch production to
@@ -28,6 +31,7 @@ import sys
 from collections.abc import Sequence
 
 from streaming_agents.cli.cluster_cmd import add_cluster_commands
+from streaming_agents.cli.history_cmd import add_history_command
 from streaming_agents.cli.jobs_cmd import add_job_commands
 from streaming_agents.cli.promote_cmd import add_promote_commands
 from streaming_agents.cli.replay_cmd import add_replay_commands
@@ -76,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(commands)
     add_promote_commands(commands)
     add_replay_commands(commands)
+    add_history_command(commands)
     add_sql_commands(commands)
     commands.add_parser("version", help="print the version", description="Print the version.")
     return parser
