@@ -8,7 +8,14 @@ the result into the least set of ACLs that lets it work:
 * ``READ`` on each input topic and ``READ`` on its consumer group (Kafka
   treats READ as implying DESCRIBE, which the Flink source's offset lookups need);
 * ``WRITE`` on each output topic -- outputs include dead letters in the
-  registry -- and on any audit or journal topic;
+  registry -- and on any audit topic;
+* a Kafka journal ``J`` (``kafka://.../J``) is three topics the agent both
+  writes and reads back after a restore: ``J``, its request log
+  ``J.requests`` and its budget ledger ``J.budget``: ``READ``, ``WRITE`` and
+  ``CREATE`` (literal: the journal creates a missing topic itself) on each,
+  and ``READ`` on the group its readers name (``streaming-agents-journal-reader``:
+  they are assigned partitions and commit nothing, but librdkafka looks up
+  the coordinator of a consumer's group all the same);
 * ``WRITE`` and ``DESCRIBE`` on transactional ids starting with its prefix
   (``PREFIXED`` pattern: Flink's exactly-once sink appends subtask and
   checkpoint numbers) and ``IDEMPOTENT_WRITE`` on the cluster.
@@ -58,10 +65,13 @@ __all__ = [
     "apply_acls",
     "bindings",
     "describe_acls",
+    "journal_topic_names",
     "upsert_scram_user",
 ]
 
 SCRAM_ITERATIONS = 8192
+JOURNAL_READER_GROUP = "streaming-agents-journal-reader"
+"""The ``group.id`` of the journal's and budget ledger's readers (``journal.kafka_io``)."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,14 @@ class AgentAccess:
     write_topics: tuple[str, ...]
     groups: tuple[str, ...]
     transactional_id_prefixes: tuple[str, ...]
+    create_topics: tuple[str, ...] = ()
+    """Topics it may create (literal names: its Kafka journal's)."""
 
     def __post_init__(self) -> None:
         kind, _, name = self.principal.partition(":")
         if kind != "User" or not name:
             raise ConfigError(f"principal {self.principal!r} must look like User:<name>")
-        for what in (self.read_topics, self.write_topics, self.groups):
+        for what in (self.read_topics, self.write_topics, self.groups, self.create_topics):
             if any(not name for name in what):
                 raise ConfigError(f"empty topic or group name for {self.principal}")
         if any(not prefix for prefix in self.transactional_id_prefixes):
@@ -91,6 +103,7 @@ class AgentAccess:
             "write": list(self.write_topics),
             "groups": list(self.groups),
             "transactional_id_prefixes": list(self.transactional_id_prefixes),
+            "create": list(self.create_topics),
         }
 
 
@@ -117,14 +130,21 @@ def access_for_agent(
         known = ", ".join(a.name for a in job.agents)
         raise ConfigError(f"job {job.name!r} has no agent {agent!r}; its agents: {known}")
     resolved = job.resolve_topics(topics)
-    writes = [resolved[r] for r in decl.outputs] + list(audit_topics) + list(journal_topics)
+    journal = journal_topic_names(journal_topics)
+    writes = [resolved[r] for r in decl.outputs] + list(audit_topics) + journal
     return AgentAccess(
         principal=principal or f"User:{agent}",
-        read_topics=tuple(dict.fromkeys(resolved[r] for r in decl.inputs)),
+        read_topics=tuple(dict.fromkeys([*(resolved[r] for r in decl.inputs), *journal])),
         write_topics=tuple(dict.fromkeys(writes)),
-        groups=(group or agent,),
+        groups=(group or agent, *((JOURNAL_READER_GROUP,) if journal else ())),
         transactional_id_prefixes=tuple(transactional_id_prefixes or (agent,)),
+        create_topics=tuple(journal),
     )
+
+
+def journal_topic_names(journal_topics: Iterable[str]) -> list[str]:
+    """The topics of Kafka journals ``J``: ``J``, ``J.requests`` and ``J.budget`` each."""
+    return [name for j in journal_topics for name in (j, f"{j}.requests", f"{j}.budget")]
 
 
 def access_for_job(job: JobSpec, topics: Mapping[str, str] | None = None) -> list[AgentAccess]:
@@ -149,6 +169,10 @@ def bindings(access: AgentAccess) -> list[AclBinding]:
     out += [_allow(ResourceType.GROUP, g, literal, who, AclOperation.READ) for g in access.groups]
     out += [
         _allow(ResourceType.TOPIC, t, literal, who, AclOperation.WRITE) for t in access.write_topics
+    ]
+    out += [
+        _allow(ResourceType.TOPIC, t, literal, who, AclOperation.CREATE)
+        for t in access.create_topics
     ]
     for prefix in access.transactional_id_prefixes:
         for operation in (AclOperation.WRITE, AclOperation.DESCRIBE):
