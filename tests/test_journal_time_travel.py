@@ -99,9 +99,10 @@ JOB_FILES = {
             events = env.from_source(source, WatermarkStrategy.no_watermarks(), "in")
             keyed = events.key_by(json_key("k"), key_type=Types.STRING())
             out = run_agent(keyed, make_agent(ctx.model), journal=ctx.journal)
-            out.sink_to(exactly_once_sink(ctx.bootstrap, ctx.topic("out"), "tt-" + ctx.topic("out")))
+            sink = exactly_once_sink(ctx.bootstrap, ctx.topic("out"), "tt-" + ctx.topic("out"))
+            out.sink_to(sink)
         ''',
-    "spec.py": '''
+    "spec.py": """
         from streaming_agents.registry import AgentDecl, JobSpec
 
         from .job import build
@@ -113,7 +114,7 @@ JOB_FILES = {
             agents=(AgentDecl("tt-echo", "1", ("in",), ("out",)),),
             build=build,
         )
-        ''',
+        """,
 }
 
 
@@ -163,8 +164,7 @@ def production(
     assert done.returncode == 0, done.stderr[-3000:]
     assert fake_llm_server.stats()["chat_total"] == len(events)
     outputs = [
-        json.loads(m.value())
-        for m in consume_committed(kafka_bootstrap, out, expected=len(events))
+        json.loads(m.value()) for m in consume_committed(kafka_bootstrap, out, expected=len(events))
     ]
     assert len(outputs) == len(events)
     return Production(kafka_bootstrap, root, topic, journal, journal_topic, outputs, env)
