@@ -72,14 +72,14 @@ def grouped_bars(
     width: int = 360, height: int = 240,
 ) -> str:  # fmt: skip
     """Production and candidate bars per group on one value axis of their own."""
-    left, top, bottom, right = 64, 28, 40, width - 10
+    left, top, bottom, right = 64, 44, 40, width - 10
     plot_h = height - top - bottom
     ticks = nice_ticks(max([0.0, *(max(a, b) for _, a, b in groups)]))
     label = html.escape(title)
     parts = [
         f'<svg class="chart" width="{width}" height="{height}" role="img" aria-label="{label}">',
         f'<text x="{left}" y="14" font-size="12" font-weight="bold">{label}</text>',
-        _legend(width - 200, 14),
+        _legend(left, 32),
         _y_axis(ticks, unit, left, top, plot_h, right, axis or unit),
     ]
     slot = (right - left) / max(1, len(groups))
@@ -147,9 +147,9 @@ def _steps(values: list[float], top_value: float, left: float, base: float,
     return " ".join(points)
 
 
-def cdf_chart(prod: list[float], cand: list[float], *, width: int = 640, height: int = 280) -> str:
+def cdf_chart(prod: list[float], cand: list[float], *, width: int = 640, height: int = 300) -> str:
     """Cumulative distribution of per-input latency: labelled axes, ticks and legend."""
-    left, top, bottom, right = 64, 28, 48, width - 14
+    left, top, bottom, right = 64, 44, 48, width - 14
     plot_w, plot_h = right - left, height - top - bottom
     base = top + plot_h
     ticks = nice_ticks(max([0.0, *prod, *cand]), 6)
@@ -159,7 +159,7 @@ def cdf_chart(prod: list[float], cand: list[float], *, width: int = 640, height:
         'aria-label="latency CDF">',
         f'<text x="{left}" y="14" font-size="12" font-weight="bold">'
         "Latency per input, cumulative</text>",
-        _legend(width - 210, 14),
+        _legend(left, 32),
         _y_axis([0.0, 25.0, 50.0, 75.0, 100.0], "%", left, top, plot_h, right,
                  "inputs answered within x"),
     ]  # fmt: skip

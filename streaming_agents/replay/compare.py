@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from streaming_agents.replay.errors import NoOverlap, SchemaMismatch
@@ -219,20 +220,29 @@ def _timelines(
     by_key: dict[str, list[TimelineEntry]] = defaultdict(list)
     for entry in entries:
         by_key[entry.key].append(entry)
-    for doc in dead:
+    for doc in dead:  # beside production's answer to the same input when there is one
         key = str(doc.get("key"))
-        reason = str(doc.get("reason") or "dead letter")
         where = _coordinates(doc)
-        by_key[key].append(
-            TimelineEntry(
-                key=key,
-                turn=None,
-                offset=None if where is None else (where[0], where[1]),
-                input=doc.get("payload"),
-                status="dead letter",
-                candidate={"dead_letter": reason, "error": doc.get("error", "")},
-            )
+        rows = by_key[key]
+        same = next(
+            (i for i, e in enumerate(rows) if e.status == "only production"
+             and canonical(e.input) == canonical(doc.get("payload"))),
+            None,
+        )  # fmt: skip
+        entry = TimelineEntry(
+            key=key,
+            turn=None,
+            offset=None if where is None else (where[0], where[1]),
+            input=doc.get("payload"),
+            status="dead letter",
+            candidate={"dead_letter": str(doc.get("reason") or "?"), "error": doc.get("error")},
         )
+        if same is None:
+            rows.append(entry)
+        else:
+            known = rows[same]
+            rows[same] = replace(entry, turn=known.turn, production=known.production,
+                                 production_trace=known.production_trace)  # fmt: skip
 
     def order(e: TimelineEntry) -> tuple[int, int, int, int]:
         turn = e.turn if e.turn is not None else 1 << 30

@@ -16,8 +16,12 @@ fallbacks, rate limits), the journal from the journal factory (agent
 ``judge``, version = the judge model; a pair judged before is answered from
 the journal and costs nothing; every paid call is in the request record) and
 an optional :class:`~streaming_agents.llm.budget.Budget` whose ledger is
-reserved before each call and settled after.  When the budget is spent the
-remaining pairs are ``not judged (over budget)``: never a failure of the report.
+reserved before each call and settled to the call's actual use after.  Pairs
+are admitted in order before any call is made (journal first, then a
+reservation), so which pairs a budget covers does not depend on timing; a
+pair whose reservation is refused is ``not judged`` (reason ``over budget``):
+never a failure of the report.  Reserving each call's maximum
+(``Budget.reserve_tokens``) makes the budget a hard limit.
 """
 
 from __future__ import annotations
@@ -188,7 +192,8 @@ class _Judge:
                 reservation, tokens, 0.0 if result is None else result.cost_usd
             )
 
-    async def judge(self, case: Case) -> Verdict:
+    async def admit(self, case: Case) -> Verdict | Reservation | None:
+        """A verdict from the journal or ``over budget``; else the call's reservation."""
         request = judge_request(case, self.rubric)
         digest = request_digest(JUDGE_AGENT, case.key, self.spec, request)
         recorded = await self.journal.lookup(case.key, digest)
@@ -199,6 +204,12 @@ class _Judge:
         if reservation is False:
             self.stats.over_budget += 1
             return Verdict("not judged", "over budget", self.spec.model, "")
+        return reservation
+
+    async def call(self, case: Case, reservation: Reservation | None) -> Verdict:
+        """Pay for the judge's answer on ``case``: journalled and recorded before it is used."""
+        request = judge_request(case, self.rubric)
+        digest = request_digest(JUDGE_AGENT, case.key, self.spec, request)
         try:
             result = await self.client.complete(request)
         except StreamingAgentsError as exc:
@@ -221,6 +232,17 @@ class _Judge:
         s.latencies_ms.append(result.latency_ms)
         return _verdict(case, result, self.spec.model, "called")
 
+    async def judge_all(self, cases: list[Case]) -> list[Verdict]:
+        """Admit the pairs in order (journal, then budget), then make the calls concurrently."""
+        admitted = [await self.admit(case) for case in cases]
+        calls = {
+            i: self.call(case, slot)
+            for i, (case, slot) in enumerate(zip(cases, admitted, strict=True))
+            if not isinstance(slot, Verdict)
+        }
+        paid = dict(zip(calls, await asyncio.gather(*calls.values()), strict=True))
+        return [slot if isinstance(slot, Verdict) else paid[i] for i, slot in enumerate(admitted)]
+
 
 def judge_report(
     report: ComparisonReport,
@@ -239,21 +261,19 @@ def judge_report(
     Only pairs both sides answered are judged (inputs one side lacks have
     nothing to compare).
     """
-    from streaming_agents.llm.litellm_client import new_call_loop
+    from streaming_agents.sql import callloop
 
     if not rubric.strip():
         raise ConfigError("the judge needs a rubric (--rubric FILE or TEXT)")
     store = open_journal(journal, agent=JUDGE_AGENT, version=spec.model, job=JUDGE_AGENT)
     judge = _Judge(spec, rubric, store, budget, capacity)
-    loop = new_call_loop()
+    # The calls run on the project's call loop, which stops litellm's logging worker
+    # cleanly when released (streaming_agents.sql.callloop).
+    callloop.acquire()
     try:
-
-        async def all_cases() -> list[Verdict]:
-            return list(await asyncio.gather(*(judge.judge(c) for c in report.differing)))
-
-        verdicts = loop.run_until_complete(all_cases())
+        verdicts = asyncio.run(callloop.run(judge.judge_all(report.differing)))
     finally:
-        loop.close()
+        callloop.release()
         judge.close()
     judged = replace(
         report,

@@ -363,7 +363,8 @@ def headline(report: ComparisonReport) -> list[tuple[str, str]]:
         ("candidate dead letters", f"{r.candidate_dead_letters}" + _reasons(r.dead_letter_reasons)),
     ]
     if r.run is not None and r.run.journal_given:
-        rows.append(("divergences from the record", f"{len(r.run.divergences)} keys"))
+        n = len(r.run.divergences)
+        rows.append(("divergences from the record", f"{n} key{'' if n == 1 else 's'}"))
     return rows
 
 

@@ -16,6 +16,7 @@ import difflib
 import html
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,18 +52,36 @@ def _chars(a: str, b: str) -> tuple[str, str]:
     return "".join(left), "".join(right)
 
 
+Opcode = tuple[str, int, int, int, int]
+
+
+def _merged(ops: Sequence[Opcode], ta: list[str]) -> list[Opcode]:
+    """Opcodes with whitespace-only equal runs between two changes folded into one change."""
+    out: list[Opcode] = []
+    for i, op in enumerate(ops):
+        tag, i1, i2, _, j2 = op
+        inner = 0 < i < len(ops) - 1 and ops[i + 1][0] != "equal"
+        blank = tag == "equal" and inner and not "".join(ta[i1:i2]).strip()
+        if out and out[-1][0] != "equal" and (tag != "equal" or blank):
+            _, a1, _, b1, _ = out[-1]
+            out[-1] = ("replace", a1, i2, b1, j2)
+        else:
+            out.append(op)
+    return out
+
+
 def inline_diff(a: str, b: str) -> tuple[str, str]:
     """(production HTML, candidate HTML) with removed and added words highlighted."""
     a, b = a[:_MAX_CHARS], b[:_MAX_CHARS]
     ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
     left, right = [], []
-    matcher = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    ops = difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes()
+    for op, i1, i2, j1, j2 in _merged(ops, ta):
         x, y = "".join(ta[i1:i2]), "".join(tb[j1:j2])
         if op == "equal":
             left.append(html.escape(x))
             right.append(html.escape(y))
-        elif op == "replace" and i2 - i1 == 1 and j2 - j1 == 1:
+        elif i2 - i1 == 1 and j2 - j1 == 1 and _similar(x, y):
             cx, cy = _chars(x, y)
             left.append(cx)
             right.append(cy)
@@ -72,6 +91,11 @@ def inline_diff(a: str, b: str) -> tuple[str, str]:
             if y:
                 right.append(f"<ins>{html.escape(y)}</ins>")
     return "".join(left), "".join(right)
+
+
+def _similar(x: str, y: str) -> bool:
+    """Whether two words share enough characters for a character-level highlight."""
+    return difflib.SequenceMatcher(None, x, y, autojunk=False).ratio() >= 0.5
 
 
 @dataclass(frozen=True)
