@@ -15,6 +15,7 @@ registers itself with cloudpickle to be shipped by value.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +40,7 @@ __all__ = [
     "Claim",
     "Decision",
     "Route",
+    "agent_from_env",
     "build",
     "render_claim",
     "triage_agent",
@@ -149,6 +151,26 @@ def triage_agent(model: ModelSpec, version: str = "1") -> Agent[ConversationMemo
         step_fn=_Step(VERSIONS[version]),
         reduce_fn=_reduce,
     )
+
+
+def agent_from_env() -> Agent[ConversationMemory]:
+    """The agent as ``replay``/``shadow --agent jobs.claims_triage.job:agent_from_env`` load it.
+
+    Model ``$STREAMING_AGENTS_MODEL`` (API base ``$STREAMING_AGENTS_API_BASE``, API key
+    variable ``$STREAMING_AGENTS_API_KEY_ENV``, both optional), version
+    ``$STREAMING_AGENTS_AGENT_VERSION`` (default ``1``).
+    """
+    from streaming_agents.versions import selected_version
+
+    name = os.environ.get("STREAMING_AGENTS_MODEL")
+    if not name:
+        raise ConfigError("set STREAMING_AGENTS_MODEL to the litellm model of the agent")
+    model = ModelSpec(
+        model=name,
+        api_base=os.environ.get("STREAMING_AGENTS_API_BASE") or None,
+        api_key_env=os.environ.get("STREAMING_AGENTS_API_KEY_ENV") or None,
+    )
+    return triage_agent(model, selected_version(VERSIONS, "1"))
 
 
 def build(
