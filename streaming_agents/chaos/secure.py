@@ -1,0 +1,241 @@
+"""A short crash run over SASL_SSL: ``streaming-agents submit`` to a private cluster, TM killed.
+
+``python -m streaming_agents.chaos.secure [--run-dir DIR] [--claims N] [--keep]``
+(~2-3 min on 2 quiet cores; too long for ``make test``, so it is its own command):
+
+1. a secured broker (``LocalKafka(secure=True)``: SASL_SSL, SCRAM, ACLs), the
+   fake LLM (claims-triage rules) and a private standalone cluster
+   (:class:`~streaming_agents.chaos.cluster.ChaosCluster`, free ports, its own
+   run folder: never the shared 8081 one);
+2. the claims-triage agent runs as its own principal, whose password holds
+   ``'`` and ``"``, under exactly the ACLs the registry derives for it
+   (:func:`~streaming_agents.connectors.acls.access_for_agent`, its Kafka
+   journal included).  The client-security file references the password in a
+   0600 secret file; the TaskManagers get the file's path in
+   ``$STREAMING_AGENTS_KAFKA_SECURITY`` (for the Kafka journal) and the model
+   key in their environment, nothing else;
+3. ``streaming-agents submit claims_triage --kafka-security FILE --journal
+   kafka://.../J`` (a new process) submits the job; half the claims are
+   produced, the first decisions awaited, the TaskManager killed with
+   ``kill -9`` and a new one started, then the other half produced;
+4. checks: every valid claim decided exactly once (read_committed), every
+   invalid one dead-lettered once; the journal topic has records; the SCRAM,
+   admin and keystore passwords and the API key are in none of the cluster's
+   files (logs, checkpoints, blobs, temp), the submit output, the REST views of
+   the job, or the records of the output, dead-letter and journal topics
+   (probe: the scan sees the TaskManager log's Kafka client configs, which
+   show ``sasl.jaas.config = [hidden]``).
+
+Exit status 0 when every check holds; the figures and failed checks are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streaming_agents.chaos.cluster import ChaosCluster
+from streaming_agents.chaos.secrets import Hit, find_bytes, find_files
+from streaming_agents.connectors.acls import access_for_agent
+from streaming_agents.connectors.security import KAFKA_SECURITY_ENV, write_security_file
+from streaming_agents.errors import InfrastructureError
+from streaming_agents.registry import SampleRecord, load_job
+from streaming_agents.testing.fake_llm import FakeLLM
+from streaming_agents.testing.kafka import LocalKafka, consume_committed, create_topics, produce
+
+__all__ = ["SecureRun", "main", "run_secure_crash"]
+
+API_KEY_ENV = "FAKE_LLM_API_KEY"
+AGENT = "claims-triage"
+
+
+@dataclass
+class SecureRun:
+    """What one run found."""
+
+    claims: int = 0
+    valid: int = 0
+    decided: Counter[str] = field(default_factory=Counter)
+    dead_letters: int = 0
+    journal_records: int = 0
+    recovery_s: float = 0.0
+    total_s: float = 0.0
+    files_scanned: int = 0
+    leaks: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def check(self, ok: bool, what: str) -> None:
+        if not ok:
+            self.failures.append(what)
+
+
+def _valid(records: list[SampleRecord]) -> set[str]:
+    load_job("claims_triage")
+    from claims_triage.job import Claim  # type: ignore[import-not-found]
+
+    found = set()
+    for record in records:
+        try:
+            found.add(Claim.model_validate_json(record.value).claim_id)
+        except ValueError:
+            continue
+    return found
+
+
+def _submit(argv: list[str], env: dict[str, str]) -> tuple[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "streaming_agents.cli.main", "submit", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    found = re.search(r"\b([0-9a-f]{32})\b", done.stdout)
+    if done.returncode != 0 or not found:
+        raise InfrastructureError(f"submit failed ({done.returncode}): {output[-3000:]}")
+    return found.group(1), output
+
+
+def _rest_views(cluster: ChaosCluster, job_id: str) -> dict[str, bytes]:
+    views = {}
+    for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/plan", f"/jobs/{job_id}/config",
+                 "/jobmanager/config", "/jobmanager/environment"):  # fmt: skip
+        try:
+            views[path] = json.dumps(cluster.rest(path)).encode()
+        except InfrastructureError:
+            continue
+    return views
+
+
+def run_secure_crash(run_dir: Path, n_claims: int = 24, log: Any = print) -> SecureRun:
+    """One run (see the module doc); every process it starts is stopped before it returns."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    result, started, tag = SecureRun(), time.monotonic(), uuid.uuid4().hex[:8]
+    spec = load_job("claims_triage").spec
+    assert spec.sample is not None and spec.fake_rules is not None
+    kafka = LocalKafka(run_dir / "kafka", secure=True)
+    llm = FakeLLM()
+    api_key = f"sk-LEAKCHECK-{tag}"
+    cluster: ChaosCluster | None = None
+    try:
+        kafka.start()
+        llm.start()
+        llm.configure({"rules": spec.fake_rules()})
+        admin = kafka.admin_security
+        topics = {role: f"sec-crash-{role}-{tag}" for role in spec.topics}
+        create_topics(kafka.bootstrap, list(topics.values()), partitions=2, security=admin)
+        journal_topic = f"sec-crash-journal-{tag}"
+        access = access_for_agent(spec, AGENT, principal=f"User:triage-{tag}", topics=topics,
+                                  journal_topics=[journal_topic])  # fmt: skip
+        password = f"cr'a\"sh-{tag}"
+        security = kafka.add_agent(access, password, run_dir / "secrets")
+        client_file = write_security_file(run_dir / "agent.properties", security)
+        cluster = ChaosCluster(run_dir / "flink", extra_env={
+            API_KEY_ENV: api_key, KAFKA_SECURITY_ENV: str(client_file)})  # fmt: skip
+        cluster.up()
+        argv = ["claims_triage", "--rest", cluster.rest_url, "--bootstrap", kafka.bootstrap,
+                "--kafka-security", str(client_file), "--model", "openai/claims-triage-fake",
+                "--api-base", llm.base_url, "--api-key-env", API_KEY_ENV, "--checkpoint-ms",
+                "1000", "--journal", f"kafka://{kafka.bootstrap}/{journal_topic}?partitions=2",
+                "--parallelism", "1"]  # fmt: skip
+        for role, name in topics.items():
+            argv += ["--topic", f"{role}={name}"]
+        job_id, submit_output = _submit(argv, {})
+        log(f"submitted {job_id} over SASL_SSL as User:triage-{tag}")
+        cluster.wait_job(job_id, {"RUNNING"}, timeout_s=120)
+        sample = spec.sample(n_claims, 11)
+        valid = _valid(sample)
+        result.claims, result.valid = len(sample), len(valid)
+        half = len(sample) // 2
+        first = sample[:half]
+        produce(kafka.bootstrap, topics["claims"], [(r.key, r.value) for r in first],
+                security=admin)  # fmt: skip
+        consume_committed(kafka.bootstrap, topics["decisions"], expected=1, security=admin,
+                          timeout_s=180)  # fmt: skip
+        killed_at = time.monotonic()
+        cluster.kill_taskmanager()
+        cluster.start_taskmanager()
+        log("TaskManager killed with kill -9; a new one started")
+        produce(kafka.bootstrap, topics["claims"], [(r.key, r.value) for r in sample[half:]],
+                security=admin)  # fmt: skip
+        decisions = consume_committed(
+            kafka.bootstrap, topics["decisions"], expected=len(valid), security=admin,
+            timeout_s=240, linger_s=5,
+        )  # fmt: skip
+        result.recovery_s = time.monotonic() - killed_at
+        dead = consume_committed(kafka.bootstrap, topics["dlq"], security=admin, idle_s=3)
+        journal = consume_committed(kafka.bootstrap, journal_topic, security=admin, idle_s=3)
+        result.decided = Counter(json.loads(m.value())["output"]["claim_id"] for m in decisions)
+        result.dead_letters, result.journal_records = len(dead), len(journal)
+        rest = _rest_views(cluster, job_id)
+        cluster.cancel(job_id)
+        secrets = {
+            "scram password": password,
+            "admin password": kafka.admin_secret.resolve(),
+            "keystore password": (kafka.workdir / "tls" / "store.secret").read_text(),
+            "api key": api_key,
+        }
+        hits: list[Hit] = find_bytes("submit output", submit_output.encode(), secrets)
+        cluster.down()
+        probes = {"masked jaas": "sasl.jaas.config = [hidden]"}
+        file_hits, result.files_scanned = find_files([cluster.run_dir], {**secrets, **probes})
+        hits += file_hits
+        seen = {h.name for h in file_hits}
+        result.check("masked jaas" in seen, "probe: the TaskManager log shows the clients' config")
+        for path, body in rest.items():
+            hits += find_bytes(f"REST {path}", body, secrets)
+        for name, records in (("decisions", decisions), ("dlq", dead), ("journal", journal)):
+            for msg in records:
+                hits += find_bytes(f"topic {name}", (msg.key() or b"") + (msg.value() or b""),
+                                   secrets)  # fmt: skip
+        result.leaks = sorted({(h.name, h.where) for h in hits if h.name in secrets})
+        result.check(set(result.decided) == valid, "every valid claim decided")
+        result.check(all(c == 1 for c in result.decided.values()), "each decision exactly once")
+        result.check(result.dead_letters == len(sample) - len(valid), "each invalid claim once")
+        result.check(result.journal_records > 0, "the Kafka journal was written over SASL_SSL")
+        result.check(not result.leaks, "no secret in files, output, REST views or records")
+    finally:
+        if cluster is not None:
+            cluster.down()
+        llm.stop()
+        kafka.stop()
+    result.total_s = time.monotonic() - started
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streaming_agents.chaos.secure",
+                                     description=__doc__.split("\n\n")[0])  # fmt: skip
+    parser.add_argument("--run-dir", type=Path, default=Path(".run") / "chaos-secure")
+    parser.add_argument("--claims", type=int, default=24)
+    args = parser.parse_args(argv)
+    result = run_secure_crash(args.run_dir.resolve(), args.claims)
+    duplicates = sum(c - 1 for c in result.decided.values())
+    print(f"claims {result.claims} (valid {result.valid}), decided {len(result.decided)}, "
+          f"duplicates {duplicates}, dead letters {result.dead_letters}, journal records "
+          f"{result.journal_records}; TM kill to last decision {result.recovery_s:.1f}s; "
+          f"{result.files_scanned} files scanned; run {result.total_s:.0f}s")  # fmt: skip
+    for name, where in result.leaks:
+        print(f"LEAK {name} in {where}")
+    for failure in result.failures:
+        print(f"FAILED: {failure}")
+    print("OK" if not result.failures else "NOT OK")
+    return 0 if not result.failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
