@@ -82,13 +82,12 @@ def test_hostile_records_through_a_sql_script_are_processed_or_dead_lettered(
         "--var", f"outs_topic={outs}",
         "--var", f"txn_prefix=hostile-{outs}",
         "--var", f"api_base={fake_llm.base_url}",
-        "--journal-dir", str(tmp_path / "journal"),
+        "--journal", f"sqlite://{tmp_path / 'journal'}",
         "--restart-attempts", "0",
         cwd=cwd,
         timeout_s=300,
     )  # fmt: skip
     took = time.monotonic() - started
-    (tmp_path / "stderr.txt").write_text(result.stderr)
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
     assert "reads JSON safely" in result.stdout and dlq in result.stdout
     assert "failed" not in result.stderr, result.stderr[-3000:]
@@ -99,4 +98,6 @@ def test_hostile_records_through_a_sql_script_are_processed_or_dead_lettered(
         assert letter["agent"] == "sql:events", letter
         assert letter["reason"] and letter["source"]["partition"] == 0, letter
     check_outcomes(cases, outputs, dead, topic)
+    # the journal URI was resolved by the factory on the worker: a SQLite file per agent
+    assert (tmp_path / "journal" / "echo.sqlite").is_file()
     print(f"SQL hostile corpus: {len(cases)} records, CLI run {took:.1f} s")

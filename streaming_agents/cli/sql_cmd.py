@@ -15,7 +15,9 @@ cause is printed on stderr as it happens), then the command exits 1.
 quoted, after a leading comma (empty for PLAINTEXT), for the end of a Kafka
 table's ``WITH (...)``: ``WITH ('connector' = 'kafka', ... ${KAFKA_SECURITY})``.
 Secrets stay references (``${file:...}``) that the Kafka clients resolve.
-See docs/sql.md.
+``--rest HOST:PORT`` runs the jobs on a standalone Flink cluster instead,
+shipping what its workers need (``--ship deps``, default; ``library``;
+``none``).  See docs/sql.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from streaming_agents.cli.job_options import add_security_argument, security_of
+from streaming_agents.cli.ship import SHIP_MODES
 from streaming_agents.connectors.security import KafkaSecurity, sql_string, table_options
 from streaming_agents.errors import ConfigError
 
@@ -58,7 +61,15 @@ def add_sql_commands(subparsers: Any) -> None:
     )
     parser.add_argument("--checkpoint-dir", default=None, help="where checkpoints are kept")
     parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"], default="hashmap")
-    parser.add_argument("--journal-dir", default=None, help="LLM journal directory")
+    parser.add_argument(
+        "--journal",
+        default=None,
+        metavar="URI",
+        help="the LLM journal of every agent and model, resolved on the workers: "
+        "sqlite:///DIR (a file per agent) or sqlite:///FILE.sqlite, kafka://HOST:PORT/TOPIC "
+        "(clusters), none (default: $STREAMING_AGENTS_JOURNAL, else sqlite://)",
+    )
+    parser.add_argument("--journal-dir", default=None, help="older form of --journal sqlite:///DIR")
     parser.add_argument(
         "--restart-attempts",
         type=int,
@@ -73,6 +84,21 @@ def add_sql_commands(subparsers: Any) -> None:
         default=2.0,
         metavar="S",
         help="seconds between restarts (2); restart-strategy.fixed-delay.delay",
+    )
+    parser.add_argument(
+        "--rest",
+        default=None,
+        metavar="HOST:PORT",
+        help="run the jobs on the standalone Flink cluster whose REST API this is (default: "
+        "the local mini-cluster); the workers run the cluster's python.executable",
+    )
+    parser.add_argument(
+        "--ship",
+        choices=SHIP_MODES,
+        default="deps",
+        help="with --rest, what the workers get: deps (default) = streaming_agents and every "
+        "package it needs that apache-flink does not bring (this machine's builds: same Python "
+        "and platform on the workers); library = streaming_agents only; none = nothing",
     )
     add_security_argument(parser)
     parser.set_defaults(handler=run_sql_command)
@@ -114,23 +140,61 @@ def run_sql_command(args: argparse.Namespace) -> int:
             print(line)
         print(f"{path}: OK")
         return 0
+    if args.rest:
+        return _run_on_cluster(args, text, variables, path)
     from streaming_agents.sql.session import default_table_env, run_sql_script
 
-    t_env = default_table_env(
-        restart_attempts=args.restart_attempts,
-        restart_delay_s=args.restart_delay,
-        parallelism=args.parallelism,
-        checkpoint_interval_ms=args.checkpoint_interval,
-        state_backend=args.state_backend,
-        checkpoint_dir=args.checkpoint_dir,
-    )
+    t_env = default_table_env(restart_attempts=args.restart_attempts, **_env_args(args))
     run_sql_script(
         text,
         t_env=t_env,
         variables=variables,
         journal_dir=args.journal_dir,
+        journal=args.journal,
         base_dir=path.parent,
         out=sys.stdout,
         err=sys.stderr,
     )
+    return 0
+
+
+def _env_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "restart_delay_s": args.restart_delay,
+        "parallelism": args.parallelism,
+        "checkpoint_interval_ms": args.checkpoint_interval,
+        "state_backend": args.state_backend,
+        "checkpoint_dir": args.checkpoint_dir,
+    }
+
+
+def _run_on_cluster(
+    args: argparse.Namespace, text: str, variables: dict[str, str], path: Path
+) -> int:
+    """The script's jobs on the cluster at ``--rest`` (see :mod:`streaming_agents.sql.remote`)."""
+    import shutil
+    import tempfile
+
+    from streaming_agents.sql.remote import prepare_remote, remote_table_env
+    from streaming_agents.sql.session import run_sql_script
+
+    workdir = Path(tempfile.mkdtemp(prefix="sa-sql-"))
+    try:
+        target = prepare_remote(args.rest, args.ship, workdir)
+        if target.shipped:
+            print(f"streaming-agents: {target.shipped}", file=sys.stderr, flush=True)
+        t_env = remote_table_env(target, args.restart_attempts, **_env_args(args))
+        run_sql_script(
+            text,
+            t_env=t_env,
+            variables=variables,
+            journal_dir=args.journal_dir,
+            journal=args.journal,
+            base_dir=path.parent,
+            out=sys.stdout,
+            err=sys.stderr,
+            remote=target,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -38,7 +38,8 @@ from pyflink.table.udf import AsyncScalarFunction
 
 from streaming_agents.agent import LLMRequest, ModelSpec
 from streaming_agents.errors import StreamingAgentsError
-from streaming_agents.llm.journal import Journal, NullJournal, SqliteJournal, request_digest
+from streaming_agents.journal.base import ResultCache, request_digest
+from streaming_agents.journal.factory import open_journal
 from streaming_agents.sql import callloop
 from streaming_agents.sql.typemap import to_pydantic
 from streaming_agents.sql.types import SqlType
@@ -94,16 +95,18 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
         model: ModelSpec,
         system_prompt: str = "",
         output: SqlType | None = None,
-        journal_path: str | None = None,
+        journal: str | None = None,
         capacity: int = 100,
+        journal_name: str = "",
     ) -> None:
         self.name = name
         self.model = model
         self.system_prompt = system_prompt
         self.output = output
-        self.journal_path = journal_path
+        self.journal = journal  # a URI resolved on the worker by the factory; None: no journal
+        self.journal_name = journal_name or name
         self.capacity = capacity
-        self._journal: Journal = NullJournal()
+        self._journal: ResultCache = open_journal("none", agent=self.journal_name)
         self._client: Any = None
         self._output_model: Any = None
         self.guarded = False
@@ -117,8 +120,8 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
             log.warning("%s: FLINK-39532 guard not installed; inputs may be mixed up", self.name)
         callloop.acquire()
         self._client = LiteLLMClient(self.model, AdaptiveLimiter(self.capacity))
-        if self.journal_path:
-            self._journal = SqliteJournal(self.journal_path)
+        if self.journal:
+            self._journal = open_journal(self.journal, agent=self.journal_name)
         if self.output is not None:
             self._output_model = to_pydantic(self.output, "Completion")
 
@@ -167,8 +170,10 @@ def completion_function(
     name: str = "ai_complete",
     system_prompt: str = "",
     output: SqlType | None = None,
-    journal_path: str | None = None,
+    journal: str | None = None,
     capacity: int = 100,
+    journal_name: str = "",
+    journal_path: str | None = None,
 ) -> Any:
     """An async scalar UDF ``f(prompt)`` calling ``model``; register it under ``name``.
 
@@ -176,11 +181,22 @@ def completion_function(
     ``parse_columns("label STRING, score DOUBLE")``) asks for JSON of that
     shape and returns a ROW; without it the reply text.  Concurrency is
     ``table.exec.async-scalar.max-concurrent-operations`` per subtask.
+    ``journal``: a journal URI (``sqlite:///path``, ``kafka://bootstrap/topic``,
+    ``none``; :mod:`streaming_agents.journal.factory`) answering repeated
+    prompts; a SQLite folder holds ``<journal_name or name>.sqlite``.  Without
+    it, no journal.  ``journal_path`` (older): a SQLite file, same as
+    ``journal='sqlite:///path'``.
     """
     from pyflink.table.udf import udf
 
+    from streaming_agents.journal.factory import as_journal_uri
+
     result_type = output.with_nullable(True).data_type() if output is not None else _string_type()
-    function = CompletionFunction(name, model, system_prompt, output, journal_path, capacity)
+    if journal is None and journal_path:
+        journal = as_journal_uri(journal_path)
+    function = CompletionFunction(
+        name, model, system_prompt, output, journal, capacity, journal_name=journal_name
+    )
     return udf(function, result_type=result_type, name=name)
 
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from streaming_agents.llm.journal import Journal, SqliteJournal
+from streaming_agents.journal.factory import as_journal_uri, check_journal_uri, journal_uri
 from streaming_agents.sql.agentcall import map_entries
 from streaming_agents.sql.catalog import Catalog, SqlModel
 from streaming_agents.sql.check import NO_CONNECTOR, TOOL_INVOKE
@@ -28,7 +27,8 @@ from streaming_agents.sql.ddl import is_own_ddl, parse_ddl
 from streaming_agents.sql.embeddings import embedding_function
 from streaming_agents.sql.functions import completion_function
 from streaming_agents.sql.jobwatch import JobWatcher, free_port, job_settings, worker_pythonpath
-from streaming_agents.sql.jsonsource import JsonSource, plan_json_source, quote
+from streaming_agents.sql.jsonjobs import JsonSources
+from streaming_agents.sql.jsonsource import JsonSource, plan_json_source
 from streaming_agents.sql.lexer import (
     SqlScriptError,
     Statement,
@@ -44,6 +44,7 @@ from streaming_agents.sql.outcome import (
     flink_message,
     wait_for_jobs,
 )
+from streaming_agents.sql.remote import RemoteTarget
 from streaming_agents.sql.rewrite import rewrite_laterals, rewrite_scalars
 from streaming_agents.sql.support import ctas, table_without_connector, unsupported
 from streaming_agents.sql.toolinvoke import tool_invoke_function
@@ -68,7 +69,9 @@ class SqlSession:
         out: IO[str] | None = None,
         err: IO[str] | None = None,
         concurrency: int = 100,
+        journal: str | None = None,
         restart_attempts: int = 3,
+        remote: RemoteTarget | None = None,
     ) -> None:
         if t_env is None:
             t_env = default_table_env(restart_attempts=restart_attempts)
@@ -77,33 +80,43 @@ class SqlSession:
         self.catalog = Catalog(self.base_dir)
         self.out = out
         self.err = err if err is not None else sys.stderr
-        self.journal_dir = Path(
-            journal_dir
-            or os.environ.get("STREAMING_AGENTS_JOURNAL_DIR")
-            or Path(tempfile.gettempdir(), "streaming_agents", "journal")
-        )
+        # one URI for every agent and model of the script, resolved by the journal factory on
+        # the workers: sqlite:///dir (<dir>/<agent>.sqlite), kafka://bootstrap/topic or none
+        setting = journal or (str(journal_dir) if journal_dir else None)
+        self.journal_uri = journal_uri(as_journal_uri(setting) if setting else None)
+        check_journal_uri(self.journal_uri)
         self.results: list[StatementResult] = []
         self._agent_views: set[str] = set()
         self._completion_views: set[str] = set()
         self._functions: dict[str, str] = {}
-        self._json_sources: dict[str, JsonSource] = {}  # lower-case table name -> stand-ins
-        self._view_sources: dict[str, set[str]] = {}  # lower-case view name -> JSON sources
         self._count = 0
         self._token = uuid.uuid4().hex[:6]  # names of helper views/functions are per session
         self.uids: set[str] = set()  # agent operator uids: stable in script order
         self._statement_set: list[Statement] | None = None
+        self.json = JsonSources(t_env, self._token)  # Kafka JSON tables (read safely)
         config = t_env.get_config()
         if config.get("table.exec.async-scalar.max-concurrent-operations", None) is None:
             config.set("table.exec.async-scalar.max-concurrent-operations", str(concurrency))
         if config.get("table.exec.async-scalar.timeout", None) is None:
             config.set("table.exec.async-scalar.timeout", "10 min")
+        files = list(remote.python_files) if remote is not None else []
         if self.base_dir is not None:
             sys.path.insert(0, str(self.base_dir))
-            config.set("python.files", str(self.base_dir))
-        # thread-mode workers import streaming_agents from any working folder
-        config.set(_PYTHONPATH, worker_pythonpath(config.get(_PYTHONPATH, None)))
-        self.watcher = _watcher(config, self.err)
+            files.append(str(self.base_dir))
+        if files:
+            config.set("python.files", ",".join(files))
+        self.remote = remote
         self._rest_url: str | None = None
+        if remote is not None:  # the cluster's own Python and site-packages, nothing of ours
+            config.set(_PYTHONPATH, remote.worker_pythonpath)
+            self.watcher: JobWatcher | None = JobWatcher(
+                self.err, restart_attempts=_attempts(config)
+            )
+            self._rest_url = remote.rest_url
+        else:
+            # thread-mode workers import streaming_agents from any working folder
+            config.set(_PYTHONPATH, worker_pythonpath(config.get(_PYTHONPATH, None)))
+            self.watcher = _watcher(config, self.err)
 
     # -- helpers used by the view builder --------------------------------------------------
 
@@ -122,8 +135,9 @@ class SqlSession:
             raise statement.error(f"no model {name!r} (models: {models})")
         return found
 
-    def journal(self, name: str) -> Journal:
-        return SqliteJournal(self.journal_dir / f"{name}.sqlite")
+    def journal(self, name: str) -> str:
+        """The journal setting of agent ``name``: the script's URI (opened on the workers)."""
+        return self.journal_uri
 
     def completion_function(
         self, model_name: str, statement: Statement, *, embedding: bool | None = None
@@ -145,13 +159,13 @@ class SqlSession:
             if model.embedding:
                 function = embedding_function(model.spec, name=name)
             else:
-                path = self.journal_dir / f"complete-{model_name}.sqlite"
                 function = completion_function(
                     model.spec,
                     name=name,
                     system_prompt=model.system_prompt,
                     output=model.output,
-                    journal_path=str(path) if model.journal else None,
+                    journal=self.journal_uri if model.journal else None,
+                    journal_name=f"complete-{model_name}",
                 )
             self.t_env.create_temporary_function(name, function)
             self._functions[model_name] = name
@@ -226,7 +240,8 @@ class SqlSession:
             return self._record(StatementResult(statement.number, statement.line, "set", key))
         planned = plan_json_source(statement) if words[0] == "CREATE" else None
         if isinstance(planned, JsonSource):
-            return self._record(self._create_json_source(statement, planned))
+            message = self.json.create(statement, planned)
+            return self._record(StatementResult(statement.number, statement.line, "ddl", message))
         if planned is not None:
             self.warn(
                 f"statement {statement.number} (line {statement.line}): {planned}: a record it "
@@ -234,15 +249,15 @@ class SqlSession:
             )
         self._refuse_unsupported(statement)
         self.catalog.note_function(statement)
-        self._build_sources(statement)
+        self.json.build_read(statement)
         text, uses = self._rewrite(statement)
         kind = "query" if words[0] in ("SELECT", "WITH", "VALUES") else "statement"
         if words[0] == "INSERT" or words[:2] == ["EXECUTE", "INSERT"] or ctas(statement):
             kind = "insert"  # a job: awaited
-        sources = self._sources_read(statement, text)
+        sources = self.json.read_by(statement, text)
         submit: Any = lambda: self.t_env.execute_sql(text)  # noqa: E731
-        if sources and kind == "insert" and words[0] == "INSERT":
-            submit = lambda: self._with_dead_letters([text], sources, statement)  # noqa: E731
+        if sources and kind == "insert" and words[0] == "INSERT":  # dead letters in the same job
+            submit = lambda: self.json.execute([text], sources, statement.number)  # noqa: E731
         elif sources and kind in ("insert", "query"):
             self._companion(statement, sources)
         result = self._run(statement, submit, uses)
@@ -256,8 +271,7 @@ class SqlSession:
         if words[0] == "CREATE" and "VIEW" in words[:4]:
             view = statement.words[words.index("VIEW") + 1]
             name = view.text.strip("`")
-            if sources:
-                self._view_sources[name.lower()] = {s.name.lower() for s in sources}
+            self.json.note_view(name, sources)
             if uses[0]:
                 self._agent_views.add(name)
             if uses[1]:
@@ -313,7 +327,7 @@ class SqlSession:
             if str(exc).startswith("statement "):
                 raise
             raise statement.error(str(exc)) from None
-        text = self._retarget(text)
+        text = self.json.retarget(text)
         names = {ident_value(t) for t in tokenize(text) if t.kind in ("ident", "qident")}
         agents = builder.uses_agents or bool(names & self._agent_views)
         completions = builder.uses_completions or bool(
@@ -323,90 +337,12 @@ class SqlSession:
 
     # -- Kafka JSON sources (see streaming_agents.sql.jsonsource) -----------------------------
 
-    def _retarget(self, text: str) -> str:
-        """``INSERT INTO t`` of a Kafka JSON table ``t`` -> INSERT INTO its sink table."""
-        tokens = tokenize(text)
-        sig = [n for n, t in enumerate(tokens) if t.kind not in ("ws", "comment")]
-        for k in range(len(sig) - 2):
-            first, second, name = (tokens[sig[k + i]] for i in range(3))
-            if not (first.is_word("INSERT") and second.is_word("INTO", "OVERWRITE")):
-                continue
-            if k + 3 < len(sig) and tokens[sig[k + 3]].text == ".":
-                continue
-            source = self._json_sources.get(ident_value(name).lower())
-            if source is not None and name.kind in ("ident", "qident"):
-                cut = name.offset
-                return text[:cut] + quote(source.sink_table) + text[cut + len(name.text) :]
-        return text
-
-    def _create_json_source(self, statement: Statement, source: JsonSource) -> StatementResult:
-        """The stand-ins of a Kafka JSON table: raw source, decoder, view, sink, dead letters."""
-        source.token = self._token
-        base = statement.tokens[0].offset
-        start = source.name_token.offset - base
-        end = start + len(source.name_token.text)
-        sink = f"{statement.text[:start]}{quote(source.sink_table)}{statement.text[end:]}"
-        try:
-            self.t_env.execute_sql(sink)
-        except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
-            raise statement.error(flink_message(exc, statement, False)) from None
-        self._json_sources[source.name.lower()] = source
-        message = (
-            f"ok: table {source.name} reads JSON safely; records it cannot use go to topic "
-            f"{source.dlq_topic!r}"
-        )
-        return StatementResult(statement.number, statement.line, "ddl", message)
-
-    def _build_sources(self, statement: Statement) -> None:
-        """Build the decoding stand-ins of the JSON sources ``statement`` reads (once each)."""
-        for source in self._sources_read(statement, ""):
-            if source.built:
-                continue
-            try:
-                source.build(self.t_env)
-            except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
-                message = flink_message(exc, statement, True)
-                raise statement.error(
-                    f"reading Kafka JSON table {source.name}: {message}"
-                ) from None
-
-    def _sources_read(self, statement: Statement, text: str) -> list[JsonSource]:
-        """The Kafka JSON sources a statement reads (directly or through views)."""
-        names = {
-            ident_value(t).lower()
-            for t in [*statement.tokens, *tokenize(text)]
-            if t.kind in ("ident", "qident")
-        }
-        found = set(names)
-        for name in names:
-            found |= self._view_sources.get(name, set())
-        target = _insert_target(statement)
-        mentions = [t for t in statement.tokens if t.kind in ("ident", "qident")]
-        if sum(ident_value(t).lower() == target for t in mentions) == 1:
-            found.discard(str(target))  # INSERT INTO t only: t is written, not read
-        return [self._json_sources[n] for n in sorted(found) if n in self._json_sources]
-
-    def _with_dead_letters(
-        self, texts: list[str], sources: list[JsonSource], statement: Statement
-    ) -> Any:
-        statement_set = self.t_env.create_statement_set()
-        for text in texts:
-            statement_set.add_insert_sql(text)
-        for source in sources:
-            statement_set.add_insert_sql(source.dead_letter_insert(statement.number))
-        return statement_set.execute()
-
     def _companion(self, statement: Statement, sources: list[JsonSource]) -> None:
         """A job writing the dead letters of the JSON sources a SELECT or CTAS reads."""
-        inserts = [s.dead_letter_insert(statement.number) for s in sources]
-
-        def submit() -> Any:
-            statement_set = self.t_env.create_statement_set()
-            for text in inserts:
-                statement_set.add_insert_sql(text)
-            return statement_set.execute()
-
-        result = self._run(statement, submit, (False, False))
+        number = statement.number
+        result = self._run(
+            statement, lambda: self.json.execute([], sources, number), (False, False)
+        )
         names = ", ".join(s.name for s in sources)
         message = f"dead letters of {names}: {done_message('insert', result, [])}"
         self._record(StatementResult(statement.number, statement.line, "insert", message, result))
@@ -425,7 +361,7 @@ class SqlSession:
         elif completions:
             config.set(_MODE, "process")
         config.set("pipeline.name", f"sql statement {statement.number} (line {statement.line})")
-        if self.watcher is not None:  # every local job starts a mini-cluster: a port each
+        if self.watcher is not None and self.remote is None:  # a mini-cluster per job: a port
             port = str(free_port())
             config.set("rest.bind-port", port)
             config.set("rest.port", port)
@@ -449,10 +385,10 @@ class SqlSession:
         sources: list[JsonSource] = []
         for item in inner:
             self._refuse_unsupported(item)
-            self._build_sources(item)
+            self.json.build_read(item)
             text, (a, c) = self._rewrite(item)
             agents, completions = agents or a, completions or c
-            sources += [s for s in self._sources_read(item, text) if s not in sources]
+            sources += [s for s in self.json.read_by(item, text) if s not in sources]
             try:
                 statement_set.add_insert_sql(text)
             except Exception as exc:  # noqa: BLE001
@@ -470,21 +406,6 @@ class SqlSession:
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
-
-
-def _insert_target(statement: Statement) -> str | None:
-    """The lower-case table an ``INSERT INTO/OVERWRITE`` writes (unqualified), else None."""
-    words = statement.words
-    at = 1 if words and words[0].is_word("EXECUTE") else 0
-    if (
-        len(words) > at + 2
-        and words[at].is_word("INSERT")
-        and words[at + 1].is_word("INTO", "OVERWRITE")
-    ):
-        if len(words) > at + 3 and words[at + 3].text == ".":
-            return None
-        return ident_value(words[at + 2]).lower()
-    return None
 
 
 def default_table_env(
@@ -507,12 +428,16 @@ def _watcher(config: Any, err: IO[str]) -> JobWatcher | None:
     port = str(config.get("rest.bind-port", None) or config.get("rest.port", None) or "")
     if not port.isdigit() or port == "0":
         return None
-    attempts: int | None = None
+    return JobWatcher(err, restart_attempts=_attempts(config))
+
+
+def _attempts(config: Any) -> int | None:
+    """The restart budget the configuration sets (None: Flink's default)."""
     if config.get("restart-strategy.type", None) == "fixed-delay":
-        attempts = int(config.get("restart-strategy.fixed-delay.attempts", "0") or 0)
-    elif config.get("restart-strategy.type", None) == "none":
-        attempts = 0
-    return JobWatcher(err, restart_attempts=attempts)
+        return int(config.get("restart-strategy.fixed-delay.attempts", "0") or 0)
+    if config.get("restart-strategy.type", None) == "none":
+        return 0
+    return None
 
 
 def run_sql_script(
@@ -526,6 +451,8 @@ def run_sql_script(
     out: IO[str] | None = None,
     err: IO[str] | None = None,
     restart_attempts: int = 3,
+    remote: RemoteTarget | None = None,
+    journal: str | None = None,
 ) -> SqlSession:
     """Run a script (see :class:`SqlSession`); with ``wait`` block until its jobs end.
 
@@ -534,6 +461,9 @@ def run_sql_script(
     exactly-once, the Kafka connector on the class path) with a restart budget
     of ``restart_attempts`` (then the job fails and :class:`SqlJobFailed` is
     raised with its root cause); every task failure is printed to ``err``.
+    ``remote`` (:func:`streaming_agents.sql.remote.prepare_remote`, with a
+    ``t_env`` from :func:`~streaming_agents.sql.remote.remote_table_env`)
+    sends the jobs to a standalone cluster with what its workers need.
     """
     session = SqlSession(
         t_env,
@@ -542,6 +472,8 @@ def run_sql_script(
         out=out,
         err=err,
         restart_attempts=restart_attempts,
+        remote=remote,
+        journal=journal,
     )
     session.execute(text, variables)
     if wait:

@@ -29,7 +29,7 @@ from typing import Any
 
 from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
-from streaming_agents.llm.journal import Journal
+from streaming_agents.journal.factory import JournalSetting
 from streaming_agents.sql.typemap import from_data_type, from_pydantic
 from streaming_agents.sql.types import SqlType
 
@@ -81,7 +81,7 @@ def agent_table(
     *,
     key: str | None,
     capacity: int = 100,
-    journal: Journal | None = None,
+    journal: JournalSetting = None,
     uid: str | None = None,
     flatten_output: bool = True,
     output_prefix: str = "",

@@ -1,0 +1,124 @@
+"""The SQL session's Kafka JSON tables: which statements read them, and their dead-letter jobs.
+
+:mod:`streaming_agents.sql.jsonsource` describes one table's stand-ins; this
+module keeps a session's tables and answers the session's questions: create
+the table (its sink under a hidden name), build the decoding source when a
+statement first reads it, which tables a statement reads (directly or through
+views), ``INSERT INTO t`` -> its sink, and the statement set that adds the dead
+letters of every table read to the statement's own job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streaming_agents.sql.jsonsource import JsonSource, quote
+from streaming_agents.sql.lexer import Statement, ident_value, tokenize
+from streaming_agents.sql.outcome import flink_message
+
+__all__ = ["JsonSources"]
+
+
+class JsonSources:
+    """The Kafka JSON tables of one session (names are per session through ``token``)."""
+
+    def __init__(self, t_env: Any, token: str) -> None:
+        self.t_env = t_env
+        self.token = token
+        self.tables: dict[str, JsonSource] = {}  # lower-case table name -> stand-ins
+        self.views: dict[str, set[str]] = {}  # lower-case view name -> tables it reads
+
+    def create(self, statement: Statement, source: JsonSource) -> str:
+        """Create the table's sink under its hidden name; the console line."""
+        source.token = self.token
+        base = statement.tokens[0].offset
+        start = source.name_token.offset - base
+        end = start + len(source.name_token.text)
+        sink = f"{statement.text[:start]}{quote(source.sink_table)}{statement.text[end:]}"
+        try:
+            self.t_env.execute_sql(sink)
+        except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
+            raise statement.error(flink_message(exc, statement, False)) from None
+        self.tables[source.name.lower()] = source
+        return (
+            f"ok: table {source.name} reads JSON safely; records it cannot use go to topic "
+            f"{source.dlq_topic!r}"
+        )
+
+    def build_read(self, statement: Statement) -> None:
+        """Build the decoding stand-ins of the tables ``statement`` reads (once each)."""
+        for source in self.read_by(statement, ""):
+            if source.built:
+                continue
+            try:
+                source.build(self.t_env)
+            except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
+                message = flink_message(exc, statement, True)
+                raise statement.error(
+                    f"reading Kafka JSON table {source.name}: {message}"
+                ) from None
+
+    def read_by(self, statement: Statement, text: str) -> list[JsonSource]:
+        """The tables a statement (and its rewritten ``text``) reads, directly or via views."""
+        if not self.tables:
+            return []
+        names = {
+            ident_value(t).lower()
+            for t in [*statement.tokens, *tokenize(text)]
+            if t.kind in ("ident", "qident")
+        }
+        found = set(names)
+        for name in names:
+            found |= self.views.get(name, set())
+        target = _insert_target(statement)
+        mentions = [t for t in statement.tokens if t.kind in ("ident", "qident")]
+        if sum(ident_value(t).lower() == target for t in mentions) == 1:
+            found.discard(str(target))  # INSERT INTO t only: t is written, not read
+        return [self.tables[n] for n in sorted(found) if n in self.tables]
+
+    def note_view(self, name: str, sources: list[JsonSource]) -> None:
+        """View ``name`` reads ``sources`` (statements reading the view read them too)."""
+        if sources:
+            self.views[name.lower()] = {s.name.lower() for s in sources}
+
+    def retarget(self, text: str) -> str:
+        """``INSERT INTO t`` of a Kafka JSON table ``t`` -> INSERT INTO its sink table."""
+        if not self.tables:
+            return text
+        tokens = tokenize(text)
+        sig = [n for n, t in enumerate(tokens) if t.kind not in ("ws", "comment")]
+        for k in range(len(sig) - 2):
+            first, second, name = (tokens[sig[k + i]] for i in range(3))
+            if not (first.is_word("INSERT") and second.is_word("INTO", "OVERWRITE")):
+                continue
+            if k + 3 < len(sig) and tokens[sig[k + 3]].text == ".":
+                continue
+            source = self.tables.get(ident_value(name).lower())
+            if source is not None and name.kind in ("ident", "qident"):
+                cut = name.offset
+                return text[:cut] + quote(source.sink_table) + text[cut + len(name.text) :]
+        return text
+
+    def execute(self, texts: list[str], sources: list[JsonSource], number: int) -> Any:
+        """One job: the INSERTs ``texts`` plus the dead letters of ``sources``."""
+        statement_set = self.t_env.create_statement_set()
+        for text in texts:
+            statement_set.add_insert_sql(text)
+        for source in sources:
+            statement_set.add_insert_sql(source.dead_letter_insert(number))
+        return statement_set.execute()
+
+
+def _insert_target(statement: Statement) -> str | None:
+    """The lower-case table an ``INSERT INTO/OVERWRITE`` writes (unqualified), else None."""
+    words = statement.words
+    at = 1 if words and words[0].is_word("EXECUTE") else 0
+    if (
+        len(words) > at + 2
+        and words[at].is_word("INSERT")
+        and words[at + 1].is_word("INTO", "OVERWRITE")
+    ):
+        if len(words) > at + 3 and words[at + 3].text == ".":
+            return None
+        return ident_value(words[at + 2]).lower()
+    return None
