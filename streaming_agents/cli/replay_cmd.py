@@ -244,7 +244,9 @@ def run_replay(args: argparse.Namespace) -> int:
         from streaming_agents.replay.report_data import RunInfo
 
         report.run = RunInfo.of_replay(result)
-        report = apply_judge(args, report, f"sqlite://{Path(result.run_dir) / 'judge.sqlite'}")
+        report = apply_judge(
+            args, report, f"sqlite://{Path(result.run_dir).resolve() / 'judge.sqlite'}"
+        )
         print()
         print(render_table(report))
         if args.html:

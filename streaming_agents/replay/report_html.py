@@ -162,9 +162,10 @@ def _usage(r: ComparisonReport) -> str:
     )
     n = max(1, r.matched)
     charts = [
-        grouped_bars("LLM calls", [("calls", p.llm_calls, c.llm_calls),
-                                   ("per input", p.llm_calls / n, c.llm_calls / n)],
-                     axis="LLM calls"),
+        grouped_bars("LLM calls", [("all inputs", p.llm_calls, c.llm_calls)],
+                     axis="LLM calls", width=260),
+        grouped_bars("LLM calls per input", [("per input", p.llm_calls / n, c.llm_calls / n)],
+                     axis="calls per input", width=260),
         grouped_bars("Tokens", [("prompt", p.prompt_tokens, c.prompt_tokens),
                                 ("completion", p.completion_tokens, c.completion_tokens)],
                      axis="tokens"),
@@ -259,6 +260,8 @@ def _only(r: ComparisonReport) -> str:
             f"<td>{_pre(c.production if side == 'production' else c.candidate)}</td></tr>"
             for c in cases[:MAX_CASES_SHOWN]
         )
+        if not rows:
+            return "<p>None.</p>"
         return f"<table><tr><th>key</th><th>input</th><th>{side}</th></tr>{rows}</table>"
 
     return (
@@ -288,23 +291,27 @@ def _timeline_row(e: TimelineEntry) -> str:
 
 
 def _keys(r: ComparisonReport) -> str:
-    def interesting(item: tuple[str, list[TimelineEntry]]) -> tuple[int, str]:
-        return (-sum(e.status != "agree" for e in item[1]), item[0])
+    def changed(entries: list[TimelineEntry]) -> int:
+        return sum(e.status in ("differ", "dead letter") for e in entries)
+
+    def interesting(item: tuple[str, list[TimelineEntry]]) -> tuple[int, int, str]:
+        return (-changed(item[1]), -sum(e.status != "agree" for e in item[1]), item[0])
 
     ranked = sorted(r.timelines.items(), key=interesting)
     blocks = []
     for key, entries in ranked[:MAX_KEYS_SHOWN]:
-        differ = sum(e.status != "agree" for e in entries)
+        differ = changed(entries)
         rows = "".join(_timeline_row(e) for e in entries[:MAX_TIMELINE])
         blocks.append(
             f'<details id="{key_anchor(key)}" class="key"{" open" if differ else ""}>'
-            f"<summary>key <b>{esc(key)}</b>: {len(entries)} inputs, {differ} not agreeing"
+            f"<summary>key <b>{esc(key)}</b>: {len(entries)} inputs, {differ} differ or "
+            "dead-lettered"
             "</summary><table><tr><th>turn</th><th>input at</th><th>input</th>"
             "<th>production</th><th>candidate</th><th>status</th>"
             f"<th>trace ids (production / candidate)</th></tr>{rows}</table></details>"
         )
     more = len(ranked) - MAX_KEYS_SHOWN
-    tail = f"<p class=muted>… {more} more keys (all agree)</p>" if more > 0 else ""
+    tail = f"<p class=muted>… {more} more keys (fewer differences)</p>" if more > 0 else ""
     return (
         f'<section id="keys"><h2>Keys ({len(r.timelines)}): timeline per key</h2>'
         "<p class=muted>Keys with differences first. Trace ids are the audit records' "
