@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from streaming_agents.replay.errors import NoOverlap, SchemaMismatch
@@ -252,6 +252,35 @@ def _timelines(
     return {key: sorted(rows, key=order) for key, rows in sorted(by_key.items())}
 
 
+@dataclass
+class _Scores:
+    """What the matched pairs add up to."""
+
+    production: SideStats = field(default_factory=SideStats)
+    candidate: SideStats = field(default_factory=SideStats)
+    compared: Counter[str] = field(default_factory=Counter)
+    agreed_fields: Counter[str] = field(default_factory=Counter)
+    agreed: int = 0
+    differing: list[Case] = field(default_factory=list)
+    entries: list[TimelineEntry] = field(default_factory=list)
+
+    def add(self, ident: str, p: dict[str, Any], c: dict[str, Any]) -> None:
+        self.production.add(p)
+        self.candidate.add(c)
+        po, co = p.get("output"), c.get("output")
+        diff = _differing_fields(po, co)
+        if diff is not None and isinstance(po, dict) and isinstance(co, dict):
+            for name in set(po) | set(co):
+                self.compared[name] += 1
+                self.agreed_fields[name] += name not in diff
+        case = _case(ident, p, c, diff or ())
+        same = canonical(po) == canonical(co)
+        self.agreed += same
+        if not same:
+            self.differing.append(case)
+        self.entries.append(_entry(case, "agree" if same else "differ", c))
+
+
 def compare_outputs(
     production: list[dict[str, Any]],
     candidate: list[dict[str, Any]],
@@ -274,54 +303,25 @@ def compare_outputs(
     structured = bool(pairs) and all(
         isinstance(p.get("output"), dict) and isinstance(c.get("output"), dict) for _, p, c in pairs
     )
-    prod_stats, cand_stats = SideStats(), SideStats()
-    field_compared: Counter[str] = Counter()
-    field_agreed: Counter[str] = Counter()
-    agreed = 0
-    differing: list[Case] = []
-    entries: list[TimelineEntry] = []
+    scores = _Scores()
     for ident, p, c in pairs:
-        prod_stats.add(p)
-        cand_stats.add(c)
-        po, co = p.get("output"), c.get("output")
-        diff = _differing_fields(po, co)
-        if diff is not None and isinstance(po, dict) and isinstance(co, dict):
-            for name in set(po) | set(co):
-                field_compared[name] += 1
-                field_agreed[name] += name not in diff
-        case = _case(ident, p, c, diff or ())
-        same = canonical(po) == canonical(co)
-        agreed += same
-        if not same:
-            differing.append(case)
-        entries.append(_entry(case, "agree" if same else "differ", c))
-    entries += [_entry(x, "only production", {}) for x in only_p]
+        scores.add(ident, p, c)
+    entries = scores.entries + [_entry(x, "only production", {}) for x in only_p]
     entries += [_entry(x, "only candidate", {}) for x in only_c]
     notes: list[str] = []
     if pairs and not structured and any(isinstance(p.get("output"), dict) for _, p, _c in pairs):
         notes.append("outputs are only partly structured: per-field agreement covers object pairs")
     return ComparisonReport(
-        production_topic=production_topic,
-        candidate_topic=candidate_topic,
-        join=join,
-        production_outputs=len(production),
-        candidate_outputs=len(candidate),
-        matched=len(pairs),
-        agreed=agreed,
-        structured=structured,
-        fields=[
-            FieldAgreement(name, field_compared[name], field_agreed[name])
-            for name in sorted(field_compared)
-        ],
-        differing=differing,
-        only_production=only_p,
-        only_candidate=only_c,
-        production=prod_stats,
-        candidate=cand_stats,
+        production_topic=production_topic, candidate_topic=candidate_topic, join=join,
+        production_outputs=len(production), candidate_outputs=len(candidate),
+        matched=len(pairs), agreed=scores.agreed, structured=structured,
+        fields=[FieldAgreement(name, scores.compared[name], scores.agreed_fields[name])
+                for name in sorted(scores.compared)],
+        differing=scores.differing, only_production=only_p, only_candidate=only_c,
+        production=scores.production, candidate=scores.candidate,
         candidate_dead_letters=len(dead),
         candidate_shadow=bool(candidate) and all(o.get("shadow") is True for o in candidate),
-        run_id=run_id,
-        notes=notes,
+        run_id=run_id, notes=notes,
         production_versions=Counter(_version(o) for o in production),
         candidate_versions=Counter(_version(o) for o in candidate + dead),
         production_models=Counter(m for m in map(_model, production) if m),
@@ -329,7 +329,7 @@ def compare_outputs(
         input_range=input_range(candidate + dead),
         dead_letter_reasons=Counter(str(d.get("reason") or "?") for d in dead),
         timelines=_timelines(entries, dead),
-    )
+    )  # fmt: skip
 
 
 def _case(

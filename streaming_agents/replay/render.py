@@ -46,6 +46,48 @@ def _rows(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _usage_rows(r: ComparisonReport) -> list[list[str]]:
+    p, c, d = r.production, r.candidate, r.deltas
+    rows = [
+        [name, str(getattr(p, attr)), str(getattr(c, attr)), _signed(d[attr])]
+        for name, attr in (
+            ("llm calls", "llm_calls"),
+            ("prompt tokens", "prompt_tokens"),
+            ("completion tokens", "completion_tokens"),
+            ("total tokens", "total_tokens"),
+        )
+    ]
+    rows.append(["cost usd", f"{p.cost_usd:.6f}", f"{c.cost_usd:.6f}", _signed(d["cost_usd"], 6)])
+    rows.append(
+        ["cost usd per input", f"{p.cost_per_input:.6f}", f"{c.cost_per_input:.6f}",
+         _signed(d["cost_per_input_usd"], 6)]
+    )  # fmt: skip
+    for q in (50, 90, 99):
+        rows.append(
+            [f"latency p{q} ms", f"{p.latency(q):.1f}", f"{c.latency(q):.1f}",
+             _signed(d[f"latency_p{q}_ms"], 1)]
+        )  # fmt: skip
+    return rows
+
+
+def _case_rows(r: ComparisonReport, max_cases: int) -> list[str]:
+    judged = r.judge_model is not None
+    more = f" (first {max_cases})" if len(r.differing) > max_cases else ""
+    rows = [
+        [
+            case.key,
+            _short(case.input, 40),
+            ",".join(case.fields) or "-",
+            _short(case.production, 36),
+            _short(case.candidate, 36),
+            *([case.verdict.preference if case.verdict else "-"] if judged else []),
+        ]
+        for case in r.differing[:max_cases]
+    ]
+    head = ["key", "input", "fields", "production", "candidate"] + (["judge"] if judged else [])
+    return ["", f"{len(r.differing)} differing cases{more}:", *_rows(head, rows)]
+
+
 def render_table(report: ComparisonReport, max_cases: int = 10) -> str:
     """The report as plain text for a terminal."""
     r = report
@@ -64,59 +106,11 @@ def render_table(report: ComparisonReport, max_cases: int = 10) -> str:
     rows += [[f"field {f.field}", str(f.compared), str(f.agreed), _pct(f.rate)] for f in r.fields]
     out += _rows(["agreement", "compared", "agreed", "rate"], rows)
     out.append("")
-    p, c, d = r.production, r.candidate, r.deltas
-    usage_rows = [
-        ["llm calls", str(p.llm_calls), str(c.llm_calls), _signed(d["llm_calls"])],
-        ["prompt tokens", str(p.prompt_tokens), str(c.prompt_tokens), _signed(d["prompt_tokens"])],
-        [
-            "completion tokens",
-            str(p.completion_tokens),
-            str(c.completion_tokens),
-            _signed(d["completion_tokens"]),
-        ],
-        ["total tokens", str(p.total_tokens), str(c.total_tokens), _signed(d["total_tokens"])],
-        ["cost usd", f"{p.cost_usd:.6f}", f"{c.cost_usd:.6f}", _signed(d["cost_usd"], 6)],
-        [
-            "cost usd per input",
-            f"{p.cost_per_input:.6f}",
-            f"{c.cost_per_input:.6f}",
-            _signed(d["cost_per_input_usd"], 6),
-        ],
-    ]
-    for pct in (50, 90, 99):
-        usage_rows.append(
-            [
-                f"latency p{pct} ms",
-                f"{p.latency(pct):.1f}",
-                f"{c.latency(pct):.1f}",
-                _signed(d[f"latency_p{pct}_ms"], 1),
-            ]
-        )
-    out += _rows(["usage (matched inputs)", "production", "candidate", "delta"], usage_rows)
+    out += _rows(["usage (matched inputs)", "production", "candidate", "delta"], _usage_rows(r))
     if r.differing:
-        out += [
-            "",
-            f"{len(r.differing)} differing cases"
-            + (f" (first {max_cases})" if len(r.differing) > max_cases else "")
-            + ":",
-        ]
-        judged = r.judge_model is not None
-        case_rows = [
-            [
-                c_.key,
-                _short(c_.input, 40),
-                ",".join(c_.fields) or "-",
-                _short(c_.production, 36),
-                _short(c_.candidate, 36),
-                *([c_.verdict.preference if c_.verdict else "-"] if judged else []),
-            ]
-            for c_ in r.differing[:max_cases]
-        ]
-        head = ["key", "input", "fields", "production", "candidate"]
-        out += _rows(head + (["judge"] if judged else []), case_rows)
+        out += _case_rows(r, max_cases)
     if r.run is not None and r.run.divergences:
         out += ["", f"diverged from the record on {len(r.run.divergences)} keys:"]
         out += [f"  {d.get('description', d.get('key'))}" for d in r.run.divergences[:max_cases]]
-    for note in r.notes:
-        out.append(f"note: {note}")
+    out += [f"note: {note}" for note in r.notes]
     return "\n".join(out)
