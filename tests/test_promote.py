@@ -2,9 +2,12 @@
 
 On a private standalone cluster (free ports, its own run folder): production
 (claims_triage, agent version 1) is submitted with ``streaming-agents submit``;
-a producer writes claims all along.  ``streaming-agents promote claims_triage
---candidate 2`` and then ``streaming-agents rollback claims_triage`` run as new
-processes while claims keep arriving.  Read back ``read_committed``:
+a producer writes claims all along.  The dark launch, ``streaming-agents replay
+--memory production`` of version 2, takes a savepoint of the running job and
+replays from its offsets on its memory: each replayed decision has the turn
+number production gave the same claim.  Then ``streaming-agents promote
+claims_triage --candidate 2`` and ``streaming-agents rollback claims_triage``
+run as new processes while claims keep arriving.  Read back ``read_committed``:
 
 * every claim has exactly one committed decision across the three jobs (none
   lost, none twice), and there are no dead letters;
@@ -91,10 +94,11 @@ class Traffic:
         self._thread.join(30)
 
 
-def _cli(*argv: str) -> str:
-    """``streaming-agents ...`` as a new process; returns the last stdout line (a job id)."""
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    env.pop("STREAMING_AGENTS_AGENT_VERSION", None)
+def _run(argv: tuple[str, ...], extra_env: dict[str, str] | None = None) -> str:
+    """``streaming-agents ...`` as a new process; returns its stdout."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **(extra_env or {})}
+    if not extra_env:
+        env.pop("STREAMING_AGENTS_AGENT_VERSION", None)
     done = subprocess.run(
         [sys.executable, "-m", "streaming_agents.cli.main", *argv],
         capture_output=True,
@@ -104,9 +108,29 @@ def _cli(*argv: str) -> str:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    job_id = done.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"[0-9a-f]{32}", job_id), done.stdout
+    return done.stdout
+
+
+def _cli(*argv: str) -> str:
+    """``streaming-agents ...`` as a new process; returns the job id it prints last."""
+    out = _run(argv)
+    job_id = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"[0-9a-f]{32}", job_id), out
     return job_id
+
+
+def _dark_launch(
+    rest: str, bootstrap: str, topics: dict[str, str], shadow: str, savepoints: Path, llm: str
+) -> str:
+    """``replay --memory production`` of version 2 (a new process); returns its stdout."""
+    argv = ("replay", "--agent", "jobs.claims_triage.job:agent_from_env", "--key", "policy_id")
+    argv += ("--topic", topics["claims"], "--to", "latest", "--shadow-topic", shadow)
+    argv += ("--production-topic", topics["decisions"], "--bootstrap", bootstrap)
+    argv += ("--memory", "production", "--rest", rest, "--savepoint-dir", str(savepoints))
+    argv += ("--production-job", "claims-triage", "--no-progress")
+    env = {"STREAMING_AGENTS_MODEL": "openai/fake-model", "STREAMING_AGENTS_API_BASE": llm}
+    env |= {"STREAMING_AGENTS_API_KEY_ENV": API_KEY_ENV, API_KEY_ENV: "fake-key"}
+    return _run(argv, {**env, "STREAMING_AGENTS_AGENT_VERSION": "2"})
 
 
 def _decisions(bootstrap: str, topic: str) -> list[dict[str, Any]]:
@@ -154,6 +178,16 @@ def test_promote_and_rollback_with_traffic_flowing(
         started = time.monotonic()
         _cli("submit", *job)
         _wait_for(kafka_bootstrap, out, lambda o: len(o) >= 15, 240)
+        shadow = topic_factory("promote-shadow")
+        summary = _dark_launch(
+            private_cluster.rest_url,
+            kafka_bootstrap,
+            topics,
+            shadow,
+            tmp_path / "dark-launch",
+            fake_llm.base_url,
+        )
+        assert "memory start: production's, from savepoint" in summary, summary
         _cli("promote", *job, "--candidate", "2", *switch)
         _wait_for(kafka_bootstrap, out, lambda o: _versions(o)["2"] >= 15, 240)
         before = _versions(_decisions(kafka_bootstrap, out))["1"]
@@ -176,6 +210,11 @@ def test_promote_and_rollback_with_traffic_flowing(
         pattern = "".join(str(o["version"]) for o in mine)
         assert re.fullmatch(r"1*2*1*", pattern), (policy, pattern)
         assert [o["turn"] for o in mine] == list(range(1, len(mine) + 1)), policy
+    turns = {o["output"]["claim_id"]: o["turn"] for o in outputs}
+    dark = [o for o in _decisions(kafka_bootstrap, shadow) if not o.get("dead_letter")]
+    assert dark and {str(o["version"]) for o in dark} == {"2"}
+    assert [o["turn"] for o in dark] == [turns[o["output"]["claim_id"]] for o in dark]
+    assert min(o["turn"] for o in dark) > 1, "the dark launch started on production's memory"
     history = (tmp_path / "savepoints" / "promotions.jsonl").read_text().splitlines()
     actions = [(e["action"], e["from_version"], e["to_version"]) for e in map(json.loads, history)]
     assert actions == [("promote", "", "2"), ("rollback", "2", "")]
