@@ -66,7 +66,7 @@ def _out(
 
 
 def history() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """4 keys x 3 turns; the candidate differs on 3 inputs and dead-letters 2 more."""
+    """4 keys x 3 turns; the outputs differ on 3 inputs; the candidate dead-letters 2 more."""
     prod, cand = [], []
     for key in ("k1", "k2", "k3", "k4"):
         for seq in (1, 2, 3):
@@ -76,7 +76,8 @@ def history() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             cand.append(_out(key, seq, dict(answer), version="2", model="gpt-4.1-mini",
                              latency=200.0 + seq, cost=0.002))  # fmt: skip
     cand[1]["output"] = {"route": "escalate", "risk": 2, "note": "claim 2 mentions fraud"}  # k1#2
-    cand[4]["output"] = {"route": "auto", "risk": 3, "note": "claim 2 looks fine"}  # k2#2
+    prod[4]["output"]["route"] = "escalate"  # k2#2: production escalated, the candidate not
+    cand[4]["output"] = {"route": "auto", "risk": 3, "note": "claim 2 looks fine"}
     cand[8]["output"] = {"route": "auto", "risk": 2, "note": "claim 3 looks okay"}  # k3#3
     for i, reason in ((10, "llm call failed"), (11, "over budget")):  # k4#2, k4#3
         dead = cand[i]
@@ -205,11 +206,11 @@ def test_judge_scores_each_pair_blind_journalled_and_budgeted(
     journal = f"sqlite://{tmp_path / 'judge.sqlite'}"
     judged, stats = judge_report(report, _judge_spec(fake_llm), RUBRIC, journal=journal)
     expected = _expected_verdicts(report)
-    assert expected and set(expected.values()) == {"candidate", "tie"}
+    assert sorted(expected.values()) == ["candidate", "production", "tie"]
     assert {c.identity: c.verdict.preference for c in judged.differing if c.verdict} == expected
     assert all(c.verdict and c.verdict.reason and c.verdict.answered == "called"
                for c in judged.differing)  # fmt: skip
-    assert judged.verdicts == {"production": 0, "candidate": 1, "tie": 2, "not judged": 0}
+    assert judged.verdicts == {"production": 1, "candidate": 1, "tie": 1, "not judged": 0}
     assert (stats.calls, stats.journal_hits) == (3, 0)
     assert fake_llm.stats()["chat_total"] == 3
     # blind: the judge never learns which answer is production's
@@ -229,7 +230,7 @@ def test_judge_scores_each_pair_blind_journalled_and_budgeted(
     ]
     assert {c.verdict.answered for c in again.differing if c.verdict} == {"journal"}
     text = render_table(again)
-    assert "judge verdicts" in text and "candidate 1, production 0, tie 2" in text
+    assert "judge verdicts" in text and "candidate 1, production 1, tie 1" in text
 
 
 def test_judge_budget_stops_judging_and_the_ledger_counts_every_call(
@@ -326,7 +327,7 @@ def test_compare_cli_with_judge_renders_in_headless_chromium(
     )  # fmt: skip
     cli_s = time.monotonic() - started
     assert done.returncode == 0, done.stderr
-    assert "judge verdicts" in done.stdout and "candidate 1, production 0, tie 2" in done.stdout
+    assert "judge verdicts" in done.stdout and "candidate 1, production 1, tie 1" in done.stdout
     assert json.loads(data.read_text())["judge"]["verdicts"]["candidate"] == 1
     assert fake_llm.stats()["chat_total"] == 3
 
@@ -336,6 +337,7 @@ def test_compare_cli_with_judge_renders_in_headless_chromium(
                     "dead-letters", "only", "keys"):  # fmt: skip
         assert re.search(rf'<section id="{section}"', dom), section
     assert 'id="verdicts"' in dom and "judge: better: candidate" in dom
+    assert "judge: better: production" in dom and "judge: tie" in dom
     assert dom.count("<svg") >= 5 and dom.count('<details id="key-') == 4
     png = screenshot(html, tmp_path / "report.png", width=1280, height=1800)
     stats = png_stats(png)
