@@ -9,10 +9,16 @@ properties file (or given as a mapping)::
     sasl.password=${file:/etc/streaming-agents/claims-triage.secret:password}
     ssl.ca.location=/etc/streaming-agents/ca.pem
 
-Secrets (``sasl.password``, ``ssl.truststore.password``) are *references*,
-never values: ``${env:NAME}`` (an environment variable) or
-``${file:/path:key}`` (a key of a properties file, Kafka's FileConfigProvider
-syntax).  A literal secret is a :class:`ConfigError`.  The setting maps to:
+Mutual TLS instead of SASL: ``security.protocol=SSL`` with a client keystore
+(``ssl.keystore.location``, a PKCS12 file holding the client's key and
+certificate chain, and ``ssl.keystore.password``); the broker maps the
+certificate's subject to the principal (``ssl.principal.mapping.rules``).
+
+Secrets (``sasl.password``, ``ssl.truststore.password``,
+``ssl.keystore.password``, ``ssl.key.password``) are *references*, never
+values: ``${env:NAME}`` (an environment variable) or ``${file:/path:key}`` (a
+key of a properties file, Kafka's FileConfigProvider syntax).  A literal
+secret is a :class:`ConfigError`.  The setting maps to:
 
 * :func:`client_properties` -- Java client properties for Flink's
   ``KafkaSource``/``KafkaSink`` and the Table API connector.  References stay
@@ -84,7 +90,12 @@ _PROVIDERS = {
     "file": "org.apache.kafka.common.config.provider.FileConfigProvider",
 }
 _REF = re.compile(r"^\$\{(env|file):([^}:]+)(?::([^}]+))?\}$")
-_SECRET_KEYS = ("sasl.password", "ssl.truststore.password")
+_SECRET_KEYS = (
+    "sasl.password",
+    "ssl.truststore.password",
+    "ssl.keystore.password",
+    "ssl.key.password",
+)
 _KNOWN_KEYS = (
     "security.protocol",
     "sasl.mechanism",
@@ -95,6 +106,10 @@ _KNOWN_KEYS = (
     "ssl.truststore.type",
     "ssl.truststore.password",
     "ssl.endpoint.identification.algorithm",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.keystore.password",
+    "ssl.key.password",
 )
 
 
@@ -169,6 +184,11 @@ class KafkaSecurity:
     truststore_type: str | None = None
     truststore_password: SecretRef | None = None
     endpoint_identification: str | None = None
+    keystore_location: str | None = None
+    """A client keystore (PKCS12: key and certificate chain) for mutual TLS."""
+    keystore_type: str | None = None
+    keystore_password: SecretRef | None = None
+    key_password: SecretRef | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -183,6 +203,12 @@ class KafkaSecurity:
             raise ConfigError(f"sasl.* settings given but security.protocol is {self.protocol}")
         if self.endpoint_identification not in (None, "https", "none", ""):
             raise ConfigError("ssl.endpoint.identification.algorithm must be https or none")
+        if self.keystore_location and not self.uses_tls:
+            raise ConfigError(f"ssl.keystore.* given but security.protocol is {self.protocol}")
+        if bool(self.keystore_location) != (self.keystore_password is not None):
+            raise ConfigError("ssl.keystore.location and ssl.keystore.password go together")
+        if self.keystore_type not in (None, "PKCS12"):
+            raise ConfigError("ssl.keystore.type: only PKCS12 (both client kinds read it)")
 
     @classmethod
     def from_properties(cls, props: Mapping[str, str]) -> KafkaSecurity:
@@ -205,6 +231,10 @@ class KafkaSecurity:
             truststore_type=props.get("ssl.truststore.type") or None,
             truststore_password=refs.get("ssl.truststore.password"),
             endpoint_identification=props.get("ssl.endpoint.identification.algorithm"),
+            keystore_location=props.get("ssl.keystore.location") or None,
+            keystore_type=props.get("ssl.keystore.type") or None,
+            keystore_password=refs.get("ssl.keystore.password"),
+            key_password=refs.get("ssl.key.password"),
         )
 
     def to_properties(self) -> dict[str, str]:
@@ -221,6 +251,12 @@ class KafkaSecurity:
                 self.truststore_password.text() if self.truststore_password else None
             ),
             "ssl.endpoint.identification.algorithm": self.endpoint_identification,
+            "ssl.keystore.location": self.keystore_location,
+            "ssl.keystore.type": self.keystore_type,
+            "ssl.keystore.password": (
+                self.keystore_password.text() if self.keystore_password else None
+            ),
+            "ssl.key.password": self.key_password.text() if self.key_password else None,
         }
         return {k: v for k, v in pairs.items() if v is not None}
 
@@ -426,11 +462,24 @@ def client_properties(
     if security.endpoint_identification is not None:
         value = "" if security.endpoint_identification == "none" else "https"
         props["ssl.endpoint.identification.algorithm"] = value
+    providers |= _java_keystore(security, props)
     if providers:
         props["config.providers"] = ",".join(sorted(providers))
         for name in sorted(providers):
             props[f"config.providers.{name}.class"] = prefix + _PROVIDERS[name]
     return props
+
+
+def _java_keystore(security: KafkaSecurity, props: dict[str, str]) -> set[str]:
+    """The client keystore's Java properties (passwords as references); providers used."""
+    if security.keystore_location is None or security.keystore_password is None:
+        return set()
+    props["ssl.keystore.location"] = security.keystore_location
+    props["ssl.keystore.type"] = security.keystore_type or "PKCS12"
+    props["ssl.keystore.password"] = security.keystore_password.text()
+    key = security.key_password or security.keystore_password
+    props["ssl.key.password"] = key.text()
+    return {security.keystore_password.provider, key.provider}
 
 
 def librdkafka_config(security: KafkaSecurity | None) -> dict[str, str]:
@@ -453,6 +502,9 @@ def librdkafka_config(security: KafkaSecurity | None) -> dict[str, str]:
         )
     if security.endpoint_identification is not None:
         conf["ssl.endpoint.identification.algorithm"] = security.endpoint_identification or "none"
+    if security.keystore_location is not None and security.keystore_password is not None:
+        conf["ssl.keystore.location"] = security.keystore_location
+        conf["ssl.keystore.password"] = security.keystore_password.resolve()
     return conf
 
 

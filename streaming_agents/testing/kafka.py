@@ -90,10 +90,12 @@ group.initial.rebalance.delay.ms=0
 
 # Replaces the listener lines of _SERVER_PROPERTIES for LocalKafka(secure=True).
 _SECURE_LISTENERS = """\
-listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=SASL_SSL://127.0.0.1:{port}
+listeners=SASL_SSL://127.0.0.1:{port},SSL://127.0.0.1:{mport},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=SASL_SSL://127.0.0.1:{port},SSL://127.0.0.1:{mport}
 inter.broker.listener.name=SASL_SSL
-listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+listener.name.ssl.ssl.client.auth=required
+ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT
 sasl.enabled.mechanisms=SCRAM-SHA-512
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 sasl.mechanism.controller.protocol=PLAIN
@@ -192,6 +194,8 @@ class LocalKafka:
             self.controller_port: int = state.get("controller_port") or free_port(self.port)
         else:
             self.port, self.controller_port = port, free_port(port)
+        self.mtls_port: int = int(state.get("mtls_port") or 0)
+        """The mutual-TLS (``SSL``) listener of a secured broker, chosen when it starts."""
 
     @property
     def bootstrap(self) -> str:
@@ -224,6 +228,8 @@ class LocalKafka:
     def _write_state(self, pid: int | None) -> None:
         state: dict[str, Any] = {"pid": pid, "port": self.port}
         state.update(controller_port=self.controller_port, secure=self.secure)
+        if self.secure:
+            state["mtls_port"] = self.mtls_port
         self.state_file.write_text(json.dumps(state))
 
     def _classpath(self) -> str:
@@ -239,8 +245,12 @@ class LocalKafka:
         if self.secure:
             kept = [ln for ln in text.splitlines() if not ln.startswith(_PLAIN_LISTENER_KEYS)]
             tls = broker_tls(self.workdir / "tls")
+            taken = (0, self.port, self.controller_port)
+            while self.mtls_port in taken or not _port_free(self.mtls_port):
+                self.mtls_port = free_port(self.port)
             secure = _SECURE_LISTENERS.format(
                 port=self.port,
+                mport=self.mtls_port,
                 cport=self.controller_port,
                 admin=self._admin_password(),
                 keystore=tls.keystore,
@@ -280,6 +290,29 @@ class LocalKafka:
             username=user,
             password=password,
             ca_location=str(self.ca_pem),
+        )
+
+    @property
+    def mtls_bootstrap(self) -> str:
+        """``host:port`` of the secured broker's mutual-TLS listener (after :meth:`start`)."""
+        if not self.secure or not self.mtls_port:
+            raise InfrastructureError("mtls_bootstrap needs a started LocalKafka(secure=True)")
+        return f"127.0.0.1:{self.mtls_port}"
+
+    def mtls_security(self, user: str) -> KafkaSecurity:
+        """Mutual TLS as ``User:<user>``: a client certificate ``CN=<user>`` signed by the CA.
+
+        For :attr:`mtls_bootstrap`; the keystore password is a reference to a
+        0600 secret file.  ACLs for ``User:<user>`` are given as for SCRAM users.
+        """
+        from streaming_agents.testing.kafka_tls import client_keystore
+
+        store, password = client_keystore(self.workdir / "tls", user)
+        return KafkaSecurity(
+            protocol="SSL",
+            ca_location=str(self.ca_pem),
+            keystore_location=str(store),
+            keystore_password=password,
         )
 
     @property
@@ -582,6 +615,8 @@ def _main(argv: list[str] | None = None) -> int:
             props = broker.admin_security.to_properties()
             path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
             print(f"KAFKA_SECURITY={path}  # the admin's setting (references its secret file)")
+            if broker.mtls_port:
+                print(f"KAFKA_MTLS_BOOTSTRAP={broker.mtls_bootstrap}  # client certificates")
         return 0
     if args.command == "down":
         broker.stop()

@@ -5,6 +5,11 @@ A private CA (``ca.pem``, what clients trust) signs the broker's certificate
 ``DNS:localhost`` so clients verify the host name).  The store password is
 random, kept in ``store.secret`` (mode 0600) and handed to ``keytool``
 through its environment, never on a command line.  Made once per folder.
+
+Mutual TLS: the CA's keystore (``ca.p12``, 0600) is kept so that
+:func:`client_keystore` can issue client certificates (``CN=<user>``, the
+broker maps that to ``User:<user>``) in PKCS12 keystores of their own, each
+with a random password in a 0600 secret file (a reference, as everywhere).
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from streaming_agents.connectors.security import SecretRef, write_secret_file
 from streaming_agents.errors import InfrastructureError
 from streaming_agents.runtime.environment import java_home
 
-__all__ = ["BrokerTls", "broker_tls"]
+__all__ = ["BrokerTls", "broker_tls", "client_keystore"]
 
 _STOREPASS_ENV = "SA_TLS_STOREPASS"
 _VALIDITY_DAYS = "3650"
@@ -54,7 +60,7 @@ def broker_tls(folder: Path) -> BrokerTls:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     secret = folder / "store.secret"
     ca_pem, keystore = folder / "ca.pem", folder / "broker.p12"
-    if secret.exists() and ca_pem.exists() and keystore.exists():
+    if secret.exists() and ca_pem.exists() and keystore.exists() and (folder / "ca.p12").exists():
         return BrokerTls(ca_pem, keystore, secret.read_text().strip())
     for stale in ("ca.p12", "ca.pem", "broker.p12", "broker.csr", "broker.pem"):
         (folder / stale).unlink(missing_ok=True)
@@ -80,7 +86,40 @@ def broker_tls(folder: Path) -> BrokerTls:
              "-file", "ca.pem", "-noprompt")  # fmt: skip
     _keytool(folder, password, "-importcert", "-keystore", "broker.p12", "-alias", "broker",
              "-file", "broker.pem")  # fmt: skip
-    for done in ("ca.p12", "broker.csr"):  # the CA key is not needed again
-        (folder / done).unlink()
-    keystore.chmod(0o600)
+    (folder / "broker.csr").unlink()
+    for private in (keystore, folder / "ca.p12"):  # ca.p12 signs client certificates
+        private.chmod(0o600)
     return BrokerTls(ca_pem, keystore, password)
+
+
+def client_keystore(folder: Path, user: str) -> tuple[Path, SecretRef]:
+    """A client keystore for ``user`` (``CN=<user>``, signed by the CA of ``folder``).
+
+    Returns the PKCS12 file and a reference to its password (a 0600 secret
+    file beside it).  Made once per user.
+    """
+    tls = broker_tls(folder)
+    if not user.replace("-", "").replace("_", "").isalnum():
+        raise InfrastructureError(f"client certificate name {user!r}: letters, digits, - and _")
+    store, secret = folder / f"client-{user}.p12", folder / f"client-{user}.secret"
+    ref = SecretRef("file", str(secret.resolve()), "password")
+    if store.exists() and secret.exists():
+        return store, ref
+    password = secrets.token_hex(16)
+    write_secret_file(secret, password)
+    key = ("-keyalg", "EC", "-groupname", "secp256r1", "-validity", _VALIDITY_DAYS)
+    name, csr, pem = store.name, f"client-{user}.csr", f"client-{user}.pem"
+    _keytool(folder, password, "-genkeypair", "-keystore", name, "-storetype", "PKCS12",
+             "-alias", "client", "-dname", f"CN={user}", *key)  # fmt: skip
+    _keytool(folder, password, "-certreq", "-keystore", name, "-alias", "client",
+             "-file", csr)  # fmt: skip
+    _keytool(folder, tls.store_password, "-gencert", "-keystore", "ca.p12", "-alias", "ca",
+             "-infile", csr, "-outfile", pem, "-rfc", "-validity", _VALIDITY_DAYS,
+             "-ext", "EKU=clientAuth")  # fmt: skip
+    _keytool(folder, password, "-importcert", "-keystore", name, "-alias", "ca",
+             "-file", "ca.pem", "-noprompt")  # fmt: skip
+    _keytool(folder, password, "-importcert", "-keystore", name, "-alias", "client",
+             "-file", pem)  # fmt: skip
+    (folder / csr).unlink()
+    store.chmod(0o600)
+    return store, ref
