@@ -2,8 +2,10 @@
 
 * :func:`replay` -- run an agent version over a bounded slice of a topic
   (:class:`ReplayRange`) into a shadow topic, side effects fenced, optionally
-  answering from a copy of a production journal (deterministic re-run, with a
-  divergence report where the prompts changed);
+  answering from a production journal read where it is, Kafka or SQLite
+  (deterministic re-run, with a divergence report where the prompts changed);
+* :func:`streaming_agents.replay.history.reconstruct` -- time travel: one key's
+  memory at a past decision, rebuilt from the input and the journal, no LLM call;
 * :func:`shadow` -- run a candidate on the live topic beside production;
 * :func:`compare` -- join production and candidate outputs by input and
   report agreement, per-field agreement, differing cases, token, cost and
