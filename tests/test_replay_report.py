@@ -256,6 +256,43 @@ def test_judge_budget_stops_judging_and_the_ledger_counts_every_call(
     assert spent_tokens == stats.prompt_tokens + stats.completion_tokens > 0
 
 
+def test_unusable_judge_replies_are_not_judged_with_the_reason_and_not_kept(
+    fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    prod, cand = history()
+    report = compare_outputs(prod, cand)
+    fake_llm.configure(
+        {"rules": [{"match": "k3-3", "reply": "I prefer A."}, {"match": "k2-2", "status": 400}]}
+    )
+    journal = f"sqlite://{tmp_path / 'judge.sqlite'}"
+    judged, stats = judge_report(report, _judge_spec(fake_llm), RUBRIC, journal=journal)
+    verdicts = {c.key: c.verdict for c in judged.differing if c.verdict}
+    assert verdicts["k1"].preference == "candidate"
+    assert verdicts["k2"].preference == "not judged"
+    assert verdicts["k2"].reason.startswith("judge call failed")
+    assert verdicts["k3"].preference == "not judged"
+    assert verdicts["k3"].reason.startswith("reply does not fit the schema")
+    assert (stats.calls, stats.failed) == (2, 1)
+    fake_llm.configure({})  # a working judge: the failed call is made again, the rest is kept
+    fake_llm.reset()
+    _, again = judge_report(report, _judge_spec(fake_llm), RUBRIC, journal=journal)
+    assert (again.calls, again.journal_hits) == (1, 2)
+
+
+def test_cli_judge_options_need_a_rubric_and_a_production_topic(capsys: Any) -> None:
+    from streaming_agents.cli.main import main
+
+    base = ["replay", "--agent", "x:y", "--topic", "t", "--shadow-topic", "s"]
+    assert main([*base, "--judge-model", "openai/fake-judge"]) == 2
+    assert "--judge-model need --production-topic" in capsys.readouterr().err
+    assert main(["compare", "--bootstrap", "127.0.0.1:1", "--production", "p", "--candidate",
+                 "c", "--judge-model", "openai/fake-judge"]) == 2  # fmt: skip
+    assert "needs --rubric" in capsys.readouterr().err
+    assert main(["compare", "--production", "p", "--candidate", "c", "--judge-model", "m",
+                 "--rubric", "no-such-rubric.txt"]) == 2  # fmt: skip
+    assert "rubric file 'no-such-rubric.txt' not found" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- browser
 
 

@@ -32,7 +32,7 @@ from streaming_agents.cli.job_options import add_security_argument, security_of
 from streaming_agents.cli.memory_options import add_memory_arguments, memory_savepoint, range_start
 from streaming_agents.connectors.broker import check_broker
 from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
-from streaming_agents.replay.judge import add_judge_arguments, apply_judge
+from streaming_agents.replay.judge import add_judge_arguments, apply_judge, judge_options
 
 __all__ = ["add_replay_commands", "run_compare", "run_replay", "run_shadow"]
 
@@ -212,6 +212,7 @@ def run_replay(args: argparse.Namespace) -> int:
         from streaming_agents.errors import ConfigError
 
         raise ConfigError("--html/--judge-model need --production-topic (outputs to compare with)")
+    judge_options(args)  # bad --judge-* options fail now, not after the replay
     ratio = max_dead_letter_ratio(args)
     agent = load_agent(args.agent)
     bootstrap, security = _resolve_bootstrap(args)
@@ -313,6 +314,7 @@ def run_shadow(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     from streaming_agents.replay import compare, render_html, render_table
 
+    judge_options(args)  # bad --judge-* options fail before the topics are read
     bootstrap, security = _resolve_bootstrap(args)
     report = compare(
         bootstrap,

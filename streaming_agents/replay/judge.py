@@ -95,9 +95,15 @@ class JudgeStats:
 
 
 def load_rubric(value: str) -> str:
-    """The rubric: the text of the file ``value`` names, else ``value`` itself."""
+    """The rubric: the text of the file ``value`` names, else ``value`` itself.
+
+    A single word that is not a file is taken for a mistyped file name.
+    """
     path = Path(value).expanduser()
-    text = path.read_text(encoding="utf-8") if len(value) < 4096 and path.is_file() else value
+    is_file = len(value) < 4096 and path.is_file()
+    if not is_file and value.strip() and not any(ch.isspace() for ch in value.strip()):
+        raise ConfigError(f"rubric file {value!r} not found (or give the rubric's text)")
+    text = path.read_text(encoding="utf-8") if is_file else value
     if not text.strip():
         raise ConfigError("the judge's rubric is empty")
     return text.strip()
