@@ -11,7 +11,9 @@ savepoint is available; the standalone-cluster path takes real savepoints in
    given), starts each key with production's memory and reproduces production's
    outputs 100 % with 0 LLM calls (the fake LLM's counter does not move); the
    summary and ``to_dict`` say which memory start was used.
-2. The same replay of the same range from empty memory differs on every one of
+2. A live ``shadow(memory_from=checkpoint)`` starts at the same offsets on the
+   same memory and, calling the (deterministic) fake LLM, gives the same outputs.
+3. The same replay of the same range from empty memory differs on every one of
    those (multi-turn) outputs and has to call the model.
 """
 
@@ -27,7 +29,7 @@ from agent_support import echo_agent, events
 
 from streaming_agents import SqliteJournal
 from streaming_agents.pipeline import AgentPipeline
-from streaming_agents.replay import ReplayRange, replay
+from streaming_agents.replay import ReplayRange, replay, shadow
 from streaming_agents.runtime.environment import local_env
 from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.kafka import consume_committed, produce
@@ -58,7 +60,7 @@ def _by_input(outputs: list[dict[str, Any]]) -> dict[tuple[str, int], Any]:
 
 
 def _shadow_outputs(bootstrap: str, topic: str, run_id: str) -> list[dict[str, Any]]:
-    records = consume_committed(bootstrap, topic, expected=KEYS * TURNS, linger_s=1)
+    records = consume_committed(bootstrap, topic, expected=KEYS * TURNS, linger_s=1, timeout_s=180)
     docs = [json.loads(m.value()) for m in records]
     return [d for d in docs if d["replay"]["run"] == run_id and not d.get("dead_letter")]
 
@@ -128,6 +130,23 @@ def test_replay_on_production_memory_reproduces_production(
     start = on_memory.to_dict()["memory_start"]
     assert start["kind"] == "savepoint" and start["agent_uid"] == f"agent-{agent.name}"
     assert start["offsets"] == {"0": KEYS * TURNS}
+
+    live = shadow(
+        agent,
+        bootstrap=kafka_bootstrap,
+        topic=prod_in,
+        key_field="k",
+        shadow_topic=topic_factory("live"),
+        memory_from=savepoint,
+        production_topic=prod_out,
+        run_dir=tmp_path / "runs",
+    )
+    try:
+        shadowed = _by_input(_shadow_outputs(kafka_bootstrap, live.shadow_topic, live.run_id))
+    finally:
+        live.stop()
+    assert live.memory_start.offsets == {0: KEYS * TURNS}
+    assert shadowed == second_half, "the live shadow on production's memory agrees"
 
     empty = replay(
         agent,

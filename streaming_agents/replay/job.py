@@ -530,6 +530,7 @@ class ShadowRun:
     group_id: str
     journal_path: str
     job_client: Any
+    memory_start: MemoryStart = field(default_factory=MemoryStart)
 
     @property
     def job_id(self) -> str:
@@ -570,6 +571,7 @@ def shadow(
     checkpoint_interval_ms: int = 1000,
     audit_topic: str | None = None,
     security: KafkaSecurity | None = None,
+    memory_from: str | Path | None = None,
 ) -> ShadowRun:
     """Start ``agent`` on the live ``topic`` beside production; outputs go to ``shadow_topic``.
 
@@ -579,6 +581,9 @@ def shadow(
     journal, fences side effects and marks every output ``"shadow": true``;
     ``audit_topic`` (optional) receives its audit records; ``security`` is the
     Kafka client-security setting of every client (readers, source, sinks).
+    ``memory_from`` (a production savepoint) starts each key with production's
+    memory, as in :func:`replay`; ``starting="latest"`` (the default) then means
+    the savepoint's offsets of ``topic``, so memory and input line up.
     """
     from streaming_agents.connectors.kafka import exactly_once_sink
 
@@ -600,13 +605,14 @@ def shadow(
     run_path = _run_dir(run_dir, run_id)
     group = group_id or f"sa-shadow-{agent.name}-{agent.version}"
     journal = _run_journal(run_path, run_id, None)
-    env = _env("streaming", checkpoint_interval_ms)
+    memory, start_at = _shadow_memory(agent, topic, starting, memory_from)
+    env = _env("streaming", checkpoint_interval_ms, memory.flink_config(run_id))
     pipeline = AgentPipeline.from_kafka(
         env,
         bootstrap,
         topic,
         group,
-        starting=starting if isinstance(starting, int) else f"{starting}-offset",
+        starting=start_at,
         security=security,
         name=f"shadow:{topic}",
     )
@@ -621,9 +627,29 @@ def shadow(
         bootstrap=bootstrap,
         audit_topic=audit_topic,
         security=security,
+        uid=memory.agent_uid,
     )
     stream.sink_to(
         exactly_once_sink(bootstrap, shadow_topic, f"sa-shadow-{run_id}", security=security)
     )
     client = env.execute_async(f"shadow {agent.name}@{agent.version} {run_id}")
-    return ShadowRun(run_id, shadow_topic, group, str(run_path / "journal.sqlite"), client)
+    journal_path = str(run_path / "journal.sqlite")
+    return ShadowRun(run_id, shadow_topic, group, journal_path, client, memory)
+
+
+def _shadow_memory(
+    agent: Agent[Any],
+    topic: str,
+    starting: Literal["latest", "earliest"] | int,
+    memory_from: str | Path | None,
+) -> tuple[MemoryStart, str | int | dict[int, int]]:
+    """How a shadow's memory starts and where its source starts reading."""
+    start_at = starting if isinstance(starting, int) else f"{starting}-offset"
+    if memory_from is None:
+        return MemoryStart(), start_at
+    memory = MemoryStart.from_savepoint(memory_from, agent.name)
+    if starting != "latest":
+        return memory, start_at
+    assert memory.savepoint is not None
+    offsets = savepoint_offsets(memory.savepoint, topic)
+    return memory.with_offsets(offsets), offsets
