@@ -164,6 +164,7 @@ def add_replay_commands(subparsers: Any) -> None:
     sp.add_argument("--duration", type=float, default=None, metavar="SECONDS")
     sp.add_argument("--capacity", type=int, default=100)
     add_dead_letter_argument(sp)
+    add_memory_arguments(sp)
     _bootstrap(sp)
     sp.set_defaults(handler=run_shadow)
 
@@ -288,9 +289,11 @@ def run_shadow(args: argparse.Namespace) -> int:
         capacity=args.capacity,
         audit_topic=args.audit_topic,
         security=security,
+        memory_from=memory_savepoint(args, agent.name),
     )
     print(
-        f"shadow {run.run_id}: job {run.job_id}, group {run.group_id} -> {run.shadow_topic}",
+        f"shadow {run.run_id}: job {run.job_id}, group {run.group_id} -> {run.shadow_topic}; "
+        f"memory start: {run.memory_start.describe()}",
         file=sys.stderr,
     )
     deadline = None if args.duration is None else time.monotonic() + args.duration
