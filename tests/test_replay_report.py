@@ -262,7 +262,13 @@ def test_unusable_judge_replies_are_not_judged_with_the_reason_and_not_kept(
     prod, cand = history()
     report = compare_outputs(prod, cand)
     fake_llm.configure(
-        {"rules": [{"match": "k3-3", "reply": "I prefer A."}, {"match": "k2-2", "status": 400}]}
+        {
+            "rules": [
+                {"match": ".", "json": {"route": "approve"}},  # the agents' rule: not the judge's
+                {"match": "k3-3", "reply": "I prefer A.", "model": "fake-judge"},
+                {"match": "k2-2", "status": 400, "model": "openai/fake-judge"},
+            ]
+        }
     )
     journal = f"sqlite://{tmp_path / 'judge.sqlite'}"
     judged, stats = judge_report(report, _judge_spec(fake_llm), RUBRIC, journal=journal)

@@ -75,7 +75,10 @@ class Rule(BaseModel):
     or ``fault`` (``timeout`` / ``malformed``).  ``after_tool``: ``None`` = the
     rule applies whatever the last message is (tool_calls rules: only when the
     last message is not a ``tool`` message); ``True`` = only right after a tool
-    result; ``False`` = never right after a tool result.
+    result; ``False`` = never right after a tool result.  ``model``: ``None`` = the
+    rule applies to every model but the deterministic judge (``fake-judge``);
+    a name = only to requests for that model (any provider prefix), so a test can
+    script the judge's failures without touching the agents' replies.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -86,6 +89,7 @@ class Rule(BaseModel):
     status: int | None = Field(default=None, ge=400, le=599)
     fault: Literal["timeout", "malformed"] | None = None
     after_tool: bool | None = None
+    model: str | None = None
 
     @field_validator("match")
     @classmethod
@@ -409,7 +413,7 @@ class Script:
             (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
         )
         after_tool = bool(messages) and messages[-1].get("role") == "tool"
-        rule = self._match(last_user, after_tool)
+        rule = self._match(last_user, after_tool, body.get("model"))
         content: str | None = None
         tool_calls: list[dict[str, Any]] | None = None
         if rule is not None and rule.status is not None:
@@ -468,8 +472,13 @@ class Script:
             },
         )
 
-    def _match(self, last_user: str, after_tool: bool) -> Rule | None:
+    def _match(self, last_user: str, after_tool: bool, model: Any) -> Rule | None:
+        name = model.rsplit("/", 1)[-1] if isinstance(model, str) else ""
         for pattern, rule in self._rules:
+            if (rule.model or "").rsplit("/", 1)[-1] != name and (
+                rule.model is not None or name == FAKE_JUDGE
+            ):
+                continue  # a rule for another model; the judge only takes rules naming it
             if rule.tool_calls is not None and after_tool:
                 continue
             if rule.after_tool is not None and rule.after_tool != after_tool:
