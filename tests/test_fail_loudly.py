@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -124,3 +125,37 @@ def test_bounded_run_with_an_unreachable_llm_fails_loudly(
     failed = [ln for ln in done.stderr.splitlines() if ln.startswith("streaming-agents: failed:")]
     assert len(failed) == 1, done.stderr[-3000:]
     assert re.search(r"claims-triage: \d of \d+ events dead-lettered", failed[0]), failed
+
+
+def test_unbounded_run_stopped_with_ctrl_c_says_it_was_mostly_dead_letters(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """An unbounded run never ends by itself: Ctrl-C gives the verdict line, exit 130."""
+    from streaming_agents.testing.kafka import consume_committed, create_topics
+
+    suffix = uuid.uuid4().hex[:8]
+    topics = {"claims": f"loud-u-claims-{suffix}", "decisions": f"loud-u-dec-{suffix}"}
+    topics["dlq"] = f"loud-u-dlq-{suffix}"
+    create_topics(kafka_bootstrap, topics.values())
+    env = {**os.environ, "DEAD_KEY": "sk-dead"}
+    run = subprocess.Popen(
+        [*CLI, "run", "claims_triage", "--sample", "4", "--create-topics",
+         "--bootstrap", kafka_bootstrap, "--model", "openai/x",
+         "--api-base", f"http://127.0.0.1:{_closed_port()}/v1", "--api-key-env", "DEAD_KEY",
+         *(f"--topic={r}={t}" for r, t in topics.items())],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # the job commits its dead letters at a checkpoint: wait for them, then Ctrl-C
+        dead = consume_committed(kafka_bootstrap, topics["dlq"], expected=4, timeout_s=240)
+        assert len(dead) == 4
+        run.send_signal(signal.SIGINT)
+        _out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err[-3000:]
+    verdict = [ln for ln in err.splitlines() if "events dead-lettered" in ln]
+    assert len(verdict) == 1, err[-3000:]
+    assert re.search(r"claims-triage: 4 of 4 events dead-lettered", verdict[0]), verdict
+    assert "interrupted" in err

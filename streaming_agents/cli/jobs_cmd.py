@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from streaming_agents.cli.failures import (
+    MostlyDeadLettered,
     add_dead_letter_argument,
     check_dead_letters,
     max_dead_letter_ratio,
@@ -48,6 +49,7 @@ from streaming_agents.cli.job_options import (
     security_of,
     topic_overrides,
 )
+from streaming_agents.cli.signals import interrupts_ignored
 from streaming_agents.errors import ConfigError, InfrastructureError, UserError
 
 __all__ = ["ENTRY_MODULE", "add_job_commands", "entry_main", "entry_parser"]
@@ -210,7 +212,7 @@ def run_job(args: argparse.Namespace) -> int:
         check_broker(bootstrap_of(args), 10.0, **librdkafka_config(security))
         prepare_topics(args, entry, topics)
         outputs = _output_topics(spec, topics)
-        before = _end_offsets(bootstrap_of(args), outputs, security) if args.bounded else {}
+        before = _end_offsets(bootstrap_of(args), outputs, security)
         assert model is not None
         env = build_job_env(args, spec, topics, model, checkpoint_ms=2000, state_backend="hashmap")
         name = args.job_name or spec.name
@@ -219,6 +221,10 @@ def run_job(args: argparse.Namespace) -> int:
         started = time.monotonic()
         try:
             env.execute(name)
+        except KeyboardInterrupt:  # an unbounded run ends here: its verdict, then exit 130
+            with interrupts_ignored():
+                _verdict_on_stop(name, bootstrap_of(args), outputs, before, security, ratio)
+            raise
         except Exception as exc:  # py4j wraps the Java failure; keep its root cause
             raise InfrastructureError(f"the Flink job failed: {root_cause(exc)}") from exc
         progress(f"{name} finished in {time.monotonic() - started:.1f} s")
@@ -250,6 +256,22 @@ def _check_outputs(
         return
     progress(f"{total} records written ({len(reasons)} dead letters)")
     check_dead_letters(name, total, reasons, ratio)
+
+
+def _verdict_on_stop(
+    name: str,
+    bootstrap: str,
+    outputs: dict[str, bool],
+    before: dict[str, dict[int, int]],
+    security: Any,
+    ratio: float,
+) -> None:
+    """Ctrl-C ended an unbounded run: say in one line if most of what it committed was
+    dead letters (the exit code stays the interrupt's 130)."""
+    try:
+        _check_outputs(name, bootstrap, outputs, before, security, ratio)
+    except MostlyDeadLettered as exc:
+        print(f"streaming-agents: {exc}", file=sys.stderr, flush=True)
 
 
 def _output_topics(spec: Any, topics: dict[str, str]) -> dict[str, bool]:
