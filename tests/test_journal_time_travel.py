@@ -281,3 +281,7 @@ def test_history_rebuilds_memory_at_an_offset_with_no_llm_call(
     assert other.returncode == 1, other.stderr[-3000:]
     assert "the journal has no answer" in other.stderr and "no LLM was called" in other.stderr
     assert fake_llm.stats()["chat_total"] == 0
+
+    absent = [*argv[:-4], "--journal", f"{production.journal}-absent", "--job", JOB_NAME]
+    missing = _cli(absent, production.env, production.root)
+    assert missing.returncode == 2 and "no journal topic" in missing.stderr, missing.stderr

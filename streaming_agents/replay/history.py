@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from streaming_agents.agent import Agent, LLMRequest, LLMResult
 from streaming_agents.errors import ConfigError, RuntimeFailure
 from streaming_agents.journal.base import ResultCache
-from streaming_agents.journal.factory import open_reader
+from streaming_agents.journal.factory import open_reader, request_log
 from streaming_agents.memory import Memory
 from streaming_agents.runtime.audit import EventTrace
 from streaming_agents.runtime.events import Limits, Rejected, decode
@@ -260,4 +260,11 @@ def reconstruct(
     if not events:
         raise ConfigError(f"no event of key {key!r} (field {key_field!r}) at or before that point")
     reader = open_reader(journal, agent=agent.name, version=agent.version)
+    log = request_log(reader)
+    if log is not None:  # a missing file or topic is a user error, before any event
+        try:
+            log.last_request_seq()
+        except ConfigError:
+            reader.close()
+            raise
     return asyncio.run(_run(agent, reader, key, events))
