@@ -239,11 +239,19 @@ def open_journal(
                         properties=props)  # fmt: skip
 
 
-def open_reader(uri: str, *, agent: str, version: str = ANY_VERSION) -> ResultCache:
+def open_reader(
+    uri: str,
+    *,
+    agent: str,
+    version: str = ANY_VERSION,
+    properties: Mapping[str, Any] | None = None,
+) -> ResultCache:
     """The production journal ``uri`` names, read-only (see the module docstring).
 
     Its scope is the URI's ``scope`` (a job) with ``agent`` and ``version``
-    (default: every version), or every scope without one.
+    (default: every version), or every scope without one.  ``properties``:
+    librdkafka settings of a Kafka reader (a client's ``--kafka-security``),
+    over the worker's.
     """
     parsed = _parse(as_journal_uri(uri))
     job = parsed.query.get("scope")
@@ -263,7 +271,8 @@ def open_reader(uri: str, *, agent: str, version: str = ANY_VERSION) -> ResultCa
     partitions = _number(parsed, "partitions", DEFAULT_PARTITIONS)
     assert partitions is not None
     return KafkaJournal(parsed.location, topic, scope=scope, partitions=int(partitions),
-                        properties=kafka_properties(parsed.query), read_only=True,
+                        properties={**kafka_properties(parsed.query), **dict(properties or {})},
+                        read_only=True,
                         since_ms=int(since))  # fmt: skip
 
 

@@ -259,7 +259,10 @@ def reconstruct(
     events = _select(records, key, key_field, at_offset, at_time_ms, Limits())
     if not events:
         raise ConfigError(f"no event of key {key!r} (field {key_field!r}) at or before that point")
-    reader = open_reader(journal, agent=agent.name, version=agent.version)
+    from streaming_agents.connectors.security import librdkafka_config
+
+    props = librdkafka_config(security) if security is not None else None
+    reader = open_reader(journal, agent=agent.name, version=agent.version, properties=props)
     log = request_log(reader)
     if log is not None:  # a missing file or topic is a user error, before any event
         try:

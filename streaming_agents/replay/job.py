@@ -134,10 +134,17 @@ def _run_journal(run_path: Path, run_id: str, production: str | None) -> Journal
 class _Logs:
     """The run's own request log and production's (read-only), opened on the client."""
 
-    def __init__(self, spec: JournalSpec, agent: Agent[Any]) -> None:
+    def __init__(
+        self, spec: JournalSpec, agent: Agent[Any], security: KafkaSecurity | None
+    ) -> None:
+        from streaming_agents.connectors.security import librdkafka_config
+
         self._own = open_journal(spec.uri, agent=agent.name, version=agent.version, job=spec.job)
+        props = librdkafka_config(security) if security is not None else None
         self._production = (
-            None if spec.read_from is None else open_reader(spec.read_from, agent=agent.name)
+            None
+            if spec.read_from is None
+            else open_reader(spec.read_from, agent=agent.name, properties=props)
         )
 
     @property
@@ -397,7 +404,7 @@ def replay(
     run_path = _run_dir(run_dir, run_id)
     spec = _run_journal(run_path, run_id, _production_uri(journal))
     journal_given = spec.read_from is not None
-    logs = _Logs(spec, agent)
+    logs = _Logs(spec, agent, security)
     try:  # fail before the job when production's journal cannot be read
         since = logs.own.last_request_seq()
         if logs.production is not None:
@@ -465,7 +472,7 @@ def replay(
     dead = sum(1 for doc in written if doc.get("dead_letter") is True)
     if progress:
         bar.finish(len(written) - dead)
-    logs = _Logs(spec, agent)
+    logs = _Logs(spec, agent, security)
     try:
         own, production = logs.own, logs.production
         made = len(own.recorded_requests(agent=agent.name, kind="llm", after_seq=since))
