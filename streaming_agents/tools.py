@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError, create_model
 from streaming_agents.errors import ConfigError
 from streaming_agents.secret_refs import ToolSecrets, check_secret_ref
 
-__all__ = ["Tool", "tool"]
+__all__ = ["Tool", "ToolSecrets", "tool"]
 
 
 @dataclass(frozen=True)

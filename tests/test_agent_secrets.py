@@ -272,6 +272,19 @@ def test_a_call_worker_gets_the_reference_never_the_key(tmp_path: Path) -> None:
     assert sent[0]["api_key"] == values["key a"] and API_KEY_REF_ARG not in sent[0]
 
 
+def test_an_mcp_server_holds_references_only(tmp_path: Path) -> None:
+    from streaming_agents.mcp_tools import MCPServer
+
+    values, refs = secret_files(tmp_path, "mcp")
+    server = MCPServer(command=("crm-mcp",), secrets={"CRM_TOKEN": refs["crm"]})
+    assert server.secret_refs() == (("CRM_TOKEN", refs["crm"]),)
+    assert values["crm"].encode() not in cloudpickle.dumps(server)
+    hash(server)  # still a frozen, hashable value
+    with pytest.raises(ConfigError, match="never the secret itself") as caught:
+        MCPServer(url="http://x", bearer_token_ref="tok-en:123/pasted")
+    assert "pasted" not in str(caught.value)
+
+
 def test_tools_without_secrets_are_unchanged() -> None:
     @tool
     def plain(x: int) -> int:

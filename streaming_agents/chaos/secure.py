@@ -18,13 +18,14 @@
    kafka://.../J`` (a new process) submits the job; half the claims are
    produced, the first decisions awaited, the TaskManager killed with
    ``kill -9`` and a new one started, then the other half produced;
-4. checks: every valid claim decided exactly once (read_committed), every
+4. the job is stopped with a savepoint (``flink stop``);
+5. checks: every valid claim decided exactly once (read_committed), every
    invalid one dead-lettered once; the journal topic has records; the SCRAM,
    admin and keystore passwords and the API key are in none of the cluster's
-   files (logs, checkpoints, blobs, temp), the submit output, the REST views of
+   files (logs, checkpoints, the savepoint, blobs, temp), the submit output, the REST views of
    the job, or the records of the output, dead-letter and journal topics
-   (probe: the scan sees the TaskManager log's Kafka client configs, which
-   show ``sasl.jaas.config = [hidden]``).
+   (probes: the scan sees the TaskManager log's Kafka client configs, which
+   show ``sasl.jaas.config = [hidden]``, and a key of the savepoint's state).
 
 Exit status 0 when every check holds; the figures and failed checks are printed.
 """
@@ -44,6 +45,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from streaming_agents.chaos.cluster import ChaosCluster
 from streaming_agents.chaos.secrets import Hit, find_bytes, find_files
@@ -58,6 +60,25 @@ __all__ = ["SecureRun", "main", "run_secure_crash"]
 
 API_KEY_ENV = "FAKE_LLM_API_KEY"
 AGENT = "claims-triage"
+
+
+class _PatientCluster(ChaosCluster):
+    """The chaos cluster with a restart strategy that waits for the replacement TaskManager.
+
+    The project's ``fixed-delay`` 3 x 2 s gives up before a new TaskManager
+    registers on a loaded machine (seen at load ~35: ``NoResourceAvailable``
+    three times, job FAILED); a crash test is about recovery, so 30 attempts.
+    """
+
+    def render_conf(self) -> Path:
+        conf = super().render_conf()
+        path = conf / "config.yaml"
+        text = path.read_text()
+        patient = re.sub(r"(fixed-delay:\n\s+attempts:) 3\b", r"\1 30", text)
+        if patient == text:
+            raise InfrastructureError("flink-conf/config.yaml: no fixed-delay attempts to raise")
+        path.write_text(patient)
+        return conf
 
 
 @dataclass
@@ -144,7 +165,7 @@ def run_secure_crash(run_dir: Path, n_claims: int = 24, log: Any = print) -> Sec
         password = f"cr'a\"sh-{tag}"
         security = kafka.add_agent(access, password, run_dir / "secrets")
         client_file = write_security_file(run_dir / "agent.properties", security)
-        cluster = ChaosCluster(run_dir / "flink", extra_env={
+        cluster = _PatientCluster(run_dir / "flink", extra_env={
             API_KEY_ENV: api_key, KAFKA_SECURITY_ENV: str(client_file)})  # fmt: skip
         cluster.up()
         argv = ["claims_triage", "--rest", cluster.rest_url, "--bootstrap", kafka.bootstrap,
@@ -182,7 +203,8 @@ def run_secure_crash(run_dir: Path, n_claims: int = 24, log: Any = print) -> Sec
         result.decided = Counter(json.loads(m.value())["output"]["claim_id"] for m in decisions)
         result.dead_letters, result.journal_records = len(dead), len(journal)
         rest = _rest_views(cluster, job_id)
-        cluster.cancel(job_id)
+        savepoint = Path(urlparse(cluster.stop_with_savepoint(job_id)).path)
+        key = json.loads(decisions[0].value())["key"]  # a key held in the savepoint's state
         secrets = {
             "scram password": password,
             "admin password": kafka.admin_secret.resolve(),
@@ -191,10 +213,12 @@ def run_secure_crash(run_dir: Path, n_claims: int = 24, log: Any = print) -> Sec
         }
         hits: list[Hit] = find_bytes("submit output", submit_output.encode(), secrets)
         cluster.down()
-        probes = {"masked jaas": "sasl.jaas.config = [hidden]"}
+        probes = {"masked jaas": "sasl.jaas.config = [hidden]", "state probe": key}
         file_hits, result.files_scanned = find_files([cluster.run_dir], {**secrets, **probes})
         hits += file_hits
         seen = {h.name for h in file_hits}
+        in_savepoint = {h.name for h in file_hits if h.where.startswith(str(savepoint))}
+        result.check("state probe" in in_savepoint, "probe: the scan sees the savepoint's state")
         result.check("masked jaas" in seen, "probe: the TaskManager log shows the clients' config")
         for path, body in rest.items():
             hits += find_bytes(f"REST {path}", body, secrets)
