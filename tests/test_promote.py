@@ -7,7 +7,10 @@ a producer writes claims all along.  The dark launch, ``streaming-agents replay
 replays from its offsets on its memory: each replayed decision has the turn
 number production gave the same claim.  Then ``streaming-agents promote
 claims_triage --candidate 2`` and ``streaming-agents rollback claims_triage``
-run as new processes while claims keep arriving.  Read back ``read_committed``:
+run as new processes while claims keep arriving; before them, ``promote
+--candidate 9`` (a version the job does not have) fails with exit 2 after
+stopping production, which is started again from that savepoint.  Read back
+``read_committed``:
 
 * every claim has exactly one committed decision across the three jobs (none
   lost, none twice), and there are no dead letters;
@@ -94,8 +97,8 @@ class Traffic:
         self._thread.join(30)
 
 
-def _run(argv: tuple[str, ...], extra_env: dict[str, str] | None = None) -> str:
-    """``streaming-agents ...`` as a new process; returns its stdout."""
+def _run(argv: tuple[str, ...], extra_env: dict[str, str] | None = None, expect: int = 0) -> str:
+    """``streaming-agents ...`` as a new process; returns its stdout (stderr if it failed)."""
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **(extra_env or {})}
     if not extra_env:
         env.pop("STREAMING_AGENTS_AGENT_VERSION", None)
@@ -107,8 +110,8 @@ def _run(argv: tuple[str, ...], extra_env: dict[str, str] | None = None) -> str:
         env=env,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    assert done.returncode == expect, done.stderr[-3000:]
+    return done.stdout if expect == 0 else done.stderr
 
 
 def _cli(*argv: str) -> str:
@@ -188,6 +191,10 @@ def test_promote_and_rollback_with_traffic_flowing(
             fake_llm.base_url,
         )
         assert "memory start: production's, from savepoint" in summary, summary
+        failed = _run(("promote", *job, "--candidate", "9", *switch), expect=2)
+        assert "versions are 1, 2" in failed, failed
+        names = [j["name"] for j in private_cluster.rest("/jobs/overview")["jobs"]]
+        assert names.count("claims-triage") == 2, names  # stopped, and started again
         _cli("promote", *job, "--candidate", "2", *switch)
         _wait_for(kafka_bootstrap, out, lambda o: _versions(o)["2"] >= 15, 240)
         before = _versions(_decisions(kafka_bootstrap, out))["1"]
