@@ -142,6 +142,16 @@ def _verdict(case: Case, result: LLMResult, model: str, answered: str) -> Verdic
     return Verdict("production" if production else "candidate", reply.reason, model, answered)
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    """A pair to pay a call for: its request, the request's digest, its reservation."""
+
+    case: Case
+    request: LLMRequest
+    digest: str
+    reservation: Reservation | None
+
+
 class _Judge:
     """One judging run: client, journal, ledger and counters."""
 
@@ -198,8 +208,8 @@ class _Judge:
                 reservation, tokens, 0.0 if result is None else result.cost_usd
             )
 
-    async def admit(self, case: Case) -> Verdict | Reservation | None:
-        """A verdict from the journal or ``over budget``; else the call's reservation."""
+    async def admit(self, case: Case) -> Verdict | _Admitted:
+        """A verdict from the journal or ``over budget``; else the call to make."""
         request = judge_request(case, self.rubric)
         digest = request_digest(JUDGE_AGENT, case.key, self.spec, request)
         recorded = await self.journal.lookup(case.key, digest)
@@ -210,12 +220,12 @@ class _Judge:
         if reservation is False:
             self.stats.over_budget += 1
             return Verdict("not judged", "over budget", self.spec.model, "")
-        return reservation
+        return _Admitted(case, request, digest, reservation)
 
-    async def call(self, case: Case, reservation: Reservation | None) -> Verdict:
-        """Pay for the judge's answer on ``case``: journalled and recorded before it is used."""
-        request = judge_request(case, self.rubric)
-        digest = request_digest(JUDGE_AGENT, case.key, self.spec, request)
+    async def call(self, admitted: _Admitted) -> Verdict:
+        """Pay for the judge's answer on a pair: journalled and recorded before it is used."""
+        case, request, digest = admitted.case, admitted.request, admitted.digest
+        reservation = admitted.reservation
         try:
             result = await self.client.complete(request)
         except StreamingAgentsError as exc:
@@ -242,9 +252,7 @@ class _Judge:
         """Admit the pairs in order (journal, then budget), then make the calls concurrently."""
         admitted = [await self.admit(case) for case in cases]
         calls = {
-            i: self.call(case, slot)
-            for i, (case, slot) in enumerate(zip(cases, admitted, strict=True))
-            if not isinstance(slot, Verdict)
+            i: self.call(slot) for i, slot in enumerate(admitted) if isinstance(slot, _Admitted)
         }
         paid = dict(zip(calls, await asyncio.gather(*calls.values()), strict=True))
         return [slot if isinstance(slot, Verdict) else paid[i] for i, slot in enumerate(admitted)]
