@@ -57,10 +57,10 @@ lint: install ## ruff + mypy --strict
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 
-bench: install jars ## Benchmarks: prints measured ratios side by side (writes docs/benchmarks.md)
+bench: install jars ## Benchmarks: prints measured ratios side by side, journal backends in (g) (writes docs/benchmarks.md)
 	$(PY) -m scripts.bench
 
-chaos: install jars ## Crash the agent job on a real cluster (TM/JM kill -9, broker restart); prints the exactly-once report
+chaos: install jars ## Crash the agent job on two TaskManagers with their own filesystems, Kafka journal (TM/JM kill -9, broker restart); prints the exactly-once report
 	$(PY) -m streaming_agents.chaos
 
 demo: install jars ## Run the demo job against a local broker and the fake LLM
