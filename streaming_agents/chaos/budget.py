@@ -133,7 +133,7 @@ class _BudgetRun(_Run):
         self.log(f"[{self.now():6.1f}s] agent subtasks on TaskManagers {self.placement}")
 
 
-def run_budget(run_dir: Path, *, budget: int = 6_000, reserve: int = 60, rate: float = 10.0,
+def run_budget(run_dir: Path, *, budget: int = 6_000, reserve: int = 120, rate: float = 10.0,
                tail_s: float = 45.0) -> BudgetFigures:  # fmt: skip
     """One run; never raises for a failed guarantee (see ``errors``)."""
     from streaming_agents.chaos.hosts import hosts_plan

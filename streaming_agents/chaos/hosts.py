@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="instead: one budget at parallelism 2 (Kafka ledger)")  # fmt: skip
     parser.add_argument("--phase-s", type=float, default=20.0, help="--rescale: s per phase")
     parser.add_argument("--budget-tokens", type=int, default=6_000, help="--budget: tokens/h")
-    parser.add_argument("--reserve-tokens", type=int, default=60, help="--budget: per call")
+    parser.add_argument("--reserve-tokens", type=int, default=120, help="--budget: per call")
     args = parser.parse_args(argv)
     other = _other_modes(args)
     if other is not None:
