@@ -104,6 +104,32 @@ def test_replay_journal_answers_from_production_and_writes_its_own(tmp_path: Pat
     own.close()
 
 
+def test_request_log_rows_are_scoped_to_their_job(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    for job, version, digest in (("prod-job", "1", "p1"), ("prod-job", "2", "p2"),
+                                 ("other-job", "1", "o1")):  # fmt: skip
+        journal = open_journal(f"sqlite://{path}", agent="a", version=version, job=job)
+        log = request_log(journal)
+        assert log is not None
+        log.record_request(kind="llm", agent="a", version=version, key="k", turn=1,
+                           digest=digest, body="{}")  # fmt: skip
+        journal.close()
+
+    def digests(uri: str, **kw: str) -> list[str]:
+        reader = open_reader(uri, agent="a", **kw)
+        log = request_log(reader)
+        assert log is not None
+        try:
+            return [row.digest for row in log.recorded_requests(agent="a")]
+        finally:
+            reader.close()
+
+    assert digests(f"sqlite://{path}?scope=prod-job") == ["p1", "p2"]  # every version
+    assert digests(f"sqlite://{path}?scope=prod-job", version="2") == ["p2"]
+    assert digests(f"sqlite://{path}?scope=other-job") == ["o1"]
+    assert digests(str(path)) == ["p1", "p2", "o1"]
+
+
 def test_kafka_reader_creates_nothing_and_reads_old_entries(kafka_bootstrap: str) -> None:
     from streaming_agents.replay.topics import topic_end_offsets
 

@@ -100,6 +100,8 @@ class RecordedRequest:
     body: str
     event: str | None
     ts: float
+    scope: str = ""
+    """The scope label of the journal that recorded it (``job/agent@version``)."""
 
 
 @runtime_checkable
@@ -120,7 +122,11 @@ class ResultCache(Protocol):
 
 @runtime_checkable
 class RequestLog(Protocol):
-    """What each agent sent for each key and turn, in one order per log."""
+    """What each agent sent for each key and turn, in one order per log.
+
+    Rows are recorded under the journal's scope; a scoped journal lists only
+    its scope's rows (an unscoped one: every row).
+    """
 
     def record_request(
         self,

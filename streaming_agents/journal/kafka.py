@@ -263,7 +263,8 @@ class KafkaJournal:
     ) -> None:
         """Append a request row (not awaited: a debugging record, flushed on close)."""
         row = {"kind": kind, "agent": agent, "version": version, "key": key, "turn": int(turn),
-               "digest": digest, "body": body, "event": event, "ts": time.time()}  # fmt: skip
+               "digest": digest, "body": body, "event": event, "ts": time.time(),
+               "scope": "" if self.scope is None else self.scope.label()}  # fmt: skip
         self._producer_ready().send_nowait(self.requests_topic, json.dumps(row).encode())
 
     def recorded_requests(
@@ -292,11 +293,20 @@ class KafkaJournal:
                 row = json.loads(msg.value() or b"{}")
                 if any(v is not None and row.get(k) != v for k, v in wanted.items()):
                     continue
+                if not self._in_scope(str(row.get("scope", ""))):
+                    continue
                 unique = (row["kind"], row["agent"], row["key"], row["turn"], row["digest"])
                 if unique not in seen:
                     seen.add(unique)
                     rows.append(RecordedRequest(seq=int(msg.offset() or 0) + 1, **row))
         return rows
+
+    def _in_scope(self, label: str) -> bool:
+        """Whether a request row recorded under ``label`` is this journal's to list."""
+        if self.scope is None:
+            return True
+        prefix = self.scope.match_prefix()
+        return (label + "\0").startswith(prefix)
 
     def last_request_seq(self) -> int:
         self._setup()

@@ -46,7 +46,7 @@ _DDL = (
     " UNIQUE (kind, agent, key, turn, digest))",
     "CREATE INDEX IF NOT EXISTS requests_by_turn ON requests (agent, key, turn)",
 )
-_REQUEST_COLUMNS = "seq, kind, agent, version, key, turn, digest, body, event, ts"
+_REQUEST_COLUMNS = "seq, kind, agent, version, key, turn, digest, body, event, ts, scope"
 
 
 def _adopt_legacy_table(conn: sqlite3.Connection) -> None:
@@ -61,6 +61,13 @@ def _adopt_legacy_table(conn: sqlite3.Connection) -> None:
             (time.time(),),
         )
         conn.execute("DROP TABLE journal")
+
+
+def _add_request_scope(conn: sqlite3.Connection) -> None:
+    """Give a request log written before rows had a scope its ``scope`` column ('')."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    if "scope" not in columns:
+        conn.execute("ALTER TABLE requests ADD COLUMN scope TEXT NOT NULL DEFAULT ''")
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -122,6 +129,7 @@ class SqliteJournal:
             for statement in _DDL:
                 conn.execute(statement)
             _adopt_legacy_table(conn)
+            _add_request_scope(conn)
             conn.commit()
             self._conn = conn
             self._prune(conn)
@@ -217,9 +225,20 @@ class SqliteJournal:
             db = self._db()
             db.execute(
                 "INSERT OR IGNORE INTO requests"
-                " (kind, agent, version, key, turn, digest, body, event, ts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (kind, agent, version, key, int(turn), digest, body, event, time.time()),
+                " (kind, agent, version, key, turn, digest, body, event, ts, scope)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    kind,
+                    agent,
+                    version,
+                    key,
+                    int(turn),
+                    digest,
+                    body,
+                    event,
+                    time.time(),
+                    self._scope_label,
+                ),
             )
             db.commit()
 
@@ -243,10 +262,25 @@ class SqliteJournal:
         if upto_seq is not None:
             clauses.append("seq <= ?")
             params.append(upto_seq)
-        sql = f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE {' AND '.join(clauses)} ORDER BY seq"
+        scoped = self._has_request_scope()  # a read-only file older than row scopes has none
+        if self.scope is not None and scoped:
+            prefix = self.scope.match_prefix().rstrip("\0")
+            clauses.append("substr(scope, 1, ?) = ?")
+            params.extend((len(prefix), prefix))
+            if self.scope.version != ANY_VERSION:
+                clauses.append("length(scope) = ?")
+                params.append(len(prefix))
+        columns = _REQUEST_COLUMNS if scoped else _REQUEST_COLUMNS.removesuffix(", scope") + ", ''"
+        sql = f"SELECT {columns} FROM requests WHERE {' AND '.join(clauses)} ORDER BY seq"
         with self._lock:
             rows = self._db().execute(sql, params).fetchall()
         return [RecordedRequest(*row) for row in rows]
+
+    def _has_request_scope(self) -> bool:
+        """Whether the request log has its scope column (a read-only old file may not)."""
+        with self._lock:
+            rows = self._db().execute("PRAGMA table_info(requests)").fetchall()
+        return any(row[1] == "scope" for row in rows)
 
     def last_request_seq(self) -> int:
         """The sequence number of the newest request row (0 when there is none)."""

@@ -555,7 +555,7 @@ class ShadowRun:
                 raise
 
     def fenced_calls(self, agent: str) -> list[FencedCall]:
-        store = open_journal(f"sqlite://{self.journal_path}", agent=agent, job=self.run_id)
+        store = open_reader(f"sqlite://{self.journal_path}", agent=agent)
         try:
             log = request_log(store)
             return [] if log is None else fenced_calls(log, agent, 0)
