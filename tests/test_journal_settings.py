@@ -51,6 +51,19 @@ def test_cli_journal_option_and_its_deprecated_alias(tmp_path: Path) -> None:
             journal_setting(_args("--journal", bad))
 
 
+def test_submit_hands_the_journal_uri_to_the_entry_point(tmp_path: Path) -> None:
+    from streaming_agents.cli.cluster_cmd import _entry_args
+    from streaming_agents.cli.jobs_cmd import entry_parser
+    from streaming_agents.cli.main import build_parser
+
+    uri = "kafka://b1:9092/agents-journal"
+    args = build_parser().parse_args(["submit", "supply_chain", "--journal", uri])
+    entry = _entry_args(args, tmp_path)
+    assert entry[entry.index("--journal") + 1] == uri
+    parsed = entry_parser().parse_args(entry)
+    assert journal_setting(parsed) == uri
+
+
 def _production_sqlite(path: Path) -> None:
     prod = open_journal(f"sqlite://{path}", agent="a", version="1", job="prod-job")
     asyncio.run(prod.append("k", "d1", LLMResult(content="paid in production")))
