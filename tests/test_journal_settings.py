@@ -165,3 +165,25 @@ def test_kafka_reader_creates_nothing_and_reads_old_entries(kafka_bootstrap: str
     reader.close()
     assert topic_end_offsets(kafka_bootstrap, topic) == before
     assert as_journal_uri(uri) == uri
+
+
+def test_time_travel_sees_a_keys_events_in_production_order() -> None:
+    """Offset order within a partition even when record times go backwards; the point bounds."""
+    import json
+
+    from streaming_agents.replay.history import _select
+    from streaming_agents.replay.topics import TopicRecord
+    from streaming_agents.runtime.events import Limits
+
+    def rec(partition: int, offset: int, ts: int, key: str) -> tuple[str, TopicRecord]:
+        value = json.dumps({"k": key, "at": [partition, offset]}).encode()
+        return "in", TopicRecord(partition, offset, ts, value)
+
+    records = [rec(0, 2, 50, "a"), rec(0, 0, 100, "a"), rec(0, 1, 10, "a"), rec(1, 0, 20, "a")]
+    records += [rec(1, 1, 5, "b"), ("in", TopicRecord(0, 3, 60, b"not json"))]
+    found = _select(records, "a", "k", None, None, Limits())
+    assert [(e.partition, e.offset) for e in found] == [(1, 0), (0, 0), (0, 1), (0, 2)]
+    upto = _select(records, "a", "k", 1, None, Limits())
+    assert [(e.partition, e.offset) for e in upto] == [(1, 0), (0, 0), (0, 1)]
+    before = _select(records, "a", "k", None, 20, Limits())
+    assert [(e.partition, e.offset) for e in before] == [(0, 1), (1, 0)]  # record time <= 20

@@ -20,7 +20,8 @@ factory.open_reader`), scoped to production's job, agent and version.
 What it assumes: the agent (``--agent``) is the version production ran;
 production keyed events by ``key_field`` and saw a key's events in the
 order of their input offsets (one partition per key, as keyed producers
-write them); no memory TTL expired in between.  Entries older than the
+write them; events of several partitions or topics are merged by record
+time); no memory TTL expired in between.  Entries older than the
 journal's retention are gone, which shows as a gap.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
 import json
 from collections import deque
 from collections.abc import Sequence
@@ -194,7 +196,12 @@ def _select(
             continue
         if key_of(envelope["e"], path, limits.max_key_chars) == key:
             chosen.append(KeyEvent(topic, rec.partition, rec.offset, rec.timestamp_ms, rec.value))
-    return sorted(chosen, key=lambda e: (e.timestamp_ms, e.topic, e.partition, e.offset))
+    # Offset order within a partition (what production saw), partitions merged by time.
+    groups: dict[tuple[str, int], list[KeyEvent]] = {}
+    for ev in chosen:
+        groups.setdefault((ev.topic, ev.partition), []).append(ev)
+    ordered = [sorted(g, key=lambda e: e.offset) for _, g in sorted(groups.items())]
+    return list(heapq.merge(*ordered, key=lambda e: e.timestamp_ms))
 
 
 def _outcome(completion: Any) -> tuple[str, list[Any]]:
