@@ -101,7 +101,10 @@ def test_sql_script_runs_on_a_cluster_whose_workers_lack_the_dependencies(
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"{sql_cluster.rest_url}/jobs/overview", timeout=10) as response:
         jobs = json.loads(response.read())["jobs"]
-    assert [j["state"] for j in jobs] == ["FINISHED"], jobs  # ran there, once, no failure
+    assert [j["state"] for j in jobs] == ["FINISHED"], jobs  # ran there, once
+    with opener.open(f"{sql_cluster.rest_url}/jobs/{jobs[0]['jid']}/exceptions", timeout=10) as r:
+        history = json.loads(r.read())
+    assert not history.get("exceptionHistory", {}).get("entries"), history  # no failure, ever
     print(f"sql --rest on bare workers: {took:.1f} s")
 
 

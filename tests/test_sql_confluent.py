@@ -110,7 +110,9 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
     assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr
     assert "LiteLLM" not in result.stdout + result.stderr, "no LiteLLM debug lines"
-    assert result.stdout.count("submitted job") == 2, result.stdout  # the CTAS and the INSERT
+    assert result.stdout.count("] submitted job") == 2, result.stdout  # the CTAS and the INSERT
+    # the CTAS reads a Kafka JSON table: a companion job writes its dead letters
+    assert "] dead letters of claims: submitted job" in result.stdout, result.stdout
 
     by_id = {c["claim_id"]: c for c in claims}
     rows = _rows(kafka_bootstrap, reviewed, len(claims))

@@ -46,10 +46,8 @@ class JsonSources:
         )
 
     def build_read(self, statement: Statement) -> None:
-        """Build the decoding stand-ins of the tables ``statement`` reads (once each)."""
+        """Build the decoding stand-ins of the tables ``statement`` reads (in its mode)."""
         for source in self.read_by(statement, ""):
-            if source.built:
-                continue
             try:
                 source.build(self.t_env)
             except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types

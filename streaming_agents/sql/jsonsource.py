@@ -77,7 +77,7 @@ class JsonSource:
     watermark: tuple[str, str] | None
     name_token: Token
     token: str = ""
-    built: bool = False
+    builds: int = 0
 
     def _hidden(self, what: str) -> str:
         return re.sub(r"\W", "_", f"sa_{what}_{self.token}_{self.name}")
@@ -88,7 +88,8 @@ class JsonSource:
 
     @property
     def decoded_view(self) -> str:
-        return self._hidden("decoded")
+        """The decoded rows of the latest build (each reading statement gets its own)."""
+        return self._hidden(f"decoded{self.builds}")
 
     @property
     def sink_table(self) -> str:
@@ -188,13 +189,19 @@ class JsonSource:
     def build(self, t_env: Any) -> None:
         """Create the reading stand-ins in ``t_env`` (``token`` names them per session).
 
-        Built when a statement first reads the table: a table only written to
-        (often without a group id or startup mode) never gets a source.
+        Built for each statement that reads the table, after the statement's
+        Python execution mode is set (PyFlink fixes an operator's mode when it
+        is built: thread mode for agents, process mode for ``AI_COMPLETE``);
+        the view ``t`` is then replaced by one over the new decoded rows.  A
+        table only written to (often without a group id or startup mode)
+        never gets a source.
         """
         from pyflink.table import Schema
 
-        t_env.execute_sql(self.raw_ddl())
-        t_env.execute_sql(self.dlq_ddl())
+        if self.builds == 0:
+            t_env.execute_sql(self.raw_ddl())
+            t_env.execute_sql(self.dlq_ddl())
+        self.builds += 1
         fields = self.transport()
         row_type = SqlType("ROW", fields=tuple(fields))
         decoder = DecodeRecords(
@@ -229,8 +236,8 @@ class JsonSource:
         view = t_env.sql_query(
             f"SELECT {columns} FROM {quote(self.decoded_view)} WHERE {quote(DEAD_COLUMN)} IS NULL"
         )
+        t_env.drop_temporary_view(self.name)
         t_env.create_temporary_view(self.name, view)
-        self.built = True
 
     def _extra_order(self) -> list[tuple[str, str]]:
         """(raw column, metadata key) of every metadata column, in transport order."""

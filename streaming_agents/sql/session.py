@@ -249,7 +249,9 @@ class SqlSession:
             )
         self._refuse_unsupported(statement)
         self.catalog.note_function(statement)
-        self.json.build_read(statement)
+        if self.json.read_by(statement, ""):
+            self._set_mode([statement])  # before the decoding operators are built
+            self.json.build_read(statement)
         text, uses = self._rewrite(statement)
         kind = "query" if words[0] in ("SELECT", "WITH", "VALUES") else "statement"
         if words[0] == "INSERT" or words[:2] == ["EXECUTE", "INSERT"] or ctas(statement):
@@ -337,6 +339,28 @@ class SqlSession:
 
     # -- Kafka JSON sources (see streaming_agents.sql.jsonsource) -----------------------------
 
+    def _set_mode(self, statements: list[Statement]) -> None:
+        """Set the Python execution mode ``_run`` will set for these statements' job.
+
+        Read from the statements before their rewrite: ``AI_RUN_AGENT`` or an agent
+        view -> thread, a completion function or view -> process, else unchanged.
+        """
+        names = {
+            ident_value(t).lower()
+            for s in statements
+            for t in s.tokens
+            if t.kind in ("ident", "qident")
+        }
+        agents = {v.lower() for v in self._agent_views} | {"ai_run_agent"}
+        completions = {
+            *(v.lower() for v in (*self._completion_views, *self._functions.values())),
+            *("ai_complete", "ai_embedding", "ml_predict", "ai_tool_invoke"),
+        }
+        if names & agents:
+            self.t_env.get_config().set(_MODE, "thread")
+        elif names & completions:
+            self.t_env.get_config().set(_MODE, "process")
+
     def _companion(self, statement: Statement, sources: list[JsonSource]) -> None:
         """A job writing the dead letters of the JSON sources a SELECT or CTAS reads."""
         number = statement.number
@@ -383,6 +407,8 @@ class SqlSession:
         statement_set = self.t_env.create_statement_set()
         agents = completions = False
         sources: list[JsonSource] = []
+        if any(self.json.read_by(item, "") for item in inner):
+            self._set_mode(inner)  # before the decoding operators are built
         for item in inner:
             self._refuse_unsupported(item)
             self.json.build_read(item)
