@@ -2,7 +2,11 @@
 
 Usage: ``python -m scripts.bench [--quick] [--no-write] [size flags]`` (see ``--help``);
 ``--only f`` (or ``--only replay-stream``) runs one section, e.g. the bounded
-"replay that streams" runs (time to first output, checkpoint durations).
+"replay that streams" runs (time to first output, checkpoint durations);
+``--only g`` (or ``--only journal``) the journal backends side by side (no
+journal, SQLite, Kafka on a local broker this run starts, then the same events
+again answered from Kafka).  A run of ``g`` alone with writing on replaces only
+its own block of ``docs/benchmarks.md``.
 Every workload runs in a child process (``scripts.bench_jobs``) against one
 fake LLM subprocess; the driver measures it from outside (``scripts.bench_probe``)
 and writes the table to ``docs/benchmarks.md``.
@@ -22,12 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from scripts.bench_probe import Probe, ProbeResult, dir_size
-from scripts.bench_report import Row, Run, goals, render, write_doc
+from scripts.bench_report import (
+    Row,
+    Run,
+    goals,
+    journal_section,
+    render,
+    splice_section,
+    write_doc,
+)
 from streaming_agents.testing.fake_llm import FakeLLM
 
 KEY_ENV = "FAKE_LLM_API_KEY"
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["a", "b", "c", "d", "e", "f"]
+SECTIONS = ["a", "b", "c", "d", "e", "f", "g"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,8 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--only",
         nargs="+",
-        choices=[*SECTIONS, "replay-stream"],
-        help="run only these sections (replay-stream = f)",
+        choices=[*SECTIONS, "replay-stream", "journal"],
+        help="run only these sections (replay-stream = f, journal = g)",
     )
     ap.add_argument(
         "--stream-checkpoint-ms",
@@ -82,6 +94,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="(f): before = the operator without back-pressure (its old end-of-input drain) "
         "and aligned checkpoints; after = back-pressure and unaligned checkpoints, as replays run",
     )
+    ap.add_argument(
+        "--journal-capacity", type=int, default=500, help="C of (g), the journal backends"
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument(
@@ -89,7 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = ap.parse_args(argv)
     if args.only:
-        only = {"f" if s == "replay-stream" else s for s in args.only}
+        aliases = {"replay-stream": "f", "journal": "g"}
+        only = {aliases.get(s, s) for s in args.only}
         args.skip = [s for s in SECTIONS if s not in only]
     quick = args.quick
     args.keys = args.keys or (200 if quick else 1000)
@@ -197,7 +213,34 @@ def measure(a: argparse.Namespace, bench: Bench) -> list[Row]:
         rows += _scale(a, bench)
     if "f" not in a.skip:
         rows += _replay_stream(a, bench)
+    if "g" not in a.skip:
+        rows += _journals(a, bench)
     return rows
+
+
+def _journals(a: argparse.Namespace, bench: Bench) -> list[Row]:
+    """(g) no journal, SQLite, Kafka at L and C, then the same events answered from Kafka."""
+    from streaming_agents.testing.kafka import LocalKafka
+
+    c, lat = a.journal_capacity, a.latency_ms
+    sqlite = str(bench.work / "journal" / "g.sqlite")
+    kafka = LocalKafka(bench.work / "kafka")
+    kafka.start()
+    try:
+        topic = f"kafka://{kafka.bootstrap}/bench-journal-{time.time_ns()}?scope=bench"
+        rows = [
+            _operator_row(bench, a, f"g run_agent, no journal, C={c}", c, lat),
+            _operator_row(bench, a, f"g run_agent, SQLite journal, C={c}", c, lat, journal=sqlite),
+            _operator_row(bench, a, f"g run_agent, Kafka journal, C={c}", c, lat, journal=topic),
+        ]
+        again = _operator_row(
+            bench, a, "g same events again: journal hits read from Kafka", c, lat, journal=topic
+        )
+    finally:
+        kafka.stop()
+    if again.run.probe.requests != 0 or bench.fake.stats()["requests_total"] != 0:
+        raise RuntimeError(f"the Kafka journal re-run reached the fake LLM: {again.run.probe}")
+    return [*rows, again]
 
 
 def _replay_stream(a: argparse.Namespace, bench: Bench) -> list[Row]:
@@ -319,7 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(details)
     print(goal_table)
-    if not args.no_write:
+    section = journal_section(rows, before, after)
+    if section:
+        print(section)
+    if not args.no_write and set(args.skip) == set(SECTIONS) - {"g"}:
+        splice_section(Path(args.out), section)  # only (g) ran: replace only its block
+        print(f"wrote (g) into {args.out}")
+    elif not args.no_write:
         write_doc(
             Path(args.out),
             command.strip(),
@@ -329,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             table,
             details,
             goal_table,
+            section,
         )
         print(f"wrote {args.out}")
     return 0

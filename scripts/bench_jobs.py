@@ -176,7 +176,9 @@ def _operator(p: dict[str, Any]) -> dict[str, Any]:
         raw = [e[:-1] + extra_fields for e in raw]
     source = env.from_collection(raw, type_info=Types.STRING())
     keyed = source.key_by(json_key("k"), key_type=Types.STRING())
-    journal = SqliteJournal(p["journal"]) if p.get("journal") else NullJournal()
+    journal: Any = NullJournal()
+    if p.get("journal"):  # a URI (kafka://..., resolved on the worker) or a SQLite file
+        journal = p["journal"] if "://" in p["journal"] else SqliteJournal(p["journal"])
     agent = _agent(p)
     if "backlog_per_capacity" in p:  # 0: the operator without back-pressure (the old drain)
         from streaming_agents.runtime import operator

@@ -10,7 +10,7 @@ from typing import Any
 
 from scripts.bench_probe import ProbeResult
 
-__all__ = ["Row", "Run", "goals", "render", "write_doc"]
+__all__ = ["Row", "Run", "goals", "journal_section", "render", "splice_section", "write_doc"]
 
 
 @dataclass
@@ -127,7 +127,89 @@ def goals(rows: list[Row]) -> str:
                 f"| >= 40x the synchronous map | {row.label} | {times:,.0f}x | "
                 f"{'yes' if times >= 40 else 'no'} |"
             )
+    kafka_ratio = _journal_ratio(rows, "Kafka journal")
+    if kafka_ratio is not None:
+        lines.append(
+            f"| Kafka journal >= 0.9 of no journal | (g) at C={rows[-1].capacity} | "
+            f"{kafka_ratio:.2f} | {'yes' if kafka_ratio >= 0.9 else 'no'} |"
+        )
     return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def _journal_ratio(rows: list[Row], name: str) -> float | None:
+    """(g): el/s of the ``name`` row over the no-journal row of the same run."""
+    g = {r.label.split(", ")[1]: r for r in rows if r.section == "g" and ", " in r.label}
+    plain, row = g.get("no journal"), g.get(name)
+    if plain is None or row is None or not plain.rate:
+        return None
+    return row.rate / plain.rate
+
+
+SECTION_G = ("<!-- bench section g: begin -->", "<!-- bench section g: end -->")
+
+
+def journal_section(rows: list[Row], before: dict[str, str], after: dict[str, str]) -> str:
+    """(g) as its own Markdown block: the journal backends side by side, and the re-run."""
+    g = [r for r in rows if r.section == "g"]
+    if not g:
+        return ""
+    lines = [
+        SECTION_G[0],
+        "## Journal backends (g)",
+        "",
+        f"`python -m scripts.bench --only g` (part of `make bench`); {before['date']}, "
+        f"code {before['code']}; load average (1/5/15 min) {before['load']} at start, "
+        f"{after['load']} at end (nproc {before['nproc']}). Rows of one run, in this order.",
+        "",
+        "| workload | C | L ms | events | el/s | vs no journal | CPU ms/event | LLM requests |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    plain = g[0]
+    for row in g:
+        rate = _f(row.rate, "{:,.1f}") + (" (outputs)" if row.by_outputs else "")
+        vs = row.rate / plain.rate if plain.rate and not row.by_outputs else None
+        lines.append(
+            f"| {row.label} | {row.capacity} | {row.latency_ms:g} | {row.events:,} | {rate} | "
+            f"{_f(vs, '{:.2f}')} | {row.cpu_ms:.2f} | {row.run.probe.requests:,} |"
+        )
+    lines.append("")
+    for name in ("SQLite journal", "Kafka journal"):
+        ratio = _journal_ratio(rows, name)
+        if ratio is not None:
+            goal = (
+                f" (goal >= 0.9: {'met' if ratio >= 0.9 else 'not met'})" if "Kafka" in name else ""
+            )
+            lines.append(f"- {name} / no journal, el/s: {ratio:.2f}{goal}.")
+    again = g[-1]
+    r = again.run.result
+    lines.append(
+        f"- The same {again.events:,} events again with the Kafka journal: "
+        f"{again.run.probe.requests} LLM requests (asserted 0); outputs from first to last in "
+        f"{r.get('out_last', 0.0) - r.get('out_first', 0.0):.1f} s "
+        f"({again.rate:,.0f} el/s), {r.get('wall_s', 0.0):.1f} s for the whole job "
+        f"(mini-cluster start and the reads of the journal topic's 32 partitions included)."
+    )
+    lines.append(
+        "- CPU ms/event is the figure that survives load: when the load average exceeds the "
+        "cores, el/s mostly measures the CPU share each run got."
+    )
+    lines.append(SECTION_G[1])
+    return "\n".join(lines)
+
+
+def splice_section(path: Path, section: str) -> None:
+    """Replace (g)'s block in ``path`` (or insert it before the method notes), keep the rest."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    begin, end = SECTION_G
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    elif "## How it is measured" in text:
+        head, rest = text.split("## How it is measured", 1)
+        text = head + section + "\n\n## How it is measured" + rest
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
 
 
 def _cpu_budget(rows: list[Row], op: Row, plain: Row) -> str:
@@ -305,6 +387,12 @@ METHOD = """\
   operator emits them; checkpoints from Flink REST (an unfinished one is reported with the
   time it had been open when last polled). `python -m scripts.bench --only f --no-write`
   runs just this section.
+- (g) journal backends: the operator workload (1,000 keys x 10 events, L, C=500 by default,
+  `--journal-capacity`) with no journal, a SQLite journal (a temp file) and the Kafka journal
+  (`kafka://<broker>/<topic>?scope=bench`, a single local KRaft broker this run starts: acks=all
+  on one replica), one after the other in one run; then the same events again with the same
+  Kafka journal: every call is answered from the topic (the fake LLM must see zero requests,
+  asserted). `python -m scripts.bench --only g` replaces only this block of the doc.
 - **call workers**: rows with "N call workers" run `run_agent(..., llm_processes=N)`: the litellm
   calls go to N worker processes (`streaming_agents/llm/call_pool.py`), children of the JVM, so
   their CPU is in the measured tree. In process, litellm shares the embedded interpreter (one
@@ -324,6 +412,7 @@ def write_doc(
     table: str,
     details: str,
     goal_table: str = "",
+    sections: str = "",
 ) -> None:
     facts = (
         f"- command: `make bench` (= `{command}`, `LITELLM_LOCAL_MODEL_COST_MAP=True`)\n"
@@ -341,6 +430,7 @@ def write_doc(
             if goal_table
             else ""
         )
+        + (f"{sections}\n\n" if sections else "")
         + METHOD
     )
     path.parent.mkdir(parents=True, exist_ok=True)
