@@ -141,102 +141,146 @@ def _rest_views(cluster: ChaosCluster, job_id: str) -> dict[str, bytes]:
     return views
 
 
-def run_secure_crash(run_dir: Path, n_claims: int = 24, log: Any = print) -> SecureRun:
-    """One run (see the module doc); every process it starts is stopped before it returns."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    result, started, tag = SecureRun(), time.monotonic(), uuid.uuid4().hex[:8]
-    spec = load_job("claims_triage").spec
-    assert spec.sample is not None and spec.fake_rules is not None
-    kafka = LocalKafka(run_dir / "kafka", secure=True)
-    llm = FakeLLM()
-    api_key = f"sk-LEAKCHECK-{tag}"
-    cluster: ChaosCluster | None = None
-    try:
-        kafka.start()
-        llm.start()
-        llm.configure({"rules": spec.fake_rules()})
-        admin = kafka.admin_security
-        topics = {role: f"sec-crash-{role}-{tag}" for role in spec.topics}
-        create_topics(kafka.bootstrap, list(topics.values()), partitions=2, security=admin)
-        journal_topic = f"sec-crash-journal-{tag}"
-        access = access_for_agent(spec, AGENT, principal=f"User:triage-{tag}", topics=topics,
-                                  journal_topics=[journal_topic])  # fmt: skip
-        password = f"cr'a\"sh-{tag}"
-        security = kafka.add_agent(access, password, run_dir / "secrets")
-        client_file = write_security_file(run_dir / "agent.properties", security)
-        cluster = _PatientCluster(run_dir / "flink", extra_env={
-            API_KEY_ENV: api_key, KAFKA_SECURITY_ENV: str(client_file)})  # fmt: skip
-        cluster.up()
-        argv = ["claims_triage", "--rest", cluster.rest_url, "--bootstrap", kafka.bootstrap,
-                "--kafka-security", str(client_file), "--model", "openai/claims-triage-fake",
-                "--api-base", llm.base_url, "--api-key-env", API_KEY_ENV, "--checkpoint-ms",
-                "1000", "--journal", f"kafka://{kafka.bootstrap}/{journal_topic}?partitions=2",
-                "--parallelism", "1"]  # fmt: skip
-        for role, name in topics.items():
+class _Crash:
+    """The live parts of one run and its steps (see the module doc)."""
+
+    def __init__(self, run_dir: Path, result: SecureRun, log: Any) -> None:
+        self.run_dir, self.result, self.log = run_dir, result, log
+        self.tag = uuid.uuid4().hex[:8]
+        self.spec = load_job("claims_triage").spec
+        self.kafka = LocalKafka(run_dir / "kafka", secure=True)
+        self.llm = FakeLLM()
+        self.api_key = f"sk-LEAKCHECK-{self.tag}"
+        self.password = f"cr'a\"sh-{self.tag}"
+        self.cluster: ChaosCluster | None = None
+        self.topics = {role: f"sec-crash-{role}-{self.tag}" for role in self.spec.topics}
+        self.journal_topic = f"sec-crash-journal-{self.tag}"
+
+    def start(self) -> ChaosCluster:
+        """Broker, fake LLM, topics, the agent's principal under its derived ACLs, cluster."""
+        assert self.spec.fake_rules is not None
+        self.kafka.start()
+        self.llm.start()
+        self.llm.configure({"rules": self.spec.fake_rules()})
+        bootstrap, admin = self.kafka.bootstrap, self.kafka.admin_security
+        create_topics(bootstrap, list(self.topics.values()), partitions=2, security=admin)
+        principal = f"User:triage-{self.tag}"
+        access = access_for_agent(self.spec, AGENT, principal=principal, topics=self.topics,
+                                  journal_topics=[self.journal_topic])  # fmt: skip
+        security = self.kafka.add_agent(access, self.password, self.run_dir / "secrets")
+        self.client_file = write_security_file(self.run_dir / "agent.properties", security)
+        env = {API_KEY_ENV: self.api_key, KAFKA_SECURITY_ENV: str(self.client_file)}
+        self.cluster = _PatientCluster(self.run_dir / "flink", extra_env=env)
+        self.cluster.up()
+        return self.cluster
+
+    def submit(self, cluster: ChaosCluster) -> tuple[str, str]:
+        """``streaming-agents submit`` as a new process; the job id and its output."""
+        journal = f"kafka://{self.kafka.bootstrap}/{self.journal_topic}?partitions=2"
+        argv = ["claims_triage", "--rest", cluster.rest_url, "--bootstrap", self.kafka.bootstrap,
+                "--kafka-security", str(self.client_file), "--model", "openai/claims-triage-fake",
+                "--api-base", self.llm.base_url, "--api-key-env", API_KEY_ENV,
+                "--checkpoint-ms", "1000", "--journal", journal, "--parallelism", "1"]  # fmt: skip
+        for role, name in self.topics.items():
             argv += ["--topic", f"{role}={name}"]
-        job_id, submit_output = _submit(argv, {})
-        log(f"submitted {job_id} over SASL_SSL as User:triage-{tag}")
+        job_id, output = _submit(argv, {})
+        self.log(f"submitted {job_id} over SASL_SSL as User:triage-{self.tag}")
         cluster.wait_job(job_id, {"RUNNING"}, timeout_s=120)
-        sample = spec.sample(n_claims, 11)
+        return job_id, output
+
+    def crash(self, cluster: ChaosCluster, n_claims: int) -> tuple[list[Any], list[Any]]:
+        """Half the claims, the first decision, ``kill -9`` of the TaskManager, the rest.
+
+        Returns (decisions, dead letters), read as the admin (read_committed).
+        """
+        assert self.spec.sample is not None
+        bootstrap, admin = self.kafka.bootstrap, self.kafka.admin_security
+        sample = self.spec.sample(n_claims, 11)
         valid = _valid(sample)
-        result.claims, result.valid = len(sample), len(valid)
+        self.result.claims, self.result.valid = len(sample), len(valid)
         half = len(sample) // 2
-        first = sample[:half]
-        produce(kafka.bootstrap, topics["claims"], [(r.key, r.value) for r in first],
-                security=admin)  # fmt: skip
-        consume_committed(kafka.bootstrap, topics["decisions"], expected=1, security=admin,
+        records = [(r.key, r.value) for r in sample]
+        produce(bootstrap, self.topics["claims"], records[:half], security=admin)
+        consume_committed(bootstrap, self.topics["decisions"], expected=1, security=admin,
                           timeout_s=180)  # fmt: skip
         killed_at = time.monotonic()
         cluster.kill_taskmanager()
         cluster.start_taskmanager()
-        log("TaskManager killed with kill -9; a new one started")
-        produce(kafka.bootstrap, topics["claims"], [(r.key, r.value) for r in sample[half:]],
-                security=admin)  # fmt: skip
-        decisions = consume_committed(
-            kafka.bootstrap, topics["decisions"], expected=len(valid), security=admin,
-            timeout_s=240, linger_s=5,
-        )  # fmt: skip
-        result.recovery_s = time.monotonic() - killed_at
-        dead = consume_committed(kafka.bootstrap, topics["dlq"], security=admin, idle_s=3)
-        journal = consume_committed(kafka.bootstrap, journal_topic, security=admin, idle_s=3)
-        result.decided = Counter(json.loads(m.value())["output"]["claim_id"] for m in decisions)
-        result.dead_letters, result.journal_records = len(dead), len(journal)
-        rest = _rest_views(cluster, job_id)
-        savepoint = Path(urlparse(cluster.stop_with_savepoint(job_id)).path)
-        key = json.loads(decisions[0].value())["key"]  # a key held in the savepoint's state
-        secrets = {
-            "scram password": password,
-            "admin password": kafka.admin_secret.resolve(),
-            "keystore password": (kafka.workdir / "tls" / "store.secret").read_text(),
-            "api key": api_key,
+        self.log("TaskManager killed with kill -9; a new one started")
+        produce(bootstrap, self.topics["claims"], records[half:], security=admin)
+        decisions = consume_committed(bootstrap, self.topics["decisions"], expected=len(valid),
+                                      security=admin, timeout_s=240, linger_s=5)  # fmt: skip
+        self.result.recovery_s = time.monotonic() - killed_at
+        dead = consume_committed(bootstrap, self.topics["dlq"], security=admin, idle_s=3)
+        ids = [json.loads(m.value())["output"]["claim_id"] for m in decisions]
+        self.result.decided = Counter(ids)
+        self.result.dead_letters = len(dead)
+        self.result.check(set(self.result.decided) == valid, "every valid claim decided")
+        self.result.check(all(c == 1 for c in self.result.decided.values()),
+                          "each decision exactly once")  # fmt: skip
+        self.result.check(len(dead) == len(sample) - len(valid), "each invalid claim once")
+        return decisions, dead
+
+    def secrets(self) -> dict[str, str]:
+        return {
+            "scram password": self.password,
+            "admin password": self.kafka.admin_secret.resolve(),
+            "keystore password": (self.kafka.workdir / "tls" / "store.secret").read_text(),
+            "api key": self.api_key,
         }
-        hits: list[Hit] = find_bytes("submit output", submit_output.encode(), secrets)
-        cluster.down()
+
+    def scan(self, cluster: ChaosCluster, savepoint: Path, key: str, views: dict[str, bytes],
+             records: dict[str, list[Any]]) -> list[Hit]:  # fmt: skip
+        """Search the cluster's files (probes: TM log configs, a state key in the savepoint),
+        the REST views, the submit output and every record for the secrets."""
+        secrets = self.secrets()
         probes = {"masked jaas": "sasl.jaas.config = [hidden]", "state probe": key}
-        file_hits, result.files_scanned = find_files([cluster.run_dir], {**secrets, **probes})
-        hits += file_hits
-        seen = {h.name for h in file_hits}
+        file_hits, self.result.files_scanned = find_files([cluster.run_dir], {**secrets, **probes})
         in_savepoint = {h.name for h in file_hits if h.where.startswith(str(savepoint))}
-        result.check("state probe" in in_savepoint, "probe: the scan sees the savepoint's state")
-        result.check("masked jaas" in seen, "probe: the TaskManager log shows the clients' config")
-        for path, body in rest.items():
-            hits += find_bytes(f"REST {path}", body, secrets)
-        for name, records in (("decisions", decisions), ("dlq", dead), ("journal", journal)):
-            for msg in records:
+        self.result.check("state probe" in in_savepoint, "probe: the scan sees the savepoint")
+        self.result.check(any(h.name == "masked jaas" for h in file_hits),
+                          "probe: the TaskManager log shows the clients' config")  # fmt: skip
+        hits = file_hits
+        for where, body in views.items():
+            hits += find_bytes(where, body, secrets)
+        for name, msgs in records.items():
+            for msg in msgs:
                 hits += find_bytes(f"topic {name}", (msg.key() or b"") + (msg.value() or b""),
                                    secrets)  # fmt: skip
-        result.leaks = sorted({(h.name, h.where) for h in hits if h.name in secrets})
-        result.check(set(result.decided) == valid, "every valid claim decided")
-        result.check(all(c == 1 for c in result.decided.values()), "each decision exactly once")
-        result.check(result.dead_letters == len(sample) - len(valid), "each invalid claim once")
-        result.check(result.journal_records > 0, "the Kafka journal was written over SASL_SSL")
-        result.check(not result.leaks, "no secret in files, output, REST views or records")
+        return [h for h in hits if h.name in secrets]
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.down()
+        self.llm.stop()
+        self.kafka.stop()
+
+
+def run_secure_crash(run_dir: Path, n_claims: int = 24, log: Any = print) -> SecureRun:
+    """One run (see the module doc); every process it starts is stopped before it returns."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    result, started = SecureRun(), time.monotonic()
+    run = _Crash(run_dir, result, log)
+    try:
+        cluster = run.start()
+        job_id, submit_output = run.submit(cluster)
+        decisions, dead = run.crash(cluster, n_claims)
+        journal = consume_committed(run.kafka.bootstrap, run.journal_topic,
+                                    security=run.kafka.admin_security, idle_s=3)  # fmt: skip
+        result.journal_records = len(journal)
+        result.check(len(journal) > 0, "the Kafka journal was written over SASL_SSL")
+        views = {f"REST {p}": b for p, b in _rest_views(cluster, job_id).items()}
+        views["submit output"] = submit_output.encode()
+        savepoint = Path(urlparse(cluster.stop_with_savepoint(job_id)).path)
+        key = json.loads(decisions[0].value())["key"]  # a key held in the savepoint's state
+        cluster.down()
+        records = {"decisions": decisions, "dlq": dead, "journal": journal}
+        leaks = run.scan(cluster, savepoint, key, views, records)
+        result.leaks = sorted({(h.name, h.where) for h in leaks})
+        result.check(not leaks, "no secret in files, output, REST views or records")
     finally:
-        if cluster is not None:
-            cluster.down()
-        llm.stop()
-        kafka.stop()
+        run.stop()
     result.total_s = time.monotonic() - started
     return result
 
