@@ -36,7 +36,7 @@ CREATE TABLE outs (
 
 CREATE MODEL echo_model OUTPUT (reply STRING)
   WITH ('provider' = 'openai', 'model' = 'fake-model', 'api_base' = '${api_base}',
-        'api_key_env' = 'FAKE_LLM_API_KEY');
+        'api_key_env' = '${api_key_env:-FAKE_LLM_API_KEY}');
 
 CREATE AGENT echo USING MODEL echo_model USING PROMPT 'Echo.';
 
