@@ -84,6 +84,7 @@ def test_hostile_records_through_a_sql_script_are_processed_or_dead_lettered(
         "--var", f"api_base={fake_llm.base_url}",
         "--journal", f"sqlite://{tmp_path / 'journal'}",
         "--restart-attempts", "0",
+        "--checkpoint-interval", "1000",
         cwd=cwd,
         timeout_s=300,
     )  # fmt: skip

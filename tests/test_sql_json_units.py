@@ -151,3 +151,15 @@ def test_every_hostile_case_becomes_a_row_or_a_dead_letter_without_raising() -> 
                                     "timestamp_ms": None}  # fmt: skip
         assert len(dead) <= Limits().max_record_bytes and letter["agent"] == "sql:events"
         assert list(row[1:]) == [None, None]
+
+
+def test_a_null_in_the_watermarks_time_column_is_a_dead_letter_not_a_failed_job() -> None:
+    physical = parse_columns("k STRING, `at` TIMESTAMP(3)")
+    decoder = DecodeRecords("events", physical, [], Limits(), rowtime="at")
+    good = b'{"k": "a", "at": "2024-01-02 03:04:05"}'
+    (row,) = list(decoder(_record(good, 0)))
+    assert row[0] is None and row[2] == dt.datetime(2024, 1, 2, 3, 4, 5)
+    for offset, value in enumerate([b'{"k": "a"}', b'{"k": "a", "at": null}'], start=1):
+        (row,) = list(decoder(_record(value, offset)))
+        letter = json.loads(row[0])
+        assert letter["reason"] == "type mismatch" and "WATERMARK" in letter["error"], letter

@@ -51,7 +51,15 @@ from streaming_agents.runtime.events import (
 )
 from streaming_agents.sql.types import SqlType
 
-__all__ = ["COORDINATES", "DEAD_COLUMN", "DecodeRecords", "Mismatch", "column_value"]
+__all__ = [
+    "COORDINATES",
+    "DEAD_COLUMN",
+    "DeadLetters",
+    "DecodeRecords",
+    "GoodRows",
+    "Mismatch",
+    "column_value",
+]
 
 DEAD_COLUMN = "sa_dead_letter"
 """The transport column holding a record's dead letter (NULL for a good row)."""
@@ -231,12 +239,14 @@ class DecodeRecords:
         extra: list[tuple[str, str]],
         limits: Limits,
         fail_on_missing: bool = False,
+        rowtime: str | None = None,
     ) -> None:
         self.table = table
         self.physical = physical
         self.extra = extra  # (column name, metadata key); ts-like ones come from COORDINATES
         self.limits = limits
         self.fail_on_missing = fail_on_missing
+        self.rowtime = rowtime  # the WATERMARK's column: NULL there would fail the job
 
     def __call__(self, record: Any) -> Iterator[Any]:
         from pyflink.common import Row
@@ -255,6 +265,7 @@ class DecodeRecords:
                 yield Row(dead, *([None] * len(self.physical.fields)), *meta)
                 return
             values = self._values(decoded["e"])
+            self._check_rowtime(values, meta)
         except Mismatch as exc:
             dead = self._dead("type mismatch", str(exc), _preview_of(raw), raw, source)
             yield Row(dead, *([None] * len(self.physical.fields)), *([None] * len(self.extra)))
@@ -265,6 +276,13 @@ class DecodeRecords:
             yield Row(dead, *([None] * len(self.physical.fields)), *([None] * len(self.extra)))
             return
         yield Row(None, *values, *meta)
+
+    def _check_rowtime(self, values: list[Any], meta: list[Any]) -> None:
+        if self.rowtime is None:
+            return
+        names = [*self.physical.names, *(name.removeprefix("sa_m_") for name, _ in self.extra)]
+        if self.rowtime in names and [*values, *meta][names.index(self.rowtime)] is None:
+            raise Mismatch(f"column {self.rowtime!r}: NULL in the WATERMARK's time column")
 
     def _values(self, event: dict[str, Any]) -> list[Any]:
         values = []
@@ -288,6 +306,22 @@ class DecodeRecords:
             agent=f"sql:{self.table}",
             max_bytes=self.limits.max_record_bytes,
         )
+
+
+class GoodRows:
+    """flat_map: the rows without a dead letter."""
+
+    def __call__(self, row: Any) -> Iterator[Any]:
+        if row[0] is None:
+            yield row
+
+
+class DeadLetters:
+    """flat_map: the dead letters (JSON text) of the rows that have one."""
+
+    def __call__(self, row: Any) -> Iterator[str]:
+        if row[0] is not None:
+            yield row[0]
 
 
 def _meta_value(record: Any, source: dict[str, Any], name: str, key: str) -> Any:

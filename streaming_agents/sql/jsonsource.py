@@ -41,7 +41,13 @@ from typing import Any
 
 from streaming_agents.connectors.security import sql_string
 from streaming_agents.runtime.events import Limits
-from streaming_agents.sql.jsonrows import COORDINATES, DEAD_COLUMN, DecodeRecords
+from streaming_agents.sql.jsonrows import (
+    COORDINATES,
+    DEAD_COLUMN,
+    DeadLetters,
+    DecodeRecords,
+    GoodRows,
+)
 from streaming_agents.sql.lexer import SqlScriptError, Statement, Token, ident_value
 from streaming_agents.sql.typeparse import parse_type
 from streaming_agents.sql.types import SqlType
@@ -88,8 +94,13 @@ class JsonSource:
 
     @property
     def decoded_view(self) -> str:
-        """The decoded rows of the latest build (each reading statement gets its own)."""
+        """The good rows of the latest build (each reading statement gets its own)."""
         return self._hidden(f"decoded{self.builds}")
+
+    @property
+    def dead_view(self) -> str:
+        """The dead letters of the latest build."""
+        return self._hidden(f"dead{self.builds}")
 
     @property
     def sink_table(self) -> str:
@@ -122,7 +133,7 @@ class JsonSource:
         )
         return (
             f"INSERT INTO {quote(self.dlq_table)} {hint} SELECT {quote(DEAD_COLUMN)} "
-            f"FROM {quote(self.decoded_view)} WHERE {quote(DEAD_COLUMN)} IS NOT NULL"
+            f"FROM {quote(self.dead_view)}"
         )
 
     # -- DDL of the stand-ins ----------------------------------------------------------------
@@ -196,6 +207,7 @@ class JsonSource:
         table only written to (often without a group id or startup mode)
         never gets a source.
         """
+        from pyflink.common import Types
         from pyflink.table import Schema
 
         if self.builds == 0:
@@ -210,13 +222,18 @@ class JsonSource:
             self._extra_order(),
             self.limits,
             self.options.get("json.fail-on-missing-field", "false").lower() == "true",
+            self._rowtime(),
         )
         raw = t_env.sql_query(
             f"SELECT {', '.join(quote(c) for c in COORDINATES)}"
             + "".join(f", {quote('sa_m_' + n)}" for n, _, _ in self._extra_metadata())
             + f" FROM {quote(self.raw_table)}"
         )
-        stream = t_env.to_data_stream(raw).flat_map(decoder, output_type=row_type.type_info())
+        decoded = t_env.to_data_stream(raw).flat_map(decoder, output_type=row_type.type_info())
+        # two tables: the watermark (if any) is only ever computed on good rows
+        dead = decoded.flat_map(DeadLetters(), output_type=Types.STRING())
+        t_env.create_temporary_view(self.dead_view, t_env.from_data_stream(dead).alias(DEAD_COLUMN))
+        stream = decoded.flat_map(GoodRows(), output_type=row_type.type_info())
         builder = Schema.new_builder()
         for name, sql_type in fields:
             builder = builder.column(name, sql_type.data_type())
@@ -233,11 +250,15 @@ class JsonSource:
             self.decoded_view, t_env.from_data_stream(stream, builder.build())
         )
         columns = ", ".join(quote(c) for c in self.order)
-        view = t_env.sql_query(
-            f"SELECT {columns} FROM {quote(self.decoded_view)} WHERE {quote(DEAD_COLUMN)} IS NULL"
-        )
+        view = t_env.sql_query(f"SELECT {columns} FROM {quote(self.decoded_view)}")
         t_env.drop_temporary_view(self.name)
         t_env.create_temporary_view(self.name, view)
+
+    def _rowtime(self) -> str | None:
+        """The physical or metadata column the WATERMARK is on (a NULL there is refused)."""
+        if self.watermark is None or self.watermark[0] in (n for n, _ in self.computed):
+            return None
+        return self.watermark[0]
 
     def _extra_order(self) -> list[tuple[str, str]]:
         """(raw column, metadata key) of every metadata column, in transport order."""

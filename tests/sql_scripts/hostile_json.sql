@@ -6,7 +6,8 @@ CREATE TABLE events (
   seq    BIGINT,
   `offset` BIGINT METADATA VIRTUAL,
   src    STRING METADATA FROM 'topic' VIRTUAL,
-  ts     TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
+  ts     TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
 ) WITH (
   'connector' = 'kafka',
   'topic' = '${events_topic}',
