@@ -24,9 +24,9 @@ operator finishes a key (its end-of-key event-time timer) before the next
 starts -- LLM calls run one at a time.  It fits replays answered entirely
 from a journal (no calls to wait for), not ones that pay for calls.
 
-**Live shadow** (:func:`shadow`): an unbounded source in its own consumer
-group from ``latest`` (or a timestamp), same fencing and marking; returns a
-handle to stop it.
+**Live shadow**: :mod:`streaming_agents.replay.shadow`; what both share (run
+folders, the fenced agent stream, shadow marks): :mod:`~.runs`; the result:
+:mod:`~.result`.
 
 **Memory start.**  By default a replay starts every key with empty memory.
 With ``memory_from=`` (a production savepoint or retained checkpoint) the job
@@ -39,14 +39,11 @@ savepoint's source had reached (:mod:`streaming_agents.replay.memory_start`).
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
@@ -60,75 +57,30 @@ from streaming_agents.journal.factory import (
 )
 from streaming_agents.pipeline import AgentPipeline
 from streaming_agents.replay.compare import parse_outputs
-from streaming_agents.replay.divergence import (
-    Divergence,
-    FencedCall,
-    fenced_calls,
-    find_divergences,
-)
+from streaming_agents.replay.divergence import fenced_calls, find_divergences
 from streaming_agents.replay.errors import SchemaMismatch
 from streaming_agents.replay.memory_start import MemoryStart, savepoint_offsets
 from streaming_agents.replay.progress import ProgressBar
 from streaming_agents.replay.ranges import Position, ReplayRange, ResolvedRange
-from streaming_agents.replay.topics import (
-    check_shadow_target,
-    ensure_topic,
-    read_topic,
-    refuse_unsafe_names,
-    topic_end_offsets,
+from streaming_agents.replay.result import ReplayResult
+from streaming_agents.replay.runs import (
+    Mode,
+    fenced_agent_stream,
+    make_run_dir,
+    new_run_id,
+    prepare_targets,
+    run_env,
+    run_journal,
 )
+from streaming_agents.replay.shadow import ShadowRun, shadow
+from streaming_agents.replay.topics import read_topic, refuse_unsafe_names, topic_end_offsets
 
 if TYPE_CHECKING:
-    from pyflink.datastream import DataStream, StreamExecutionEnvironment
+    from pyflink.datastream import StreamExecutionEnvironment
 
     from streaming_agents.connectors.security import KafkaSecurity
 
-__all__ = ["ReplayResult", "ShadowMark", "ShadowRun", "replay", "shadow"]
-
-Mode = Literal["streaming", "batch"]
-
-
-class ShadowMark:
-    """Map function: mark an output (or dead letter) as a shadow run's."""
-
-    def __init__(self, run_id: str, source_topic: str, dead_letter: bool = False) -> None:
-        self.run_id = run_id
-        self.source_topic = source_topic
-        self.dead_letter = dead_letter
-
-    def __call__(self, line: str) -> str:
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            doc = {"raw": line}
-        if not isinstance(doc, dict):
-            doc = {"raw": doc}
-        doc["shadow"] = True
-        doc["replay"] = {"run": self.run_id, "topic": self.source_topic}
-        if self.dead_letter:
-            doc["dead_letter"] = True
-        return json.dumps(doc)
-
-
-def _run_dir(run_dir: str | Path | None, run_id: str) -> Path:
-    root = run_dir or os.environ.get("STREAMING_AGENTS_REPLAY_DIR")
-    base = Path(root) if root else Path(tempfile.gettempdir()) / "streaming_agents" / "replay"
-    path = base / run_id
-    path.mkdir(parents=True, exist_ok=False)
-    return path
-
-
-def _new_run_id(agent: Agent[Any]) -> str:
-    safe = "".join(
-        ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{agent.name}-{agent.version}"
-    )
-    return f"{safe}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-def _run_journal(run_path: Path, run_id: str, production: str | None) -> JournalSpec:
-    """The operator's journal: the run's own file, over ``production`` read-only if given."""
-    own = f"sqlite://{(run_path / 'journal.sqlite').resolve()}"
-    return JournalSpec(uri=own, job=run_id, read_from=production)
+__all__ = ["ReplayResult", "ShadowRun", "replay", "shadow"]
 
 
 class _Logs:
@@ -191,164 +143,6 @@ def _check_events(
     )
 
 
-def _env(
-    mode: Mode, checkpoint_interval_ms: int | None, restore: dict[str, str] | None = None
-) -> StreamExecutionEnvironment:
-    from pyflink.datastream import RuntimeExecutionMode
-
-    from streaming_agents.runtime.environment import local_env
-
-    # Modules next to the caller (agents loaded from the current directory).
-    extra = {"python.pythonpath": os.getcwd(), **(restore or {})}
-    if mode == "batch":
-        env = local_env(checkpoint_interval_ms=None, extra_config=extra)
-        env.set_runtime_mode(RuntimeExecutionMode.BATCH)
-        return env
-    # The agent operator back-pressures a bounded range (read at the pace of the calls):
-    # unaligned barriers overtake the records queued in network buffers, so checkpoints
-    # complete all along instead of waiting behind them (docs/replay.md).
-    extra["execution.checkpointing.unaligned.enabled"] = "true"
-    return local_env(checkpoint_interval_ms=checkpoint_interval_ms, extra_config=extra)
-
-
-def _agent_stream(
-    pipeline: AgentPipeline,
-    agent: Agent[Any],
-    journal: JournalSpec,
-    *,
-    key_field: str,
-    capacity: int,
-    run_id: str,
-    topic: str,
-    bootstrap: str,
-    audit_topic: str | None,
-    security: KafkaSecurity | None,
-    uid: str | None = None,
-) -> DataStream:
-    """The fenced agent on ``pipeline``: marked outputs and dead letters, one stream.
-
-    ``uid`` is the agent operator's (default ``shadow-agent-<name>``; production's
-    ``agent-<name>`` to restore its memory)."""
-    from pyflink.common import Types
-
-    from streaming_agents.connectors.audit import audit_sink
-
-    streams = pipeline.key_by(key_field).apply(
-        agent,
-        capacity=capacity,
-        journal=journal,
-        uid=uid or f"shadow-agent-{agent.name}",
-        fence_side_effects=True,
-    )
-    marked = streams.outputs.map(ShadowMark(run_id, topic), output_type=Types.STRING())
-    dead = streams.dead_letters.map(ShadowMark(run_id, topic, True), output_type=Types.STRING())
-    if audit_topic is not None:  # audit records of a fenced run carry "shadow": true
-        audit_sink(
-            streams.env,
-            streams.audit,
-            bootstrap,
-            audit_topic,
-            f"sa-audit-{run_id}",
-            security=security,
-        )
-    return marked.union(dead)
-
-
-def _prepare_targets(
-    bootstrap: str,
-    topics: list[str | None],
-    *,
-    source_topic: str,
-    production_topic: str | None,
-    partitions: int,
-    security: KafkaSecurity | None,
-) -> None:
-    """Create the shadow (and audit) topics if needed; refuse unsafe ones."""
-    for target in topics:
-        if target is not None:
-            ensure_topic(bootstrap, target, partitions=partitions, security=security)
-            check_shadow_target(
-                bootstrap,
-                target,
-                source_topic=source_topic,
-                production_topic=production_topic,
-                security=security,
-            )
-
-
-@dataclass
-class ReplayResult:
-    """What a replay did; ``summary()`` prints it."""
-
-    run_id: str
-    agent: str
-    version: str
-    topic: str
-    shadow_topic: str
-    range: ResolvedRange
-    outputs: int
-    dead_letters: int
-    llm_calls_made: int
-    fenced: list[FencedCall]
-    divergences: list[Divergence]
-    journal_path: str
-    journal_given: bool
-    elapsed_s: float
-    run_dir: str
-    shadow_start: dict[int, int] = field(default_factory=dict)
-    memory_start: MemoryStart = field(default_factory=MemoryStart)
-
-    @property
-    def expected(self) -> int:
-        return self.range.expected
-
-    def summary(self) -> str:
-        lines = [
-            f"replay {self.run_id}: {self.agent}@{self.version} on {self.range.describe()}",
-            f"  -> {self.shadow_topic}: {self.outputs} outputs, {self.dead_letters} dead letters "
-            f"in {self.elapsed_s:.1f} s",
-            f"  memory start: {self.memory_start.describe()}",
-            f"  LLM calls made: {self.llm_calls_made}"
-            + (
-                " (every other call answered from the production journal)"
-                if self.journal_given
-                else ""
-            ),
-            f"  side-effecting tool calls not run: {len(self.fenced)}",
-        ]
-        for call in self.fenced[:10]:
-            where = f"key {call.key!r} turn {call.turn}"
-            lines.append(f"    {where}: {call.tool}({call.arguments}) [{call.outcome}]")
-        if self.journal_given:
-            if self.divergences:
-                lines.append(f"  diverged from the record on {len(self.divergences)} keys:")
-                for div in self.divergences[:20]:
-                    lines.extend("    " + ln for ln in div.describe().splitlines())
-            else:
-                lines.append("  every request matched the record (deterministic re-run)")
-        lines.append(f"  run files: {self.run_dir}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "agent": self.agent,
-            "version": self.version,
-            "topic": self.topic,
-            "shadow_topic": self.shadow_topic,
-            "range": {str(p): list(v) for p, v in self.range.offsets.items()},
-            "expected": self.expected,
-            "outputs": self.outputs,
-            "dead_letters": self.dead_letters,
-            "llm_calls_made": self.llm_calls_made,
-            "fenced": [c.to_dict() for c in self.fenced],
-            "divergences": [d.to_dict() for d in self.divergences],
-            "journal": self.journal_path,
-            "elapsed_s": self.elapsed_s,
-            "memory_start": self.memory_start.to_dict(),
-        }
-
-
 def replay(
     agent: Agent[Any],
     *,
@@ -391,7 +185,7 @@ def replay(
     rng, memory = _memory_start(agent, topic, range, memory_from, mode)
     resolved = rng.resolve(bootstrap, topic, security=security)
     _check_events(bootstrap, resolved, key_field, security)
-    _prepare_targets(
+    prepare_targets(
         bootstrap,
         [shadow_topic, audit_topic],
         source_topic=topic,
@@ -399,112 +193,168 @@ def replay(
         partitions=len(resolved.offsets),
         security=security,
     )
+    run = _Run(agent, bootstrap, topic, shadow_topic, resolved, security, memory)
+    run.open(run_dir, journal)
+    env = run_env(mode, checkpoint_interval_ms, memory.flink_config(run.run_id))
+    _build_job(env, run, key_field, capacity, mode, audit_topic)
+    started = time.monotonic()
+    bar = _execute(env, run, progress)
+    result = run.result(time.monotonic() - started)
+    if bar is not None:
+        bar.finish(result.outputs)
+    return result
 
-    run_id = _new_run_id(agent)
-    run_path = _run_dir(run_dir, run_id)
-    spec = _run_journal(run_path, run_id, _production_uri(journal))
-    journal_given = spec.read_from is not None
-    logs = _Logs(spec, agent, security)
-    try:  # fail before the job when production's journal cannot be read
-        since = logs.own.last_request_seq()
-        if logs.production is not None:
-            logs.production.last_request_seq()
-    finally:
-        logs.close()
-    baseline = topic_end_offsets(bootstrap, shadow_topic, security=security)
 
+@dataclass
+class _Run:
+    """One replay's coordinates and bookkeeping, from its start to its result."""
+
+    agent: Agent[Any]
+    bootstrap: str
+    topic: str
+    shadow_topic: str
+    resolved: ResolvedRange
+    security: KafkaSecurity | None
+    memory: MemoryStart
+    run_id: str = ""
+    run_path: Path = Path()
+    spec: JournalSpec | None = None
+    since: int = 0
+    baseline: dict[int, int] | None = None
+
+    def open(self, run_dir: str | Path | None, journal: str | Path | None) -> None:
+        """The run's folder and journal; fails before the job when production's
+        journal cannot be read."""
+        self.run_id = new_run_id(self.agent)
+        self.run_path = make_run_dir(run_dir, self.run_id)
+        self.spec = run_journal(self.run_path, self.run_id, _production_uri(journal))
+        logs = _Logs(self.spec, self.agent, self.security)
+        try:
+            self.since = logs.own.last_request_seq()
+            if logs.production is not None:
+                logs.production.last_request_seq()
+        finally:
+            logs.close()
+        self.baseline = topic_end_offsets(self.bootstrap, self.shadow_topic, security=self.security)
+
+    def written(self) -> list[dict[str, Any]]:
+        """This run's records on the shadow topic (outputs and dead letters)."""
+        records = read_topic(
+            self.bootstrap, self.shadow_topic, start=self.baseline, security=self.security
+        )
+        return [
+            doc
+            for doc in parse_outputs(records, self.shadow_topic)
+            if (doc.get("replay") or {}).get("run") == self.run_id
+        ]
+
+    def result(self, elapsed: float) -> ReplayResult:
+        """Count what the run wrote and paid; write ``summary.json`` in the run folder."""
+        assert self.spec is not None, "open() first"
+        written = self.written()
+        dead = sum(1 for doc in written if doc.get("dead_letter") is True)
+        logs = _Logs(self.spec, self.agent, self.security)
+        try:
+            own, production = logs.own, logs.production
+            name = self.agent.name
+            made = len(own.recorded_requests(agent=name, kind="llm", after_seq=self.since))
+            fenced = fenced_calls(own, name, self.since)
+            divergences = (
+                []
+                if production is None
+                else find_divergences(own, name, self.since, recorded=production)
+            )
+        finally:
+            logs.close()
+        result = ReplayResult(
+            run_id=self.run_id,
+            agent=self.agent.name,
+            version=self.agent.version,
+            topic=self.topic,
+            shadow_topic=self.shadow_topic,
+            range=self.resolved,
+            outputs=len(written) - dead,
+            dead_letters=dead,
+            llm_calls_made=made,
+            fenced=fenced,
+            divergences=divergences,
+            journal_path=str(self.run_path / "journal.sqlite"),
+            journal_given=self.spec.read_from is not None,
+            elapsed_s=elapsed,
+            run_dir=str(self.run_path),
+            shadow_start=dict(self.baseline or {}),
+            memory_start=self.memory,
+        )
+        summary = json.dumps(result.to_dict(), indent=1, default=str)
+        (self.run_path / "summary.json").write_text(summary)
+        return result
+
+
+def _build_job(
+    env: StreamExecutionEnvironment,
+    run: _Run,
+    key_field: str,
+    capacity: int,
+    mode: Mode,
+    audit_topic: str | None,
+) -> None:
+    """Bounded source over the resolved offsets -> fenced agent -> exactly-once shadow sink."""
     from streaming_agents.connectors.kafka import exactly_once_sink
 
-    env = _env(mode, checkpoint_interval_ms, memory.flink_config(run_id))
+    assert run.spec is not None, "open() first"
+    offsets = run.resolved.offsets
     pipeline = AgentPipeline.from_kafka(
         env,
-        bootstrap,
-        topic,
-        f"sa-replay-{run_id}",
-        starting={p: bounds[0] for p, bounds in resolved.offsets.items()},
-        bounded={p: bounds[1] for p, bounds in resolved.offsets.items()},
+        run.bootstrap,
+        run.topic,
+        f"sa-replay-{run.run_id}",
+        starting={p: bounds[0] for p, bounds in offsets.items()},
+        bounded={p: bounds[1] for p, bounds in offsets.items()},
         properties={"commit.offsets.on.checkpoint": "false"},
-        security=security,
+        security=run.security,
         event_time=mode == "batch",  # BATCH orders a key's records by their timestamps
-        name=f"replay:{topic}",
+        name=f"replay:{run.topic}",
     )
-    stream = _agent_stream(
+    stream = fenced_agent_stream(
         pipeline,
-        agent,
-        spec,
+        run.agent,
+        run.spec,
         key_field=key_field,
         capacity=capacity,
-        run_id=run_id,
-        topic=topic,
-        bootstrap=bootstrap,
+        run_id=run.run_id,
+        topic=run.topic,
+        bootstrap=run.bootstrap,
         audit_topic=audit_topic,
-        security=security,
-        uid=memory.agent_uid,
+        security=run.security,
+        uid=run.memory.agent_uid,
     )
+    transactional_prefix = f"sa-replay-{run.run_id}"
     stream.sink_to(
-        exactly_once_sink(bootstrap, shadow_topic, f"sa-replay-{run_id}", security=security)
+        exactly_once_sink(
+            run.bootstrap, run.shadow_topic, transactional_prefix, security=run.security
+        )
     )
 
-    started = time.monotonic()
-    if progress:
-        out_stream = progress if not isinstance(progress, bool) else sys.stderr
-        bar = ProgressBar(
-            bootstrap,
-            shadow_topic,
-            resolved.expected,
-            baseline,
-            stream=out_stream,
-            security=security,
-        )
-        with bar:
-            env.execute(f"replay {agent.name}@{agent.version} {run_id}")
-    else:
-        env.execute(f"replay {agent.name}@{agent.version} {run_id}")
-    elapsed = time.monotonic() - started
 
-    written = [
-        doc
-        for doc in parse_outputs(
-            read_topic(bootstrap, shadow_topic, start=baseline, security=security), shadow_topic
-        )
-        if (doc.get("replay") or {}).get("run") == run_id
-    ]
-    dead = sum(1 for doc in written if doc.get("dead_letter") is True)
-    if progress:
-        bar.finish(len(written) - dead)
-    logs = _Logs(spec, agent, security)
-    try:
-        own, production = logs.own, logs.production
-        made = len(own.recorded_requests(agent=agent.name, kind="llm", after_seq=since))
-        fenced = fenced_calls(own, agent.name, since)
-        divergences = (
-            find_divergences(own, agent.name, since, recorded=production)
-            if production is not None
-            else []
-        )
-    finally:
-        logs.close()
-    result = ReplayResult(
-        run_id=run_id,
-        agent=agent.name,
-        version=agent.version,
-        topic=topic,
-        shadow_topic=shadow_topic,
-        range=resolved,
-        outputs=len(written) - dead,
-        dead_letters=dead,
-        llm_calls_made=made,
-        fenced=fenced,
-        divergences=divergences,
-        journal_path=str(run_path / "journal.sqlite"),
-        journal_given=journal_given,
-        elapsed_s=elapsed,
-        run_dir=str(run_path),
-        shadow_start=baseline,
-        memory_start=memory,
+def _execute(
+    env: StreamExecutionEnvironment, run: _Run, progress: bool | TextIO
+) -> ProgressBar | None:
+    """Run the job to its end, with a progress bar on ``progress`` (a stream, or stderr)."""
+    name = f"replay {run.agent.name}@{run.agent.version} {run.run_id}"
+    if not progress:
+        env.execute(name)
+        return None
+    bar = ProgressBar(
+        run.bootstrap,
+        run.shadow_topic,
+        run.resolved.expected,
+        run.baseline or {},
+        stream=progress if not isinstance(progress, bool) else sys.stderr,
+        security=run.security,
     )
-    (run_path / "summary.json").write_text(json.dumps(result.to_dict(), indent=1, default=str))
-    return result
+    with bar:
+        env.execute(name)
+    return bar
 
 
 def _memory_start(
@@ -526,137 +376,3 @@ def _memory_start(
     assert memory.savepoint is not None
     offsets = savepoint_offsets(memory.savepoint, topic)
     return rng.from_offsets(offsets), memory.with_offsets(offsets)
-
-
-@dataclass
-class ShadowRun:
-    """A live shadow job; :meth:`stop` cancels it."""
-
-    run_id: str
-    shadow_topic: str
-    group_id: str
-    journal_path: str
-    job_client: Any
-    memory_start: MemoryStart = field(default_factory=MemoryStart)
-
-    @property
-    def job_id(self) -> str:
-        return str(self.job_client.get_job_id())
-
-    def status(self) -> str:
-        return str(self.job_client.get_job_status().result())
-
-    def stop(self) -> None:
-        """Cancel the job; outputs since its last checkpoint (an open transaction) are dropped."""
-        try:
-            self.job_client.cancel().result()
-        except Exception as exc:  # finished or failed already: nothing to stop
-            if "not found" not in str(exc).lower() and "terminal" not in str(exc).lower():
-                raise
-
-    def fenced_calls(self, agent: str) -> list[FencedCall]:
-        store = open_reader(f"sqlite://{self.journal_path}", agent=agent)
-        try:
-            log = request_log(store)
-            return [] if log is None else fenced_calls(log, agent, 0)
-        finally:
-            store.close()
-
-
-def shadow(
-    agent: Agent[Any],
-    *,
-    bootstrap: str,
-    topic: str,
-    shadow_topic: str,
-    key_field: str = "key",
-    starting: Literal["latest", "earliest"] | int = "latest",
-    group_id: str | None = None,
-    production_topic: str | None = None,
-    capacity: int = 100,
-    run_dir: str | Path | None = None,
-    checkpoint_interval_ms: int = 1000,
-    audit_topic: str | None = None,
-    security: KafkaSecurity | None = None,
-    memory_from: str | Path | None = None,
-) -> ShadowRun:
-    """Start ``agent`` on the live ``topic`` beside production; outputs go to ``shadow_topic``.
-
-    ``starting`` is ``latest`` (only what arrives from now on), ``earliest``
-    or a timestamp in epoch milliseconds.  The job uses its own consumer group
-    (``group_id``, default ``sa-shadow-<agent>-<version>``) and a fresh
-    journal, fences side effects and marks every output ``"shadow": true``;
-    ``audit_topic`` (optional) receives its audit records; ``security`` is the
-    Kafka client-security setting of every client (readers, source, sinks).
-    ``memory_from`` (a production savepoint) starts each key with production's
-    memory, as in :func:`replay`; ``starting="latest"`` (the default) then means
-    the savepoint's offsets of ``topic``, so memory and input line up.
-    """
-    from streaming_agents.connectors.kafka import exactly_once_sink
-
-    for target in (shadow_topic, audit_topic):
-        if target is not None:
-            refuse_unsafe_names(target, source_topic=topic, production_topic=production_topic)
-    end = topic_end_offsets(bootstrap, topic, security=security)  # MissingTopic when absent
-    if isinstance(starting, int) and starting > int(time.time() * 1000) + 60_000:
-        raise ConfigError(f"starting={starting} is more than a minute in the future")
-    _prepare_targets(
-        bootstrap,
-        [shadow_topic, audit_topic],
-        source_topic=topic,
-        production_topic=production_topic,
-        partitions=len(end),
-        security=security,
-    )
-    run_id = _new_run_id(agent)
-    run_path = _run_dir(run_dir, run_id)
-    group = group_id or f"sa-shadow-{agent.name}-{agent.version}"
-    journal = _run_journal(run_path, run_id, None)
-    memory, start_at = _shadow_memory(agent, topic, starting, memory_from)
-    env = _env("streaming", checkpoint_interval_ms, memory.flink_config(run_id))
-    pipeline = AgentPipeline.from_kafka(
-        env,
-        bootstrap,
-        topic,
-        group,
-        starting=start_at,
-        security=security,
-        name=f"shadow:{topic}",
-    )
-    stream = _agent_stream(
-        pipeline,
-        agent,
-        journal,
-        key_field=key_field,
-        capacity=capacity,
-        run_id=run_id,
-        topic=topic,
-        bootstrap=bootstrap,
-        audit_topic=audit_topic,
-        security=security,
-        uid=memory.agent_uid,
-    )
-    stream.sink_to(
-        exactly_once_sink(bootstrap, shadow_topic, f"sa-shadow-{run_id}", security=security)
-    )
-    client = env.execute_async(f"shadow {agent.name}@{agent.version} {run_id}")
-    journal_path = str(run_path / "journal.sqlite")
-    return ShadowRun(run_id, shadow_topic, group, journal_path, client, memory)
-
-
-def _shadow_memory(
-    agent: Agent[Any],
-    topic: str,
-    starting: Literal["latest", "earliest"] | int,
-    memory_from: str | Path | None,
-) -> tuple[MemoryStart, str | int | dict[int, int]]:
-    """How a shadow's memory starts and where its source starts reading."""
-    start_at = starting if isinstance(starting, int) else f"{starting}-offset"
-    if memory_from is None:
-        return MemoryStart(), start_at
-    memory = MemoryStart.from_savepoint(memory_from, agent.name)
-    if starting != "latest":
-        return memory, start_at
-    assert memory.savepoint is not None
-    offsets = savepoint_offsets(memory.savepoint, topic)
-    return memory.with_offsets(offsets), offsets
