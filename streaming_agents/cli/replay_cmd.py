@@ -90,6 +90,12 @@ def add_replay_commands(subparsers: Any) -> None:
     Each parser's ``handler`` default is the function to call with the
     parsed arguments; it returns the exit code.
     """
+    _add_replay(subparsers)
+    _add_shadow(subparsers)
+    _add_compare(subparsers)
+
+
+def _add_replay(subparsers: Any) -> None:
     rp = subparsers.add_parser(
         "replay",
         help="replay a slice of a topic through an agent version into a shadow topic",
@@ -142,6 +148,8 @@ def add_replay_commands(subparsers: Any) -> None:
     _bootstrap(rp)
     rp.set_defaults(handler=run_replay)
 
+
+def _add_shadow(subparsers: Any) -> None:
     sp = subparsers.add_parser(
         "shadow",
         help="run a candidate agent on the live topic beside production",
@@ -168,6 +176,8 @@ def add_replay_commands(subparsers: Any) -> None:
     _bootstrap(sp)
     sp.set_defaults(handler=run_shadow)
 
+
+def _add_compare(subparsers: Any) -> None:
     cp = subparsers.add_parser(
         "compare",
         help="compare a candidate's outputs with production's",
