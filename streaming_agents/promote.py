@@ -33,15 +33,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from streaming_agents.errors import ConfigError, InfrastructureError
+from streaming_agents.errors import ConfigError
+from streaming_agents.flink_rest import FlinkRest
 
 __all__ = [
     "HISTORY_FILE",
@@ -54,76 +52,6 @@ __all__ = [
 ]
 
 HISTORY_FILE = "promotions.jsonl"
-TERMINAL = frozenset({"FINISHED", "FAILED", "CANCELED", "SUSPENDED"})
-
-
-class FlinkRest:
-    """The few calls of Flink's REST API a switch needs."""
-
-    def __init__(self, url: str) -> None:
-        parsed = urllib.parse.urlparse(url)
-        if parsed.scheme != "http" or not parsed.hostname:
-            raise ConfigError(f"--rest must be http://HOST:PORT, got {url!r}")
-        self.url = url.rstrip("/")
-
-    def call(self, path: str, method: str = "GET", body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(request, timeout=15) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:500]
-            if exc.code in (400, 404):
-                raise ConfigError(f"the cluster refused {method} {path}: {detail}") from exc
-            raise InfrastructureError(f"Flink REST {method} {path}: HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise InfrastructureError(f"no Flink REST API at {self.url} ({exc})") from exc
-        return json.loads(raw) if raw else None
-
-    def jobs(self) -> list[dict[str, Any]]:
-        return list(self.call("/jobs/overview")["jobs"])
-
-    def state(self, job_id: str) -> str:
-        return str(self.call(f"/jobs/{job_id}")["state"])
-
-    def wait_state(self, job_id: str, wanted: set[str], timeout_s: float) -> str:
-        """Poll until the job is in ``wanted``; a terminal state not wanted is an error."""
-        deadline = time.monotonic() + timeout_s
-        state = "?"
-        while time.monotonic() < deadline:
-            state = self.state(job_id)
-            if state in wanted:
-                return state
-            if state in TERMINAL:
-                raise InfrastructureError(f"job {job_id} ended {state}")
-            time.sleep(0.5)
-        raise InfrastructureError(f"job {job_id} still {state} after {timeout_s:.0f} s")
-
-    def savepoint(self, job_id: str, target: str, *, stop: bool, timeout_s: float) -> str:
-        """Trigger a savepoint (``stop``: stop-with-savepoint) and wait; returns its location."""
-        if stop:
-            body = {"targetDirectory": target, "drain": False, "formatType": "CANONICAL"}
-            trigger = self.call(f"/jobs/{job_id}/stop", "POST", body)
-        else:
-            body = {"target-directory": target, "cancel-job": False, "formatType": "CANONICAL"}
-            trigger = self.call(f"/jobs/{job_id}/savepoints", "POST", body)
-        request_id = trigger["request-id"]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status = self.call(f"/jobs/{job_id}/savepoints/{request_id}")
-            if status["status"]["id"] == "COMPLETED":
-                operation = status.get("operation") or {}
-                if "failure-cause" in operation:
-                    trace = str(operation["failure-cause"].get("stack-trace", ""))
-                    causes = [ln for ln in trace.splitlines() if ln.startswith("Caused by")]
-                    why = (causes[-1] if causes else trace[:300]).strip()
-                    raise InfrastructureError(f"savepoint of {job_id} failed: {why}")
-                return str(operation["location"])
-            time.sleep(0.5)
-        raise InfrastructureError(f"savepoint of {job_id} not done after {timeout_s:.0f} s")
 
 
 def version_of(job_name: str) -> str:

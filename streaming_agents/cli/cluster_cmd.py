@@ -15,7 +15,6 @@ unreachable cluster or broker, or a failed submission, exit 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -40,18 +39,17 @@ from streaming_agents.cli.job_options import (
     model_spec,
     prepare_topics,
     progress,
-    root_cause,
     topic_overrides,
 )
 from streaming_agents.cli.jobs_cmd import ENTRY_MODULE
 from streaming_agents.cli.ship import SHIP_MODES, python_tag, stage_dependencies
 from streaming_agents.errors import ConfigError, InfrastructureError, UserError
+from streaming_agents.flink_rest import TERMINAL, FlinkRest
 
 __all__ = ["REST_ENV", "add_cluster_commands", "flink_run_command", "library_zip"]
 
 REST_ENV = "STREAMING_AGENTS_FLINK_REST"
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-TERMINAL = frozenset({"FINISHED", "FAILED", "CANCELED", "SUSPENDED"})
 
 
 def add_cluster_commands(subparsers: Any) -> None:
@@ -248,7 +246,7 @@ def run_submit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--pyreq {args.pyreq}: no such file")
     if args.journal_dir:
         args.journal_dir = str(Path(args.journal_dir).expanduser().resolve())
-    _rest_call(rest, "/overview")  # fail early and clearly when the cluster is not there
+    FlinkRest(rest).call("/overview")  # fail early and clearly when the cluster is not there
     prepare_topics(args, entry, topics)
     ship = "none" if args.no_ship else args.ship
     workdir = Path(tempfile.mkdtemp(prefix="sa-submit-"))
@@ -312,8 +310,7 @@ def run_submit(args: argparse.Namespace) -> int:
 def _worker_site_packages(rest: str) -> str:
     """The site-packages of the cluster's ``python.executable`` (a virtualenv's layout:
     ``<venv>/lib/pythonX.Y/site-packages``), for the embedded interpreter of thread mode."""
-    rows = _rest_call(rest, "/jobmanager/config")
-    executable = next((r["value"] for r in rows if r.get("key") == "python.executable"), None)
+    executable = FlinkRest(rest).config().get("python.executable")
     if not executable or "/" not in str(executable):
         raise ConfigError(
             "the cluster sets no python.executable (a path to its workers' Python, e.g. a "
@@ -333,26 +330,6 @@ def _tail(text: str, lines: int) -> str:
 # --------------------------------------------------------------------------- REST
 
 
-def _rest_call(rest: str, path: str, method: str = "GET", body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{rest}{path}", data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=15) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:500]
-        if exc.code == 404:
-            raise ConfigError(f"not found on the cluster: {method} {path} ({detail})") from exc
-        if exc.code == 400:
-            raise ConfigError(f"the cluster rejected {method} {path}: {detail}") from exc
-        raise InfrastructureError(f"Flink REST {method} {path}: HTTP {exc.code} {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise InfrastructureError(f"no Flink REST API at {rest} ({exc})") from exc
-    return json.loads(raw) if raw else None
-
-
 def _job_id(value: str) -> str:
     if not JOB_ID.match(value):
         raise ConfigError(f"{value!r} is not a Flink job id (32 hex digits)")
@@ -360,11 +337,7 @@ def _job_id(value: str) -> str:
 
 
 def _known_job(rest: str, job_id: str) -> dict[str, Any]:
-    try:
-        job: dict[str, Any] = _rest_call(rest, f"/jobs/{job_id}")
-    except ConfigError:
-        raise ConfigError(f"no job {job_id} on the cluster at {rest}") from None
-    return job
+    return FlinkRest(rest).job(job_id)
 
 
 def _when(ms: Any) -> str:
@@ -382,7 +355,7 @@ def run_status(args: argparse.Namespace) -> int:
         for vertex in job.get("vertices", []):
             print(f"  {vertex.get('status', '?'):<10} {vertex.get('name', '?')}")
         return 0
-    jobs = _rest_call(rest, "/jobs/overview")["jobs"]
+    jobs = FlinkRest(rest).jobs()
     print(f"{'JOB ID':<32}  {'STATE':<10}  {'STARTED':<19}  NAME")
     for job in sorted(jobs, key=lambda j: -int(j.get("start-time", 0))):
         started = _when(job.get("start-time"))
@@ -404,26 +377,11 @@ def run_savepoint(args: argparse.Namespace) -> int:
     job = _known_job(rest, job_id)
     if job["state"] != "RUNNING":
         raise ConfigError(f"job {job_id} is {job['state']}: savepoints need a RUNNING job")
-    target = _target_dir(args.dir)
-    if args.stop:
-        body = {"targetDirectory": target, "drain": False, "formatType": "CANONICAL"}
-        trigger = _rest_call(rest, f"/jobs/{job_id}/stop", "POST", body)
-    else:
-        body = {"target-directory": target, "cancel-job": False, "formatType": "CANONICAL"}
-        trigger = _rest_call(rest, f"/jobs/{job_id}/savepoints", "POST", body)
-    request_id = trigger["request-id"]
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        status = _rest_call(rest, f"/jobs/{job_id}/savepoints/{request_id}")
-        if status["status"]["id"] == "COMPLETED":
-            operation = status.get("operation") or {}
-            if "failure-cause" in operation:
-                cause = operation["failure-cause"].get("stack-trace", "")
-                raise InfrastructureError(f"savepoint failed: {root_cause(Exception(cause))}")
-            print(operation["location"])
-            return 0
-        time.sleep(0.5)
-    raise InfrastructureError(f"savepoint of {job_id} not done after {args.timeout:.0f} s")
+    location = FlinkRest(rest).savepoint(
+        job_id, _target_dir(args.dir), stop=args.stop, timeout_s=args.timeout
+    )
+    print(location)
+    return 0
 
 
 def run_cancel(args: argparse.Namespace) -> int:
@@ -432,7 +390,7 @@ def run_cancel(args: argparse.Namespace) -> int:
     job = _known_job(rest, job_id)
     if job["state"] in TERMINAL:
         raise ConfigError(f"job {job_id} already ended ({job['state']})")
-    _rest_call(rest, f"/jobs/{job_id}?mode=cancel", "PATCH")
+    FlinkRest(rest).cancel(job_id)
     deadline = time.monotonic() + args.timeout
     state = job["state"]
     while time.monotonic() < deadline:

@@ -1,0 +1,122 @@
+"""The few calls of Flink's REST API the CLI makes, and their errors in one place.
+
+``submit``/``status``/``savepoint``/``cancel``, ``promote``/``rollback`` and the
+SQL runner's ``--rest`` target talk to a JobManager through :class:`FlinkRest`.
+Errors are mapped once: an unreachable JobManager is an
+:class:`~streaming_agents.errors.InfrastructureError` ("no Flink REST API at
+..."), a 404 or 400 is the user's :class:`~streaming_agents.errors.ConfigError`
+(an unknown job, a rejected request), any other HTTP status an
+InfrastructureError.  Proxies from the environment are ignored: the REST API
+is reached directly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from streaming_agents.errors import ConfigError, InfrastructureError
+
+__all__ = ["TERMINAL", "FlinkRest"]
+
+TERMINAL = frozenset({"FINISHED", "FAILED", "CANCELED", "SUSPENDED"})
+
+
+class FlinkRest:
+    """A JobManager's REST API at ``url`` (``http://HOST:PORT``)."""
+
+    def __init__(self, url: str, timeout_s: float = 15.0) -> None:
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(f"the Flink REST API must be http://HOST:PORT, got {url!r}")
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        """One request; the decoded JSON answer (None when empty)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        try:
+            with self._opener.open(request, timeout=self.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            if exc.code == 404:
+                raise ConfigError(f"not found on the cluster: {method} {path} ({detail})") from exc
+            if exc.code == 400:
+                raise ConfigError(f"the cluster rejected {method} {path}: {detail}") from exc
+            raise InfrastructureError(
+                f"Flink REST {method} {path}: HTTP {exc.code} {detail}"
+            ) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise InfrastructureError(f"no Flink REST API at {self.url} ({exc})") from exc
+        return json.loads(raw) if raw else None
+
+    def config(self) -> dict[str, str]:
+        """The JobManager's configuration (``/jobmanager/config``) as a mapping."""
+        rows = self.call("/jobmanager/config") or []
+        return {str(r.get("key")): str(r.get("value")) for r in rows if isinstance(r, dict)}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job the cluster knows (``/jobs/overview``)."""
+        return list(self.call("/jobs/overview")["jobs"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """One job's details; an unknown id is a ConfigError naming it."""
+        try:
+            found: dict[str, Any] = self.call(f"/jobs/{job_id}")
+        except ConfigError:
+            raise ConfigError(f"no job {job_id} on the cluster at {self.url}") from None
+        return found
+
+    def state(self, job_id: str) -> str:
+        return str(self.job(job_id)["state"])
+
+    def wait_state(self, job_id: str, wanted: set[str], timeout_s: float) -> str:
+        """Poll until the job is in ``wanted``; a terminal state not wanted is an error."""
+        deadline = time.monotonic() + timeout_s
+        state = "?"
+        while time.monotonic() < deadline:
+            state = self.state(job_id)
+            if state in wanted:
+                return state
+            if state in TERMINAL:
+                raise InfrastructureError(f"job {job_id} ended {state}")
+            time.sleep(0.5)  # the REST API has no notification to wait on
+        raise InfrastructureError(f"job {job_id} still {state} after {timeout_s:.0f} s")
+
+    def savepoint(self, job_id: str, target: str, *, stop: bool, timeout_s: float) -> str:
+        """Trigger a savepoint (``stop``: stop-with-savepoint, no drain) and wait for it.
+
+        Returns the savepoint's location.  With ``stop`` the job's exactly-once
+        sinks commit everything up to the savepoint and the job ends FINISHED."""
+        if stop:
+            body = {"targetDirectory": target, "drain": False, "formatType": "CANONICAL"}
+            trigger = self.call(f"/jobs/{job_id}/stop", "POST", body)
+        else:
+            body = {"target-directory": target, "cancel-job": False, "formatType": "CANONICAL"}
+            trigger = self.call(f"/jobs/{job_id}/savepoints", "POST", body)
+        request_id = trigger["request-id"]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.call(f"/jobs/{job_id}/savepoints/{request_id}")
+            if status["status"]["id"] == "COMPLETED":
+                operation = status.get("operation") or {}
+                if "failure-cause" in operation:
+                    trace = str(operation["failure-cause"].get("stack-trace", ""))
+                    causes = [ln for ln in trace.splitlines() if ln.startswith("Caused by")]
+                    why = (causes[-1] if causes else trace[:300]).strip()
+                    raise InfrastructureError(f"savepoint of {job_id} failed: {why}")
+                return str(operation["location"])
+            time.sleep(0.5)  # the REST API has no notification to wait on
+        raise InfrastructureError(f"savepoint of {job_id} not done after {timeout_s:.0f} s")
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the cluster to cancel the job (returns at once; see :meth:`wait_state`)."""
+        self.call(f"/jobs/{job_id}?mode=cancel", "PATCH")
