@@ -1,10 +1,9 @@
 """``streaming-agents sql --rest`` against a cluster whose workers lack our dependencies.
 
-Used by tests/test_submit_bare_workers.py, which owns the private bare-worker
-cluster (one cluster for ``submit`` and ``sql --rest``: starting it is the
-expensive part).  The script (``tests/sql_scripts/hostile_json.sql``) reads a
-Kafka JSON table (hostile records included: decoded safely, dead-lettered),
-runs an agent through the fake LLM and writes exactly-once.
+Used by tests/test_sql_cluster.py with its own private bare-worker cluster.
+The script (``tests/sql_scripts/hostile_json.sql``) reads a Kafka JSON table
+(hostile records included: decoded safely, dead-lettered), runs an agent
+through the fake LLM and writes exactly-once.
 """
 
 from __future__ import annotations

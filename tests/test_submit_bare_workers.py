@@ -78,14 +78,3 @@ def test_submit_ships_what_bare_workers_lack(
     assert len(dead) <= 2, reasons  # the sample's malformed claims at most
     routes = {json.loads(m.value())["output"]["route"] for m in decisions}
     assert routes <= {"auto_approve", "human_review", "request_more_info"} and routes
-
-
-@pytest.mark.cluster
-def test_sql_rest_ships_what_bare_workers_lack(
-    bare_cluster: BareWorkerCluster, kafka_bootstrap: str, fake_llm: FakeLLM, tmp_path: Path
-) -> None:
-    """``streaming-agents sql --rest`` on the same bare workers (tests/sql_cluster_support.py)."""
-    from sql_cluster_support import run_sql_on_cluster
-
-    took = run_sql_on_cluster(bare_cluster.rest_url, kafka_bootstrap, fake_llm, tmp_path, KEY_ENV)
-    print(f"sql --rest on bare workers: {took:.1f} s")
