@@ -24,17 +24,14 @@ the TaskManagers: set them in their environment.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streaming_agents.errors import ConfigError, InfrastructureError
+from streaming_agents.errors import ConfigError
 
 __all__ = ["RemoteTarget", "parse_rest", "prepare_remote"]
 
@@ -79,13 +76,9 @@ def parse_rest(value: str) -> str:
 
 
 def _cluster_config(rest_url: str) -> dict[str, str]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"{rest_url}/jobmanager/config", timeout=15) as response:
-            rows = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise InfrastructureError(f"no Flink REST API at {rest_url} ({exc})") from None
-    return {str(r.get("key")): str(r.get("value")) for r in rows if isinstance(r, dict)}
+    from streaming_agents.flink_rest import FlinkRest
+
+    return FlinkRest(rest_url).config()
 
 
 def _worker_python(config: dict[str, str]) -> tuple[str, str]:
