@@ -60,8 +60,8 @@ lint: install ## ruff + mypy --strict
 bench: install jars ## Benchmarks: prints measured ratios side by side, journal backends in (g) (writes docs/benchmarks.md)
 	$(PY) -m scripts.bench
 
-chaos: install jars ## Crash the agent job on two TaskManagers with their own filesystems, Kafka journal (TM/JM kill -9, broker restart); prints the exactly-once report
-	$(PY) -m streaming_agents.chaos
+chaos: install jars ## Crash the agent job on two TaskManagers with their own filesystems, Kafka journal (TM/JM kill -9, broker restart); prints the exactly-once report (SECURE=1: over SASL_SSL, the job as its own principal)
+	$(PY) -m streaming_agents.chaos $(if $(SECURE),--secure)
 
 demo: install jars ## Run the demo job against a local broker and the fake LLM
 	$(PY) -m streaming_agents.cli.main demo

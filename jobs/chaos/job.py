@@ -12,6 +12,9 @@ Submitted as a user would: ``flink run -py jobs/chaos/job.py --bootstrap ...``
 client logs its program arguments): the API key is read by the workers from
 the environment variable ``--api-key-env``; a Kafka SASL password, if any, is
 read by this script from the environment variable ``--kafka-password-env``.
+``--kafka-security FILE`` is the client-security setting of the source and
+sinks (a ``--command-config``-style file holding references, never a
+password: each Kafka client resolves them where it runs).
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ def _journal(setting: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from streaming_agents.connectors.security import load_security
     from streaming_agents.pipeline import AgentPipeline
     from streaming_agents.runtime.environment import local_env
 
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-base", required=True)
     parser.add_argument("--api-key-env", default="FAKE_LLM_API_KEY")
     parser.add_argument("--kafka-password-env", default=None)
+    parser.add_argument("--kafka-security", default=None, help="client-security properties file")
     parser.add_argument("--journal", required=True, help="SQLite journal file or journal URI")
     parser.add_argument("--txn-prefix", required=True)
     parser.add_argument("--group-id", default="chaos")
@@ -129,11 +134,20 @@ def main(argv: list[str] | None = None) -> None:
             "restart-strategy.fixed-delay.delay": "1 s",
         },
     )
+    if args.kafka_security and args.kafka_password_env:
+        parser.error("--kafka-security and --kafka-password-env exclude each other")
     props = kafka_properties(args.kafka_password_env)
+    security = load_security(args.kafka_security) if args.kafka_security else None
     agent = chaos_agent(args.api_base, args.api_key_env, args.timeout_s, args.num_retries, budget)
     streams = (
         AgentPipeline.from_kafka(
-            env, args.bootstrap, args.in_topic, args.group_id, properties=props, name="events"
+            env,
+            args.bootstrap,
+            args.in_topic,
+            args.group_id,
+            properties=props,
+            security=security,
+            name="events",
         )
         .key_by("k")
         .apply(agent, capacity=args.capacity, journal=_journal(args.journal), uid=AGENT_UID)
@@ -145,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         audit=args.audit,
         transactional_id_prefix=args.txn_prefix,
         properties=props,
+        security=security,
     )
     env.execute(args.job_name)
 

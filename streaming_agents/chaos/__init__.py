@@ -1,7 +1,9 @@
 """Chaos runs: exactly-once of the agent job proven on a real cluster, with counts.
 
 ``python -m streaming_agents.chaos`` (``make chaos``) runs the long variant and
-prints the report; ``tests/test_chaos.py`` runs the short one.  See
+prints the report; ``tests/test_chaos.py`` runs the short one over SASL_SSL
+(``--secure``, ``make chaos SECURE=1``: the secured broker, the job as its own
+least-privilege principal; :mod:`streaming_agents.chaos.identity`).  See
 docs/reliability.md for what the figures mean.
 """
 
@@ -38,7 +40,11 @@ def judge(result: ChaosResult) -> tuple[Verdict, str]:
         "jobs submitted": ", ".join(result.jobs) or "-",
         "restored from retained checkpoint": ", ".join(result.restored_from) or "-",
         "checkpoints of the last job": result.checkpoints or "-",
-        "files searched for the API key": result.files_scanned,
+        "files searched for the secrets": result.files_scanned,
+        "secrets searched for": ", ".join(result.secrets_searched) or "API key",
+        "cluster log files showing sasl.jaas.config = [hidden] (probe)": (
+            result.jaas_probe_files if result.plan.secure else "-"
+        ),
         "LLM calls in flight at each TaskManager/JobManager kill": ", ".join(
             str(n) for n in result.in_flight_at_kills
         )

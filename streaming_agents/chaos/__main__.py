@@ -1,4 +1,7 @@
-"""``python -m streaming_agents.chaos [--short] [--seed N] ...``: run, print the report.
+"""``python -m streaming_agents.chaos [--short] [--secure] [--seed N] ...``: run, print the report.
+
+``--secure``: on the secured broker (SASL_SSL, SCRAM, ACLs), the job as its own
+least-privilege principal whose password holds quotes (``make chaos SECURE=1``).
 
 Exits 0 when every guarantee held, 1 otherwise.
 """
@@ -15,6 +18,9 @@ from streaming_agents.chaos import judge, long_plan, run_chaos, short_plan
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streaming_agents.chaos")
     parser.add_argument("--short", action="store_true", help="the short variant (tests)")
+    parser.add_argument(
+        "--secure", action="store_true", help="SASL_SSL broker, the job as its own principal"
+    )
     parser.add_argument("--seed", type=int, default=None, help="random fault moments")
     parser.add_argument("--keys", type=int, default=None)
     parser.add_argument("--rate", type=float, default=None, help="events per second")
@@ -25,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in (("seed", args.seed), ("keys", args.keys), ("rate", args.rate))
         if value is not None
     }
+    if args.secure:
+        overrides["secure"] = True
     plan = short_plan(**overrides) if args.short else long_plan(**overrides)
     started = time.monotonic()
     result = run_chaos(plan, log=lambda line: print(line, flush=True))

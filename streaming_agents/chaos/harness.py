@@ -12,6 +12,12 @@ and, at random moments, injects the plan's faults one after the other:
   checkpoint (``flink run -s <chk dir>``), as an operator would;
 * ``broker``: a Kafka broker restart (``LocalKafka.restart()``).
 
+``plan.secure`` runs it all on the secured broker (SASL_SSL, SCRAM, ACLs),
+the job as its own least-privilege principal, the harness's clients as the
+admin (:mod:`streaming_agents.chaos.identity`); the broker restarts on the
+same ports with its users and ACLs (kept in its KRaft metadata), and the
+run's files are searched for the passwords too.
+
 Each fault waits for the first output committed after it (its recovery
 time) before the next one.  Then production stops, the harness waits for
 every input's output, lingers so duplicates would show, and returns the
@@ -31,10 +37,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from streaming_agents.chaos.cluster import ChaosCluster, HostsCluster
+from streaming_agents.chaos.identity import (
+    JAAS_PROBE,
+    ChaosIdentity,
+    chaos_access,
+    create_identity,
+    secret_holders,
+    secret_needles,
+    security_file,
+)
 from streaming_agents.chaos.plan import ChaosPlan, ChaosResult
 from streaming_agents.chaos.report import FaultRecord
 from streaming_agents.chaos.secrets import find_files
 from streaming_agents.chaos.traffic import EventProducer, OutputCollector, Received
+from streaming_agents.connectors.security import KAFKA_SECURITY_ENV
 from streaming_agents.runtime.environment import repo_root
 from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.kafka import LocalKafka, consume_committed, create_topics, end_offsets
@@ -55,11 +71,15 @@ class _Run:
         self.t0 = time.monotonic()
         shutil.rmtree(plan.run_dir, ignore_errors=True)
         plan.run_dir.mkdir(parents=True)
-        self.kafka = LocalKafka(plan.run_dir / "kafka")
+        self.kafka = LocalKafka(plan.run_dir / "kafka", secure=plan.secure)
+        self.admin = self.kafka.admin_security  # the harness's clients (None: PLAINTEXT)
+        self.identity: ChaosIdentity | None = None  # the job's principal, when secured
         self.llm = FakeLLM(plan.fake_llm_config())
         # A key unique to the run, so it can be searched for afterwards.
         self.api_key = f"sk-chaos-{uuid.uuid4().hex}"
         env = {API_KEY_ENV: self.api_key}
+        if plan.secure:  # the Kafka journal on the workers reads the job's setting
+            env[KAFKA_SECURITY_ENV] = str(security_file(plan.run_dir))
         self.host_dir = plan.run_dir / "host"
         self.cluster: ChaosCluster = (
             HostsCluster(plan.run_dir / "flink", self.host_dir, extra_env=env)
@@ -91,17 +111,32 @@ class _Run:
             ]:
                 started.result()
         self.log(f"[{self.now():6.1f}s] Kafka, fake LLM and Flink cluster up")
-        bootstrap = self.kafka.bootstrap
-        create_topics(bootstrap, [self.topics["in"]], partitions=2)
-        create_topics(bootstrap, [self.topics["out"], self.topics["dlq"]], partitions=1)
-        self.collector = OutputCollector(bootstrap, self.topics["out"])
+        bootstrap, admin = self.kafka.bootstrap, self.admin
+        create_topics(bootstrap, [self.topics["in"]], partitions=2, security=admin)
+        create_topics(
+            bootstrap, [self.topics["out"], self.topics["dlq"]], partitions=1, security=admin
+        )
+        if plan.secure:
+            self.identity = self.create_identity()
+            self.result.principal = self.identity.principal
+            self.log(f"[{self.now():6.1f}s] SASL_SSL: the job runs as {self.identity.principal}")
+        self.collector = OutputCollector(bootstrap, self.topics["out"], security=admin)
         self.collector.start()
-        self.producer = EventProducer(bootstrap, self.topics["in"], plan.keys, plan.rate)
+        self.producer = EventProducer(
+            bootstrap, self.topics["in"], plan.keys, plan.rate, security=admin
+        )
         self.producer.start()
         self.submit()
         self.log(f"[{self.now():6.1f}s] job {self.job_id} running; waiting for outputs")
         self.wait_until(lambda: self.outputs() > 0, plan.recovery_timeout_s, "first output")
         time.sleep(plan.warmup_s)
+
+    def create_identity(self) -> ChaosIdentity:
+        """The job's SCRAM user under exactly the ACLs its arguments need."""
+        journal = [f"journal-{self.tag}"] if self.plan.journal == "kafka" else []
+        access = chaos_access(f"User:chaos-{self.tag}", self.topics, f"chaos-{self.tag}",
+                              f"chaos-{self.tag}", journal)  # fmt: skip
+        return create_identity(self.kafka, self.plan.run_dir, access)
 
     def journal_uri(self) -> str:
         """The Kafka journal (one topic per run), or a SQLite file (per host on ``hosts``)."""
@@ -122,6 +157,7 @@ class _Run:
             *("--checkpoint-ms", str(plan.checkpoint_ms), "--parallelism", str(self.parallelism)),
             *("--timeout-s", str(plan.model_timeout_s), "--job-name", f"chaos-{self.tag}"),
             *self.extra_args,
+            *(("--kafka-security", str(self.identity.security_file)) if self.identity else ()),
         ]
 
     def submit(self, checkpoint: Path | str | None = None) -> None:
@@ -160,13 +196,13 @@ class _Run:
         not_before, detail = 0.0, ""
         if kind == "tm":
             killed = self.kill_taskmanagers()
-            offsets = end_offsets(bootstrap, out)
+            offsets = end_offsets(bootstrap, out, security=self.admin)
             self.cluster.start_taskmanager()
             name, detail = "TaskManager kill -9", f"{killed}; new TaskManager started"
         elif kind == "jm":
             checkpoint_before = self.cluster.latest_checkpoint(self.job_id)
             pids = self.cluster.kill_jobmanager()
-            offsets = end_offsets(bootstrap, out)
+            offsets = end_offsets(bootstrap, out, security=self.admin)
             checkpoint = self.cluster.latest_checkpoint(self.job_id) or checkpoint_before
             if checkpoint is None:
                 raise RuntimeError(f"no retained checkpoint of job {self.job_id}")
@@ -185,7 +221,7 @@ class _Run:
             assert self.producer is not None and self.collector is not None
             self.producer.pause()  # the harness's own clients reconnect afterwards
             self.collector.pause()
-            offsets = end_offsets(bootstrap, out)
+            offsets = end_offsets(bootstrap, out, security=self.admin)
             self.kafka.restart()
             not_before = time.monotonic()
             self.collector.resume()
@@ -232,16 +268,35 @@ class _Run:
         self.result.outputs = [r.value for r in records]
         self.result.lag_s = _lags(producer.produced_at, records)
         self.result.errors += producer.errors[:5] + collector.errors[:5]
-        dlq = consume_committed(self.kafka.bootstrap, self.topics["dlq"], timeout_s=20, idle_s=3)
+        dlq = consume_committed(self.kafka.bootstrap, self.topics["dlq"], timeout_s=20, idle_s=3,
+                                security=self.admin)  # fmt: skip
         self.result.dead_letters = [json.loads(m.value()) for m in dlq]
         self.result.llm = self.llm.stats()
         with contextlib.suppress(Exception):
             counts = self.cluster.rest(f"/jobs/{self.job_id}/checkpoints")["counts"]
             self.result.checkpoints = dict(counts)
-        # Flink logs, checkpoints, the journal and the broker's data (every topic).
-        hits, scanned = find_files([plan.run_dir], {"API key": self.api_key})
-        self.result.leaks = [hit.where for hit in hits]
-        self.result.files_scanned = scanned
+        self.scan()
+
+    def scan(self) -> None:
+        """Flink logs, checkpoints, the journal and the broker's data (every topic).
+
+        Secured: the passwords too (not in the files meant to hold them), and the
+        TaskManager logs must show the clients' configs masked (the probe).
+        """
+        needles = {"API key": self.api_key}
+        holders: tuple[Path, ...] = ()
+        if self.identity is not None:
+            needles.update(secret_needles(self.kafka, self.identity), probe=JAAS_PROBE)
+            holders = secret_holders(self.kafka, self.plan.run_dir)
+        hits, self.result.files_scanned = find_files([self.plan.run_dir.resolve()], needles)
+        hits = [h for h in hits if not any(Path(h.where).is_relative_to(p) for p in holders)]
+        self.result.leaks = [f"{h.name} in {h.where}" for h in hits if h.name != "probe"]
+        self.result.secrets_searched = [name for name in needles if name != "probe"]
+        log_dir = self.cluster.log_dir
+        probes = [h for h in hits if h.name == "probe" and Path(h.where).is_relative_to(log_dir)]
+        self.result.jaas_probe_files = len(probes)
+        if self.identity is not None and not probes:
+            self.result.errors.append(f"probe {JAAS_PROBE!r} not in the cluster's logs")
 
     def wait_drained(self, expected: set[tuple[str, int]]) -> None:
         """Until every input has an output; gives up after ``stall_s`` without progress."""

@@ -42,6 +42,9 @@ class ChaosPlan:
     # the run's broker) or "sqlite" (a file; on ``hosts`` one per host).
     hosts: bool = False
     journal: str = "sqlite"
+    # ``secure``: the secured broker (SASL_SSL, SCRAM, ACLs), the job as its own
+    # least-privilege principal (streaming_agents.chaos.identity).
+    secure: bool = False
 
     def fake_llm_config(self) -> dict[str, Any]:
         low, high = self.latency_ms
@@ -76,6 +79,9 @@ class ChaosResult:
     lag_s: dict[str, float] = field(default_factory=dict)  # input produced to output seen
     duration_s: float = 0.0
     in_flight_at_kills: list[int] = field(default_factory=list)  # LLM calls, per TM/JM kill
+    secrets_searched: list[str] = field(default_factory=list)  # what the file scan looked for
+    jaas_probe_files: int = 0  # cluster log files showing "sasl.jaas.config = [hidden]"
+    principal: str = ""  # the job's Kafka principal on the secured broker
 
     def settings(self) -> dict[str, Any]:
         plan = self.plan
@@ -87,6 +93,7 @@ class ChaosResult:
             "parallelism": plan.parallelism,
             "layout": "two TaskManagers, own filesystems" if plan.hosts else "one TaskManager",
             "journal": plan.journal,
+            "kafka": f"SASL_SSL as {self.principal}" if plan.secure else "PLAINTEXT",
             "faults": f"429 {plan.rate_429:.0%}, 500 {plan.rate_500:.0%}, "
             f"timeout {plan.rate_timeout:.0%} ({plan.llm_timeout_s:g} s hang, "
             f"ModelSpec.timeout_s {plan.model_timeout_s:g})",

@@ -56,7 +56,10 @@ def verdict(
     harness_errors: Sequence[str] = (),
     leaks: Sequence[str] = (),
 ) -> Verdict:
-    """Compare produced ``(key, seq)`` inputs with committed outputs (in topic order)."""
+    """Compare produced ``(key, seq)`` inputs with committed outputs (in topic order).
+
+    ``leaks``: where a secret was found (``"<secret> in <file>"``).
+    """
     expected = set(inputs)
     pairs = [(str(o["key"]), int(o["input"]["seq"])) for o in outputs]
     counts = Counter(pairs)
@@ -78,7 +81,7 @@ def verdict(
         Check("per-key order violations", order_violations, order_violations == 0),
         Check("turn != seq + 1 (memory lost/doubled)", len(wrong_turns), not wrong_turns),
         Check("dead letters", dead_letters, dead_letters == 0),
-        Check("files holding the API key", len(leaks), not leaks),
+        Check("files holding a secret (API key, passwords)", len(leaks), not leaks),
         Check("harness errors", len(harness_errors), not harness_errors),
     ]
     dupes = [p for p, n in counts.items() if n > 1]
@@ -88,7 +91,7 @@ def verdict(
         f"turn {o['turn']} for {o['key']}#{o['input']['seq']}" for o in wrong_turns[:5]
     ]
     result.examples += [f"harness: {e}" for e in harness_errors[:5]]
-    result.examples += [f"API key in {where}" for where in leaks[:5]]
+    result.examples += [f"secret: {what}" for what in leaks[:5]]
     return result
 
 

@@ -9,6 +9,9 @@ An input counts once its delivery was acknowledged.
 consumer for the whole run, recording each record's offset and when it was
 seen: what a downstream system sees of the job, and the clock for recovery
 times.
+
+Both take a client-security setting (``security``: on the secured broker,
+the admin's; None is PLAINTEXT).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from streaming_agents.connectors.security import KafkaSecurity, librdkafka_config
 
 __all__ = ["EventProducer", "OutputCollector", "Received", "key_name"]
 
@@ -87,8 +92,17 @@ class _PausableClient(threading.Thread):
 class EventProducer(_PausableClient):
     """Produces ``rate`` events per second over ``keys`` keys until :meth:`stop`."""
 
-    def __init__(self, bootstrap: str, topic: str, keys: int, rate: float) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        keys: int,
+        rate: float,
+        *,
+        security: KafkaSecurity | None = None,
+    ) -> None:
         super().__init__("chaos-producer")
+        self.security = security
         self.bootstrap, self.topic, self.keys, self.rate = bootstrap, topic, keys, rate
         self.delivered: list[tuple[str, int]] = []
         self.errors: list[str] = []
@@ -109,6 +123,7 @@ class EventProducer(_PausableClient):
         return Producer(
             {
                 "bootstrap.servers": self.bootstrap,
+                **librdkafka_config(self.security),
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "message.timeout.ms": 300_000,
@@ -151,8 +166,11 @@ class Received:
 class OutputCollector(_PausableClient):
     """Reads ``topic`` from the start (``read_committed``) until :meth:`stop`."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
+    ) -> None:
         super().__init__("chaos-collector")
+        self.security = security
         self.bootstrap, self.topic = bootstrap, topic
         self.errors: list[str] = []
         self._records: list[Received] = []
@@ -163,6 +181,7 @@ class OutputCollector(_PausableClient):
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
+                **librdkafka_config(self.security),
                 "group.id": f"chaos-verify-{uuid.uuid4().hex[:12]}",
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
