@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from streaming_agents.chaos import judge, long_plan, run_chaos, short_plan
 
@@ -24,11 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="random fault moments")
     parser.add_argument("--keys", type=int, default=None)
     parser.add_argument("--rate", type=float, default=None, help="events per second")
+    parser.add_argument("--run-dir", type=Path, default=None, help="default: .run/chaos")
     parser.add_argument("--report", default=None, help="also write the report to this file")
     args = parser.parse_args(argv)
     overrides: dict[str, object] = {
         name: value
-        for name, value in (("seed", args.seed), ("keys", args.keys), ("rate", args.rate))
+        for name, value in (
+            ("seed", args.seed),
+            ("keys", args.keys),
+            ("rate", args.rate),
+            ("run_dir", args.run_dir),
+        )
         if value is not None
     }
     if args.secure:
