@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from streaming_agents.errors import ConfigError
 from streaming_agents.sql.agentcall import constant_expression, key_warning, parse_agent_call
 from streaming_agents.sql.catalog import Catalog
 from streaming_agents.sql.ddl import parse_ddl
@@ -111,3 +114,25 @@ def test_nested_timestamp_ltz_is_found() -> None:
     assert _holds_instant(parse_type("ARRAY<TIMESTAMP_LTZ(3)>"))
     assert _holds_instant(parse_type("MAP<STRING, ROW<a ARRAY<TIMESTAMP_LTZ(3)>>>"))
     assert not _holds_instant(parse_type("ROW<t TIMESTAMP(3), a ARRAY<DECIMAL(10, 2)>>"))
+
+
+def test_a_model_key_can_be_this_models_own_secret_file(tmp_path: Path) -> None:
+    """'api_key_ref' = 'file:/path': the key is read from that file at each call, on the worker;
+    a pasted key is refused without being echoed."""
+    key_file = tmp_path / "chat.key"
+    key_file.write_text("sk-chat-only\n")
+    catalog = _catalog(
+        f"CREATE CONNECTION c WITH ('type' = 'openai', 'api_key_ref' = 'file:{key_file}');\n"
+        "CREATE MODEL chat WITH ('provider' = 'openai', 'openai.connection' = 'c', "
+        "'openai.model_version' = 'gpt-4o');\n"
+        f"CREATE MODEL other WITH ('provider' = 'openai', 'model' = 'gpt-4o', "
+        f"'api_key_ref' = 'file:{key_file}');\n"
+    )
+    for name in ("chat", "other"):
+        spec = catalog.models[name].spec
+        assert spec.key_ref() == f"file:{key_file}" and spec.api_key_env is None
+        assert "sk-chat-only" not in repr(spec)
+    with pytest.raises(ConfigError) as refused:
+        _catalog("CREATE MODEL m WITH ('provider' = 'openai', 'model' = 'x', "
+                 "'api_key_ref' = 'sk-pasted-secret-123');")  # fmt: skip
+    assert "sk-pasted-secret-123" not in str(refused.value)

@@ -29,7 +29,8 @@ __all__ = ["Catalog", "SqlModel"]
 
 _SECRET = ("api-key", "api_key", "apikey", "key", "secret", "token")
 _MODEL_KEYS = {
-    "provider", "model", "model_version", "endpoint", "api_base", "api_key_env", "connection",
+    "provider", "model", "model_version", "endpoint", "api_base", "api_key_env", "api_key_ref",
+    "connection",
     "system_prompt", "temperature", "max_tokens", "max_completion_tokens", "top_p", "seed",
     "timeout", "num_retries", "fallbacks", "task", "input_format", "output_format", "journal",
     "dimensions", "mcp.connection",
@@ -42,8 +43,8 @@ PROVIDERS = {
 }  # fmt: skip
 TASKS = ("text_generation", "embedding", "classification", "regression", "clustering")
 _CONNECTION_KEYS = {
-    "type", "endpoint", "api_base", "api_key_env", "token_env", "transport_type", "command",
-    "env", "request_timeout",
+    "type", "endpoint", "api_base", "api_key_env", "api_key_ref", "token_env", "transport_type",
+    "command", "env", "request_timeout",
 }  # fmt: skip
 _MCP_TYPES = ("mcp_server", "mcp")
 _TOOL_KEYS = {"type", "description", "side_effecting"}
@@ -213,6 +214,7 @@ class Catalog:
             model=model,
             api_base=endpoint or None,
             api_key_env=opts.get("api_key_env") or None,
+            api_key_ref=opts.get("api_key_ref") or None,  # file:/path: this model's own key
             params=params,
             timeout_s=_number(statement, what, "timeout", opts.get("timeout", "60"), float),
             num_retries=_number(statement, what, "num_retries", opts.get("num_retries", "2"), int),
