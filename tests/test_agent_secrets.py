@@ -151,7 +151,7 @@ def test_two_agents_in_one_job_each_call_with_their_own_key(
     outputs, dead, pickled = run_two_agents(agent_a, agent_b, raw, journal)
 
     by_agent = {name: [o for o in outputs if o["agent"] == name] for name in ("agent-a", "agent-b")}
-    assert len(by_agent["agent-b"]) == len(raw)
+    assert len(by_agent["agent-b"]) == len(raw), dead
     assert len(by_agent["agent-a"]) == len(raw) - 1  # k1#0: its tool reached for "billing"
     (refused,) = dead
     assert refused["agent"] == "agent-a" and refused["payload"]["k"] == "k1", refused
