@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from streaming_agents.chaos.cluster import ChaosCluster
@@ -90,3 +92,19 @@ class BareWorkerCluster(ChaosCluster):
         text = f"{head}{sep}{self.worker_python}{newline}{tail}"
         config.write_text(text + f"\npython.pythonpath: {site}\n")
         return conf
+
+
+@contextmanager
+def started_bare_cluster(base: Path, worker_env: dict[str, str]) -> Iterator[BareWorkerCluster]:
+    """A BareWorkerCluster under ``base`` (its worker venv and run folder), started outside
+    the checkout with ``worker_env`` (e.g. the API key) in its workers' environment; stopped
+    on exit."""
+    python = bare_worker_venv(base / "worker-venv")
+    cluster = BareWorkerCluster(base / "run", python)
+    cluster.extra_env = dict(worker_env)
+    (base / "run").mkdir()
+    cluster.up_outside()
+    try:
+        yield cluster
+    finally:
+        cluster.down()

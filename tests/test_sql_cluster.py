@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bare_workers_support import BareWorkerCluster, bare_worker_venv
+from bare_workers_support import BareWorkerCluster, started_bare_cluster
 from sql_cluster_support import run_sql_on_cluster
 
 from streaming_agents.testing.fake_llm import FakeLLM
@@ -30,16 +30,11 @@ KEY_ENV = "SA_SQL_BARE_WORKER_KEY"
 
 @pytest.fixture(scope="module")
 def sql_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BareWorkerCluster]:
-    base = tmp_path_factory.mktemp("sql-bare")
-    python = bare_worker_venv(base / "worker-venv")
-    cluster = BareWorkerCluster(base / "run", python)
-    cluster.extra_env = {KEY_ENV: "sk-sql-bare-worker-key"}  # the API key lives on the workers
-    (base / "run").mkdir()
-    cluster.up_outside()
-    try:
+    # the API key lives on the workers
+    with started_bare_cluster(
+        tmp_path_factory.mktemp("sql-bare"), {KEY_ENV: "sk-sql-bare-worker-key"}
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.down()
 
 
 @pytest.mark.cluster

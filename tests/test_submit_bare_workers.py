@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bare_workers_support import BareWorkerCluster, bare_worker_venv
+from bare_workers_support import BareWorkerCluster, started_bare_cluster
 
 from streaming_agents.cli.demo import fake_rules
 from streaming_agents.testing.fake_llm import FakeLLM
@@ -31,16 +31,11 @@ CLAIMS = 8
 
 @pytest.fixture(scope="module")
 def bare_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BareWorkerCluster]:
-    base = tmp_path_factory.mktemp("bare")
-    python = bare_worker_venv(base / "worker-venv")
-    cluster = BareWorkerCluster(base / "run", python)
-    cluster.extra_env = {KEY_ENV: "sk-bare-worker-key"}  # the API key lives on the workers
-    (base / "run").mkdir()
-    cluster.up_outside()
-    try:
+    # the API key lives on the workers
+    with started_bare_cluster(
+        tmp_path_factory.mktemp("bare"), {KEY_ENV: "sk-bare-worker-key"}
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.down()
 
 
 def _doc(message: object) -> dict[str, object]:
