@@ -25,12 +25,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streaming_agents.cli.job_options import add_security_argument, security_of
 from streaming_agents.cli.ship import SHIP_MODES
 from streaming_agents.connectors.security import KafkaSecurity, sql_string, table_options
 from streaming_agents.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyflink.table import TableEnvironment
+
+    from streaming_agents.sql.remote import RemoteTarget
 
 __all__ = ["add_sql_commands", "run_sql_command"]
 
@@ -142,9 +147,24 @@ def run_sql_command(args: argparse.Namespace) -> int:
         return 0
     if args.rest:
         return _run_on_cluster(args, text, variables, path)
-    from streaming_agents.sql.session import default_table_env, run_sql_script
+    from streaming_agents.sql.session import default_table_env
 
     t_env = default_table_env(restart_attempts=args.restart_attempts, **_env_args(args))
+    _run_script(args, text, variables, path, t_env)
+    return 0
+
+
+def _run_script(
+    args: argparse.Namespace,
+    text: str,
+    variables: dict[str, str],
+    path: Path,
+    t_env: TableEnvironment,
+    remote: RemoteTarget | None = None,
+) -> None:
+    """The script's statements on ``t_env`` (local, or the cluster of ``remote``)."""
+    from streaming_agents.sql.session import run_sql_script
+
     run_sql_script(
         text,
         t_env=t_env,
@@ -154,8 +174,8 @@ def run_sql_command(args: argparse.Namespace) -> int:
         base_dir=path.parent,
         out=sys.stdout,
         err=sys.stderr,
+        remote=remote,
     )
-    return 0
 
 
 def _env_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,7 +196,6 @@ def _run_on_cluster(
     import tempfile
 
     from streaming_agents.sql.remote import prepare_remote, remote_table_env
-    from streaming_agents.sql.session import run_sql_script
 
     workdir = Path(tempfile.mkdtemp(prefix="sa-sql-"))
     try:
@@ -184,17 +203,7 @@ def _run_on_cluster(
         if target.shipped:
             print(f"streaming-agents: {target.shipped}", file=sys.stderr, flush=True)
         t_env = remote_table_env(target, args.restart_attempts, **_env_args(args))
-        run_sql_script(
-            text,
-            t_env=t_env,
-            variables=variables,
-            journal_dir=args.journal_dir,
-            journal=args.journal,
-            base_dir=path.parent,
-            out=sys.stdout,
-            err=sys.stderr,
-            remote=target,
-        )
+        _run_script(args, text, variables, path, t_env, remote=target)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
