@@ -246,13 +246,14 @@ def prepare_topics(args: argparse.Namespace, entry: Any, topics: dict[str, str])
     """``--create-topics`` / ``--sample N``: create the topics, write the sample records."""
     if not args.create_topics and args.sample is None:
         return
-    from streaming_agents.testing.kafka import create_topics, produce
+    from streaming_agents.connectors.broker import ensure_topics
+    from streaming_agents.testing.kafka import produce
 
     bootstrap = bootstrap_of(args)
     security = security_of(args)
-    missing = _missing_topics(bootstrap, sorted(set(topics.values())), security)
-    if missing:  # a principal without CREATE rights can still use existing topics
-        create_topics(bootstrap, missing, security=security)
+    # creates only the missing ones: a principal without CREATE rights can use existing topics
+    client = {**librdkafka_config(security), "bootstrap.servers": bootstrap}
+    ensure_topics(client, sorted(set(topics.values())))
     progress(f"topics ready on {bootstrap}: {', '.join(sorted(set(topics.values())))}")
     if args.sample is None:
         return
@@ -266,22 +267,6 @@ def prepare_topics(args: argparse.Namespace, entry: Any, topics: dict[str, str])
     for topic, batch in by_topic.items():
         produce(bootstrap, topic, batch, security=security)
         progress(f"wrote {len(batch)} sample records to {topic!r}")
-
-
-def _missing_topics(bootstrap: str, names: list[str], security: KafkaSecurity | None) -> list[str]:
-    """Which of ``names`` the broker does not show (to this principal)."""
-    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
-
-    from streaming_agents.connectors.broker import kafka_errors, quiet_logger
-
-    conf: dict[str, Any] = {
-        **librdkafka_config(security),
-        "bootstrap.servers": bootstrap,
-        "logger": quiet_logger(),
-    }
-    with kafka_errors(bootstrap):
-        known = AdminClient(conf).list_topics(timeout=10).topics
-    return [n for n in names if n not in known or known[n].error is not None]
 
 
 def check_model_env(model: str) -> None:
