@@ -61,7 +61,8 @@ def build_server(tickets: str | None, *, port: int = 8000) -> Any:
         )
     tool: Callable[..., Callable[[F], F]] = server.tool
 
-    @tool(annotations=ToolAnnotations(readOnlyHint=True))
+    # by its wire name: mcp 1.x calls the field readOnlyHint, mcp 2.x read_only_hint
+    @tool(annotations=ToolAnnotations.model_validate({"readOnlyHint": True}))
     def lookup_policy(policy_id: str) -> dict[str, Any]:
         """Look up an insurance policy by its id."""
         if policy_id not in POLICIES:  # an anticipated failure: its text reaches the model
