@@ -4,6 +4,7 @@ Kafka journal on the real broker (survives a killed writer; bounded reads)."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import sqlite3
 import stat
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from streaming_agents.errors import ConfigError
 from streaming_agents.journal.base import JournalScope, ResultCache, key_partition
 from streaming_agents.journal.factory import JournalSpec, ledger_uri, open_journal, resolve_journal
 from streaming_agents.journal.kafka import KafkaJournal
+from streaming_agents.journal.ledger_sqlite import SqliteLedger
 from streaming_agents.journal.null import NullJournal
 from streaming_agents.journal.sqlite import SqliteJournal
 
@@ -120,6 +123,54 @@ def test_sqlite_adopts_a_journal_file_of_the_older_layout(tmp_path: Path) -> Non
     journal = SqliteJournal(path)
     assert journal.get("d") == _result("kept")
     journal.close()
+
+
+_OLD_REQUESTS = (
+    "CREATE TABLE requests (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
+    " agent TEXT NOT NULL, version TEXT NOT NULL, key TEXT NOT NULL, turn INTEGER NOT NULL,"
+    " digest TEXT NOT NULL, body TEXT NOT NULL, event TEXT, ts REAL NOT NULL,"
+    " UNIQUE (kind, agent, key, turn, digest))"
+)
+
+
+def _open_at_once(paths: list[str], barrier: Any, errors: Any) -> None:
+    """One call worker: for each file, wait for the others, then open it and read."""
+    for path in paths:
+        barrier.wait()
+        try:
+            journal = SqliteJournal(path)
+            journal.get("d")
+            journal.close()
+            assert SqliteLedger(path + ".ledger").spent("agent", 0) == (0, 0.0)
+        except (sqlite3.Error, ConfigError, AssertionError) as exc:  # the test fails on it
+            errors.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("layout", ["fresh", "pre-scope requests table"])
+def test_sqlite_opened_by_many_workers_at_once(tmp_path: Path, layout: str) -> None:
+    """Every call worker of a host opens the same journal and ledger files at the
+    same moment (a job with llm_processes starting): none of them may fail
+    switching the file to WAL or creating or upgrading its tables."""
+    paths = [tmp_path / f"shared-{n}.sqlite" for n in range(20)]
+    for path in paths if layout != "fresh" else []:
+        with sqlite3.connect(path) as conn:
+            conn.execute(_OLD_REQUESTS)
+    ctx = multiprocessing.get_context("spawn")
+    workers = 6
+    barrier, errors = ctx.Barrier(workers), ctx.Queue()
+    args = ([str(path) for path in paths], barrier, errors)
+    procs = [ctx.Process(target=_open_at_once, args=args) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    failures = [errors.get(timeout=1) for _ in range(errors.qsize())]
+    assert failures == []
+    assert [proc.exitcode for proc in procs] == [0] * workers
+    for path in paths:
+        with sqlite3.connect(path) as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+        assert "scope" in columns
 
 
 def test_kafka_journal_entries_survive_a_killed_writer(kafka_bootstrap: str) -> None:

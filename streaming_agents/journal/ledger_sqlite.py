@@ -15,10 +15,17 @@ import threading
 import uuid
 from pathlib import Path
 
-from streaming_agents.journal.files import private_file
+from streaming_agents.journal.files import connect_shared
 from streaming_agents.journal.ledger import BudgetLimits, Reservation, fits
 
 __all__ = ["SqliteLedger"]
+
+
+def _create_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS spend (agent TEXT, window INTEGER,"
+        " tokens INTEGER, cost REAL, PRIMARY KEY (agent, window))"
+    )
 
 
 class SqliteLedger:
@@ -31,16 +38,7 @@ class SqliteLedger:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            private_file(Path(self.path))
-            conn = sqlite3.connect(
-                self.path, timeout=30, check_same_thread=False, isolation_level=None
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS spend (agent TEXT, window INTEGER,"
-                " tokens INTEGER, cost REAL, PRIMARY KEY (agent, window))"
-            )
-            self._conn = conn
+            self._conn = connect_shared(Path(self.path), _create_table, isolation_level=None)
         return self._conn
 
     def spent(self, agent: str, window: int) -> tuple[int, float]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from streaming_agents.agent import LLMResult
 from streaming_agents.errors import ConfigError
 from streaming_agents.journal.base import ANY_VERSION, JournalScope, RecordedRequest
-from streaming_agents.journal.files import private_dir, private_file
+from streaming_agents.journal.files import connect_shared, private_file
 
 __all__ = ["DEFAULT_RETENTION_S", "SqliteJournal"]
 
@@ -42,7 +42,7 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS requests ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, agent TEXT NOT NULL,"
     " version TEXT NOT NULL, key TEXT NOT NULL, turn INTEGER NOT NULL, digest TEXT NOT NULL,"
-    " body TEXT NOT NULL, event TEXT, ts REAL NOT NULL,"
+    " body TEXT NOT NULL, event TEXT, ts REAL NOT NULL, scope TEXT NOT NULL DEFAULT '',"
     " UNIQUE (kind, agent, key, turn, digest))",
     "CREATE INDEX IF NOT EXISTS requests_by_turn ON requests (agent, key, turn)",
 )
@@ -68,6 +68,21 @@ def _add_request_scope(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
     if "scope" not in columns:
         conn.execute("ALTER TABLE requests ADD COLUMN scope TEXT NOT NULL DEFAULT ''")
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the tables in one write transaction (see ``connect_shared``)."""
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _DDL:
+            conn.execute(statement)
+        _adopt_legacy_table(conn)
+        _add_request_scope(conn)
+    except sqlite3.Error:
+        conn.rollback()
+        raise
+    conn.commit()
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
@@ -120,17 +135,7 @@ class SqliteJournal:
         if self._conn is None and self.read_only:
             self._conn = _open_read_only(Path(self.path))
         if self._conn is None:
-            path = Path(self.path)
-            private_dir(path.parent)
-            private_file(path)
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            for statement in _DDL:
-                conn.execute(statement)
-            _adopt_legacy_table(conn)
-            _add_request_scope(conn)
-            conn.commit()
+            conn = connect_shared(Path(self.path), _create_schema)
             self._conn = conn
             self._prune(conn)
         return self._conn
