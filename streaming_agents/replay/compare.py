@@ -23,8 +23,11 @@ replay answered from the journal reports the recorded figures.
 **Metadata and drill-down.**  Versions (``agent@version``) and models
 (``usage.model``) are counted per side; the input range is read from the
 inputs' Kafka coordinates (``source``); every key gets a timeline of its
-inputs, production beside candidate, with both audit trace ids.  The report's
-data classes live in :mod:`streaming_agents.replay.report_data`.
+inputs, production beside candidate, with both audit trace ids.  How the
+candidate's memory started (empty, or production's savepoint) is read from its
+shadow marks (``replay.memory_start``, written by the replay or shadow job),
+so ``compare`` alone shows it too.  The report's data classes live in
+:mod:`streaming_agents.replay.report_data`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from streaming_agents.replay.errors import NoOverlap, SchemaMismatch
+from streaming_agents.replay.memory_start import MemoryStart
 from streaming_agents.replay.report_data import (
     Case,
     ComparisonReport,
@@ -57,6 +61,7 @@ __all__ = [
     "compare_outputs",
     "compare_topics",
     "identity_of",
+    "marked_memory_start",
     "parse_outputs",
     "percentile",
 ]
@@ -152,6 +157,22 @@ def _model(output: dict[str, Any]) -> str | None:
     usage = output.get("usage")
     model = usage.get("model") if isinstance(usage, dict) else None
     return str(model) if model else None
+
+
+def marked_memory_start(outputs: list[dict[str, Any]]) -> str | None:
+    """How the outputs' run started its memory, from their shadow marks (``None``: unmarked).
+
+    One description when every marked output agrees, else each with its count.
+    """
+    starts: Counter[str] = Counter()
+    for out in outputs:
+        mark = out.get("replay")
+        start = MemoryStart.from_dict(mark.get("memory_start")) if isinstance(mark, dict) else None
+        if start is not None:
+            starts[start.describe()] += 1
+    if len(starts) <= 1:
+        return next(iter(starts), None)
+    return "; ".join(f"{text} ({n} outputs)" for text, n in starts.most_common())
 
 
 def _coordinates(output: dict[str, Any]) -> tuple[int, int, int | None] | None:
@@ -329,6 +350,7 @@ def compare_outputs(
         input_range=input_range(candidate + dead),
         dead_letter_reasons=Counter(str(d.get("reason") or "?") for d in dead),
         timelines=_timelines(entries, dead),
+        memory_start=marked_memory_start(candidate + dead),
     )  # fmt: skip
 
 

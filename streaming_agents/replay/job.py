@@ -327,6 +327,7 @@ def _build_job(
         audit_topic=audit_topic,
         security=run.security,
         uid=run.memory.agent_uid,
+        memory_start=run.memory.to_dict(),
     )
     transactional_prefix = f"sa-replay-{run.run_id}"
     stream.sink_to(

@@ -117,6 +117,24 @@ class MemoryStart:
         folder = savepoint_dir(location)
         return MemoryStart("savepoint", str(folder), f"agent-{agent_name}")
 
+    @staticmethod
+    def from_dict(data: Any) -> MemoryStart | None:
+        """The memory start a shadow mark carries (:meth:`to_dict`); ``None`` if unreadable."""
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            return None
+        raw = data.get("offsets")
+        try:
+            offsets = {int(p): int(o) for p, o in (raw or {}).items()}
+        except (AttributeError, TypeError, ValueError):
+            offsets = {}
+        savepoint, uid = data.get("savepoint"), data.get("agent_uid")
+        return MemoryStart(
+            data["kind"],
+            None if savepoint is None else str(savepoint),
+            None if uid is None else str(uid),
+            offsets,
+        )
+
     def with_offsets(self, offsets: dict[int, int]) -> MemoryStart:
         return MemoryStart(self.kind, self.savepoint, self.agent_uid, dict(offsets))
 
@@ -137,8 +155,10 @@ class MemoryStart:
         }
 
     def describe(self) -> str:
-        if not self.restores:
+        if self.kind == "empty":
             return "empty (every key starts a new conversation)"
+        if not self.restores:  # a kind this version does not know (a newer writer's mark)
+            return f"{self.kind}" + (f" ({self.savepoint})" if self.savepoint else "")
         where = ",".join(f"p{p}={o}" for p, o in sorted(self.offsets.items()))
         return (
             f"production's, from savepoint {self.savepoint} (agent uid {self.agent_uid}"

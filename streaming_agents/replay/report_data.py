@@ -251,6 +251,8 @@ class ComparisonReport:
     run: RunInfo | None = None
     judge_model: str | None = None
     rubric: str | None = None
+    memory_start: str | None = None
+    """How the candidate's memory started, as its shadow marks record it (``None``: not marked)."""
 
     @property
     def agreement_rate(self) -> float:
@@ -313,6 +315,7 @@ class ComparisonReport:
                 "candidate": _counts(self.candidate_models),
             },
             "input_range": self.input_range,
+            "memory_start": self.memory_start,
             "run": None if self.run is None else self.run.to_dict(),
             "judge": None
             if self.judge_model is None
@@ -337,7 +340,7 @@ def headline(report: ComparisonReport) -> list[tuple[str, str]]:
         ("production models", _names(r.production_models)),
         ("candidate models", _names(r.candidate_models)),
         ("range", run.range or r.input_range or "-"),
-        ("memory start", run.memory_start or ("empty" if r.run else "not known (compare only)")),
+        ("memory start", _memory_start(r)),
         ("inputs compared", f"{r.matched} ({r.agreed} agree, {len(r.differing)} differ)"),
         ("agreement", f"{r.agreement_rate * 100:.1f}%"),
     ]
@@ -366,6 +369,15 @@ def headline(report: ComparisonReport) -> list[tuple[str, str]]:
         n = len(r.run.divergences)
         rows.append(("divergences from the record", f"{n} key{'' if n == 1 else 's'}"))
     return rows
+
+
+def _memory_start(r: ComparisonReport) -> str:
+    """The replay's own account, else the candidate's shadow marks, else what is known."""
+    if r.run is not None and r.run.memory_start:
+        return r.run.memory_start
+    if r.memory_start:
+        return r.memory_start
+    return "empty" if r.run is not None else "not recorded in the candidate's outputs"
 
 
 def _reasons(reasons: Counter[str]) -> str:

@@ -2,7 +2,9 @@
 the Flink environment, the fenced agent stream and its shadow marks, target topics.
 
 A run's outputs and dead letters are marked ``"shadow": true`` with the run id
-(:class:`ShadowMark`) and written through the exactly-once sink by the caller;
+and how the run's memory started (:class:`ShadowMark`), so a report made later
+from the shadow topic alone (``compare``) can say it; they are written through
+the exactly-once sink by the caller;
 side-effecting tools are fenced (never run); the run writes only its own journal
 (a SQLite file in its run folder), reading production's, if given, read-only.
 """
@@ -42,12 +44,25 @@ Mode = Literal["streaming", "batch"]
 
 
 class ShadowMark:
-    """Map function: mark an output (or dead letter) as a shadow run's."""
+    """Map function: mark an output (or dead letter) as a shadow run's.
 
-    def __init__(self, run_id: str, source_topic: str, dead_letter: bool = False) -> None:
+    The mark is ``"shadow": true`` and ``"replay": {"run", "topic",
+    "memory_start"}``; ``memory_start`` is the run's
+    :meth:`~streaming_agents.replay.memory_start.MemoryStart.to_dict` (kind,
+    savepoint path, agent uid, offsets -- no secret), left out when not given.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        source_topic: str,
+        dead_letter: bool = False,
+        memory_start: dict[str, Any] | None = None,
+    ) -> None:
         self.run_id = run_id
         self.source_topic = source_topic
         self.dead_letter = dead_letter
+        self.memory_start = None if memory_start is None else dict(memory_start)
 
     def __call__(self, line: str) -> str:
         try:
@@ -58,6 +73,8 @@ class ShadowMark:
             doc = {"raw": doc}
         doc["shadow"] = True
         doc["replay"] = {"run": self.run_id, "topic": self.source_topic}
+        if self.memory_start is not None:
+            doc["replay"]["memory_start"] = self.memory_start
         if self.dead_letter:
             doc["dead_letter"] = True
         return json.dumps(doc)
@@ -119,11 +136,12 @@ def fenced_agent_stream(
     audit_topic: str | None,
     security: KafkaSecurity | None,
     uid: str | None = None,
+    memory_start: dict[str, Any] | None = None,
 ) -> DataStream:
     """The fenced agent on ``pipeline``: marked outputs and dead letters, one stream.
 
     ``uid`` is the agent operator's (default ``shadow-agent-<name>``; production's
-    ``agent-<name>`` to restore its memory)."""
+    ``agent-<name>`` to restore its memory); ``memory_start`` goes into every mark."""
     from pyflink.common import Types
 
     from streaming_agents.connectors.audit import audit_sink
@@ -135,8 +153,12 @@ def fenced_agent_stream(
         uid=uid or f"shadow-agent-{agent.name}",
         fence_side_effects=True,
     )
-    marked = streams.outputs.map(ShadowMark(run_id, topic), output_type=Types.STRING())
-    dead = streams.dead_letters.map(ShadowMark(run_id, topic, True), output_type=Types.STRING())
+    marked = streams.outputs.map(
+        ShadowMark(run_id, topic, False, memory_start), output_type=Types.STRING()
+    )
+    dead = streams.dead_letters.map(
+        ShadowMark(run_id, topic, True, memory_start), output_type=Types.STRING()
+    )
     if audit_topic is not None:  # audit records of a fenced run carry "shadow": true
         audit_sink(
             streams.env,

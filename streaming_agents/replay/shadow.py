@@ -142,6 +142,7 @@ def shadow(
         audit_topic=audit_topic,
         security=security,
         uid=memory.agent_uid,
+        memory_start=memory.to_dict(),
     )
     stream.sink_to(
         exactly_once_sink(bootstrap, shadow_topic, f"sa-shadow-{run_id}", security=security)
