@@ -79,6 +79,9 @@ class Rule(BaseModel):
     rule applies to every model but the deterministic judge (``fake-judge``);
     a name = only to requests for that model (any provider prefix), so a test can
     script the judge's failures without touching the agents' replies.
+    ``system``: ``None`` = any system prompt; a regex = only when it is found in
+    the request's system message(s), so two versions of an agent that differ
+    only in their system prompt can get different replies.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -90,10 +93,13 @@ class Rule(BaseModel):
     fault: Literal["timeout", "malformed"] | None = None
     after_tool: bool | None = None
     model: str | None = None
+    system: str | None = None
 
-    @field_validator("match")
+    @field_validator("match", "system")
     @classmethod
-    def _compiles(cls, value: str) -> str:
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             re.compile(value)
         except re.error as exc:
@@ -360,6 +366,7 @@ class Script:
         self.config = config
         self.rng = random.Random(config.seed)
         self._rules = [(re.compile(r.match), r) for r in config.rules]
+        self._systems = [None if r.system is None else re.compile(r.system) for r in config.rules]
 
     def latency_s(self) -> float:
         """Sample the configured latency, in seconds."""
@@ -413,7 +420,12 @@ class Script:
             (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
         )
         after_tool = bool(messages) and messages[-1].get("role") == "tool"
-        rule = self._match(last_user, after_tool, body.get("model"))
+        system = " ".join(
+            _text(m.get("content"))
+            for m in messages
+            if isinstance(m, dict) and m.get("role") == "system"
+        )
+        rule = self._match(last_user, after_tool, body.get("model"), system)
         content: str | None = None
         tool_calls: list[dict[str, Any]] | None = None
         if rule is not None and rule.status is not None:
@@ -472,9 +484,11 @@ class Script:
             },
         )
 
-    def _match(self, last_user: str, after_tool: bool, model: Any) -> Rule | None:
+    def _match(self, last_user: str, after_tool: bool, model: Any, system: str = "") -> Rule | None:
         name = model.rsplit("/", 1)[-1] if isinstance(model, str) else ""
-        for pattern, rule in self._rules:
+        for (pattern, rule), wanted in zip(self._rules, self._systems, strict=True):
+            if wanted is not None and not wanted.search(system):
+                continue  # a rule for another system prompt
             if (rule.model or "").rsplit("/", 1)[-1] != name and (
                 rule.model is not None or name == FAKE_JUDGE
             ):
