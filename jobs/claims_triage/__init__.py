@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .job import (
     SYSTEM_PROMPT,
+    VERSION_MEMORY,
     Claim,
     Decision,
     Route,
@@ -24,6 +25,7 @@ from .sample_data import generate_claims
 
 __all__ = [
     "SYSTEM_PROMPT",
+    "VERSION_MEMORY",
     "Claim",
     "Decision",
     "Route",

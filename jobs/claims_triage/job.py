@@ -37,6 +37,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 __all__ = [
     "SYSTEM_PROMPT",
     "VERSIONS",
+    "VERSION_MEMORY",
     "Claim",
     "Decision",
     "Route",
@@ -75,6 +76,11 @@ VERSIONS = {
 """The agent's versions: the system prompt of each.  ``$STREAMING_AGENTS_AGENT_VERSION``
 chooses the one ``run``/``submit`` build (default ``1``); ``promote``/``rollback`` switch
 production between them through a savepoint (same memory schema, so memory carries over)."""
+
+
+VERSION_MEMORY = {version: ConversationMemory for version in VERSIONS}
+"""Each version's memory class: ``promote``/``rollback`` check before a switch that the new
+version can read the memory the running one wrote (all versions share one schema here)."""
 
 
 class Claim(BaseModel):

@@ -12,6 +12,16 @@ options (``--bootstrap``, ``--model``, ``--topic``, ``--journal``...) must be
 the ones production was submitted with.  ``rollback`` without ``--to`` goes
 back to the version the last ``promote`` (recorded in the savepoint folder)
 replaced.  Prints the new job id on stdout and the switch on stderr.
+
+A job that lists its versions' memory classes as ``VERSION_MEMORY`` (a
+mapping in its package, version name -> :class:`~streaming_agents.memory.Memory`
+subclass) gets its memory schemas checked before production is stopped: a
+rollback to a version whose schema is older than the running one is refused
+unless that version declares it reads the newer documents
+(:func:`streaming_agents.promote.memory_switch_problem`).  ``rollback --from
+SAVEPOINT`` starts the version from an earlier savepoint instead (the one its
+promotion took): its own memory and offsets, so the inputs since then are
+answered again.
 """
 
 from __future__ import annotations
@@ -78,6 +88,14 @@ def add_promote_commands(subparsers: Any) -> None:
         "the version the last promote replaced) from it.",
     )
     rb.add_argument("--to", default=None, metavar="VERSION", help="the version to go back to")
+    rb.add_argument(
+        "--from",
+        dest="restore_from",
+        default=None,
+        metavar="SAVEPOINT",
+        help="start it from this earlier savepoint (the one its promotion took) instead of a "
+        "new one: its memory and offsets then; the inputs since are answered again",
+    )
     _common(rb)
     rb.set_defaults(handler=run_rollback)
 
@@ -120,23 +138,50 @@ def _submitter(args: argparse.Namespace, base_name: str) -> Any:
     return submit
 
 
+def _memory_check(entry: Any, base: str, savepoint_dir: Path) -> Any:
+    """``check(running, target)`` over the job's ``VERSION_MEMORY`` (``None``: not declared)."""
+    from streaming_agents.promote import check_memory_switch
+
+    memories = getattr(entry.module, "VERSION_MEMORY", None)
+    if memories is None:
+        progress(f"{base} declares no VERSION_MEMORY: memory schemas are not checked")
+        return None
+    agents = entry.spec.agents
+    default = agents[0].version if agents else ""
+
+    def check(running: str, target: str) -> None:
+        check_memory_switch(
+            memories,
+            running or default,
+            target or default,
+            job=base,
+            savepoint_dir=savepoint_dir,
+        )
+
+    return check
+
+
 def _switch(args: argparse.Namespace, version: str, action: str) -> int:
     from streaming_agents.promote import FlinkRest, switch_version
     from streaming_agents.registry import load_job
 
     entry = load_job(args.job)
     base = args.job_name or entry.spec.name
+    savepoint_dir = Path(args.savepoint_dir).expanduser()
+    restore_from = getattr(args, "restore_from", None)
     rest = FlinkRest(str(args.rest or os.environ.get(REST_ENV) or "http://localhost:8081"))
     progress(f"{action}: {base} -> version {version or 'default'} on {rest.url}")
     record = switch_version(
         rest,
         job=base,
         version=version,
-        savepoint_dir=Path(args.savepoint_dir).expanduser(),
+        savepoint_dir=savepoint_dir,
         submit=_submitter(args, base),
         action=action,
         job_id=args.job_id,
         timeout_s=args.timeout,
+        check=_memory_check(entry, base, savepoint_dir),
+        restore_from=restore_from,
     )
     progress(record.describe())
     print(record.to_job_id)
@@ -162,4 +207,9 @@ def run_rollback(args: argparse.Namespace) -> int:
                 f"no promotion of {base} recorded in {args.savepoint_dir}: give --to VERSION"
             )
         version = last.from_version
+    if args.restore_from:
+        progress(
+            f"rollback --from {args.restore_from}: version {version or 'default'} starts from "
+            "that savepoint's memory and offsets; the inputs read since it are answered again"
+        )
     return _switch(args, version, "rollback")
