@@ -8,7 +8,8 @@ adds, is written with a valid event after each; the CLI runs as a new process
 from a folder outside the repo, against the session broker and the fake LLM.
 Checked: exit code 0, one committed output per valid record (with its
 offset), one dead letter per bad record with its reason, size/digest and
-exact offset, nothing else, every record within the size limit.
+exact offset, nothing else, every record within the size limit; the runner's
+counts (its fail-loudly verdict) match them exactly.
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ def test_hostile_records_through_a_sql_script_are_processed_or_dead_lettered(
         assert letter["agent"] == "sql:events", letter
         assert letter["reason"] and letter["source"]["partition"] == 0, letter
     check_outcomes(cases, outputs, dead, topic)
+    # fail loudly: the runner counted every record and row (exit 0: under the 0.5 default)
+    counted = f"counted: {len(cases)} records read ({len(dead)} dead letters), "
+    counted += f"{len(outputs)} AI rows (0 FAILED)"
+    assert counted in result.stdout, result.stdout[-2000:]
+    assert len(dead) / len(cases) <= 0.5
     # the journal URI was resolved by the factory on the worker: a SQLite file per agent
     assert (tmp_path / "journal" / "echo.sqlite").is_file()
     print(f"SQL hostile corpus: {len(cases)} records, CLI run {took:.1f} s")

@@ -29,6 +29,7 @@ __all__ = [
     "MostlyDeadLettered",
     "add_dead_letter_argument",
     "check_dead_letters",
+    "check_parts",
     "dead_letter_reason",
     "max_dead_letter_ratio",
     "quiet_environment",
@@ -84,17 +85,46 @@ def dead_letter_reason(record: dict[str, object]) -> str:
     return f"{reason}: {error[0][:120]}" if error else reason
 
 
-def check_dead_letters(what: str, total: int, reasons: Iterable[str], ratio: float) -> None:
-    """Raise :class:`MostlyDeadLettered` when ``reasons`` (one per dead letter) exceed ``ratio``."""
+def check_dead_letters(
+    what: str, total: int, reasons: Iterable[str], ratio: float, *, failed: str = "dead-lettered"
+) -> None:
+    """Raise :class:`MostlyDeadLettered` when ``reasons`` (one per dead letter) exceed ``ratio``.
+
+    ``failed``: what happened to those events, for the message (``sql`` also
+    counts rows an AI function answered ``FAILED``).
+    """
     counted = Counter(reasons)
     dead = sum(counted.values())
     if total <= 0 or dead / total <= ratio:
         return
     common = "; ".join(f"{n} x {r}" for r, n in counted.most_common(2))
     raise MostlyDeadLettered(
-        f"{what}: {dead} of {total} events dead-lettered ({dead / total:.0%}, above "
+        f"{what}: {dead} of {total} events {failed} ({dead / total:.0%}, above "
         f"--max-dead-letter-ratio {ratio:g}); most common: {common}"
     )
+
+
+def check_parts(
+    parts: Iterable[tuple[str, int, list[str]]], ratio: float, *, failed: str = "dead-lettered"
+) -> None:
+    """:func:`check_dead_letters` over the parts of one run (``(what, total, reasons)`` each).
+
+    Still one line: the part with the largest failed share, and how many
+    others are above the ratio too.
+    """
+    over = []
+    for what, total, reasons in parts:
+        try:
+            check_dead_letters(what, total, reasons, ratio, failed=failed)
+        except MostlyDeadLettered as exc:
+            over.append((len(reasons) / total, exc))
+    if not over:
+        return
+    over.sort(key=lambda found: -found[0])
+    worst = over[0][1]
+    if len(over) > 1:
+        raise MostlyDeadLettered(f"{worst} (and {len(over) - 1} more above the ratio)")
+    raise worst
 
 
 def reasons_of(values: Iterable[bytes | str | None]) -> list[str]:

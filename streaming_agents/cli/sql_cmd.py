@@ -17,7 +17,11 @@ table's ``WITH (...)``: ``WITH ('connector' = 'kafka', ... ${KAFKA_SECURITY})``.
 Secrets stay references (``${file:...}``) that the Kafka clients resolve.
 ``--rest HOST:PORT`` runs the jobs on a standalone Flink cluster instead,
 shipping what its workers need (``--ship deps``, default; ``library``;
-``none``).  See docs/sql.md.
+``none``).  Fail loudly: when a statement's records were mostly
+dead-lettered or answered FAILED by an AI function (share above
+``--max-dead-letter-ratio``, default 0.5, 1 = off), the command says so in
+one line and exits 1 (local runs; on Ctrl-C the line is printed and the
+exit code stays 130).  See docs/sql.md.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streaming_agents.cli.job_options import add_security_argument, security_of
+from streaming_agents.cli.failures import (
+    MostlyDeadLettered,
+    add_dead_letter_argument,
+    check_parts,
+    max_dead_letter_ratio,
+)
+from streaming_agents.cli.job_options import add_security_argument, journal_setting, security_of
 from streaming_agents.cli.ship import SHIP_MODES
 from streaming_agents.connectors.security import KafkaSecurity, sql_string, table_options
 from streaming_agents.errors import ConfigError
@@ -106,6 +116,7 @@ def add_sql_commands(subparsers: Any) -> None:
         "and platform on the workers); library = streaming_agents only; none = nothing",
     )
     add_security_argument(parser)
+    add_dead_letter_argument(parser)
     parser.set_defaults(handler=run_sql_command)
 
 
@@ -138,20 +149,69 @@ def run_sql_command(args: argparse.Namespace) -> int:
     text = path.read_text(encoding="utf-8")
     variables = _variables(args.var)
     variables.setdefault(SECURITY_VARIABLE, security_options(security_of(args)))
+    ratio = max_dead_letter_ratio(args)
+    journal = journal_setting(args)  # checked as the workers' factory will read it
     if args.check:
+        from streaming_agents.journal.factory import journal_uri
         from streaming_agents.sql.check import check_script
 
         for line in check_script(text, variables, path.parent):
             print(line)
+        print(f"journal: {journal_uri(journal)}")
         print(f"{path}: OK")
         return 0
     if args.rest:
         return _run_on_cluster(args, text, variables, path)
+    return _run_locally(args, text, variables, path, ratio)
+
+
+def _run_locally(
+    args: argparse.Namespace, text: str, variables: dict[str, str], path: Path, ratio: float
+) -> int:
+    """The script on the local mini-cluster, then the verdict on what its jobs counted."""
+    import shutil
+    import tempfile
+
+    from streaming_agents.cli.signals import interrupts_ignored
     from streaming_agents.sql.session import default_table_env
 
-    t_env = default_table_env(restart_attempts=args.restart_attempts, **_env_args(args))
-    _run_script(args, text, variables, path, t_env)
+    tally_dir = Path(tempfile.mkdtemp(prefix="sa-sql-tally-"))
+    try:
+        t_env = default_table_env(restart_attempts=args.restart_attempts, **_env_args(args))
+        try:
+            _run_script(args, text, variables, path, t_env, tally_dir=tally_dir)
+        except KeyboardInterrupt:  # an unbounded script ends here: its verdict, then exit 130
+            with interrupts_ignored():
+                try:
+                    _verdict(path, tally_dir, ratio)
+                except MostlyDeadLettered as exc:
+                    print(f"streaming-agents: {exc}", file=sys.stderr, flush=True)
+            raise
+        _verdict(path, tally_dir, ratio)
+    finally:
+        shutil.rmtree(tally_dir, ignore_errors=True)
     return 0
+
+
+def _verdict(path: Path, tally_dir: Path, ratio: float) -> None:
+    """Print what each statement's jobs counted; fail when a statement mostly failed."""
+    from streaming_agents.sql.tally import read_tallies
+
+    counted = read_tallies(tally_dir)
+    for c in counted:
+        dead, failed = sum(c.dead.values()), sum(c.failed.values())
+        parts = []
+        if c.inputs:
+            parts.append(f"{c.inputs} records read ({dead} dead letters)")
+        if c.ai_rows:
+            parts.append(f"{c.ai_rows} AI rows ({failed} FAILED)")
+        print(f"[{c.number}] counted: {', '.join(parts)}", flush=True)
+    check_parts(
+        ((f"sql {path.name} statement {c.number} (line {c.line})", c.total, c.reasons())
+         for c in counted),
+        ratio,
+        failed="dead-lettered or FAILED",
+    )  # fmt: skip
 
 
 def _run_script(
@@ -161,6 +221,7 @@ def _run_script(
     path: Path,
     t_env: TableEnvironment,
     remote: RemoteTarget | None = None,
+    tally_dir: Path | None = None,
 ) -> None:
     """The script's statements on ``t_env`` (local, or the cluster of ``remote``)."""
     from streaming_agents.sql.session import run_sql_script
@@ -171,6 +232,7 @@ def _run_script(
         variables=variables,
         journal_dir=args.journal_dir,
         journal=args.journal,
+        tally_dir=tally_dir,
         base_dir=path.parent,
         out=sys.stdout,
         err=sys.stderr,
@@ -202,6 +264,12 @@ def _run_on_cluster(
         target = prepare_remote(args.rest, args.ship, workdir)
         if target.shipped:
             print(f"streaming-agents: {target.shipped}", file=sys.stderr, flush=True)
+        print(
+            "streaming-agents: note: no dead-letter verdict with --rest (the counts are files "
+            "of local workers; see docs/sql.md)",
+            file=sys.stderr,
+            flush=True,
+        )
         t_env = remote_table_env(target, args.restart_attempts, **_env_args(args))
         _run_script(args, text, variables, path, t_env, remote=target)
     finally:

@@ -22,6 +22,7 @@ from streaming_agents.agent import ModelSpec
 from streaming_agents.errors import ConfigError
 from streaming_agents.sql import callloop
 from streaming_agents.sql.functions import guard_inputs
+from streaming_agents.sql.tally import Tally
 
 __all__ = ["embedding_function"]
 
@@ -33,7 +34,8 @@ _PASSED_PARAMS = ("dimensions",)
 class EmbeddingFunction(AsyncScalarFunction):  # type: ignore[misc]
     """``eval(text) -> ARRAY<FLOAT>``; one embeddings call per row, many in flight."""
 
-    def __init__(self, name: str, model: ModelSpec) -> None:
+    def __init__(self, name: str, model: ModelSpec, tally: Tally | None = None) -> None:
+        self.tally = tally  # the SQL runner's counts of answered / failed calls
         self.name = name
         self.model = model
         self.guarded = False
@@ -68,7 +70,12 @@ class EmbeddingFunction(AsyncScalarFunction):  # type: ignore[misc]
     async def eval(self, text: Any) -> Any:
         if text is None:
             return None
-        return await callloop.run(self._embed(str(text)))
+        vector = await callloop.run(self._embed(str(text)))
+        if self.tally is not None and vector is not None:
+            self.tally.ok()
+        elif self.tally is not None:
+            self.tally.failed(f"embeddings call failed ({self.model.model})")
+        return vector
 
     async def _embed(self, text: str) -> Any:
         """One embeddings call (with retries), on the shared call loop."""
@@ -91,11 +98,18 @@ class EmbeddingFunction(AsyncScalarFunction):  # type: ignore[misc]
         return None
 
 
-def embedding_function(model: ModelSpec, *, name: str = "ai_embedding") -> Any:
-    """An async scalar UDF ``f(text) -> ARRAY<FLOAT>`` calling ``model``'s embeddings API."""
+def embedding_function(
+    model: ModelSpec, *, name: str = "ai_embedding", tally: Tally | None = None
+) -> Any:
+    """An async scalar UDF ``f(text) -> ARRAY<FLOAT>`` calling ``model``'s embeddings API.
+
+    ``tally`` (the SQL runner's): where each call is counted as answered or failed.
+    """
     from pyflink.table import DataTypes
     from pyflink.table.udf import udf
 
     return udf(
-        EmbeddingFunction(name, model), result_type=DataTypes.ARRAY(DataTypes.FLOAT()), name=name
+        EmbeddingFunction(name, model, tally),
+        result_type=DataTypes.ARRAY(DataTypes.FLOAT()),
+        name=name,
     )

@@ -41,6 +41,7 @@ from streaming_agents.errors import StreamingAgentsError
 from streaming_agents.journal.base import ResultCache, request_digest
 from streaming_agents.journal.factory import open_journal
 from streaming_agents.sql import callloop
+from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.typemap import to_pydantic
 from streaming_agents.sql.types import SqlType
 
@@ -98,7 +99,9 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
         journal: str | None = None,
         capacity: int = 100,
         journal_name: str = "",
+        tally: Tally | None = None,
     ) -> None:
+        self.tally = tally  # the SQL runner's counts of answered / failed calls
         self.name = name
         self.model = model
         self.system_prompt = system_prompt
@@ -140,10 +143,18 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
     async def eval(self, prompt: Any) -> Any:
         if prompt is None:
             return None
-        return await callloop.run(self._complete(str(prompt)))
+        value, failure = await callloop.run(self._complete(str(prompt)))
+        if self.tally is not None and failure is None:
+            self.tally.ok()
+        elif self.tally is not None:
+            self.tally.failed(failure or "unknown")
+        return value
 
-    async def _complete(self, prompt: str) -> Any:
-        """One completion, on the shared call loop (:mod:`streaming_agents.sql.callloop`)."""
+    async def _complete(self, prompt: str) -> tuple[Any, str | None]:
+        """One completion, on the shared call loop (:mod:`streaming_agents.sql.callloop`).
+
+        Returns the value and, when the call failed (the value is NULL), why.
+        """
         request = self.request(prompt)
         digest = request_digest(f"complete:{self.name}", "", self.model, request)
         result = await self._journal.lookup("", digest)
@@ -152,16 +163,16 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
                 result = await self._client.complete(request)
             except StreamingAgentsError as exc:
                 log.warning("%s: call failed, returning NULL: %s", self.name, exc)
-                return None
+                return None, f"call failed: {type(exc).__name__}: {exc}"
             await self._journal.append("", digest, result)
         if self.output is None:
-            return result.content
+            return result.content, None
         try:
             data = self._output_model.model_validate_json(result.content).model_dump(mode="json")
-            return self.output.with_nullable(True).from_json(data)
+            return self.output.with_nullable(True).from_json(data), None
         except (ValidationError, TypeError, ValueError) as exc:
             log.warning("%s: reply does not fit the output type (NULL): %s", self.name, exc)
-            return None
+            return None, f"reply does not fit the output type: {type(exc).__name__}"
 
 
 def completion_function(
@@ -174,6 +185,7 @@ def completion_function(
     capacity: int = 100,
     journal_name: str = "",
     journal_path: str | None = None,
+    tally: Tally | None = None,
 ) -> Any:
     """An async scalar UDF ``f(prompt)`` calling ``model``; register it under ``name``.
 
@@ -185,7 +197,8 @@ def completion_function(
     ``none``; :mod:`streaming_agents.journal.factory`) answering repeated
     prompts; a SQLite folder holds ``<journal_name or name>.sqlite``.  Without
     it, no journal.  ``journal_path`` (older): a SQLite file, same as
-    ``journal='sqlite:///path'``.
+    ``journal='sqlite:///path'``.  ``tally`` (the SQL runner's): where each
+    call is counted as answered or failed.
     """
     from pyflink.table.udf import udf
 
@@ -195,7 +208,7 @@ def completion_function(
     if journal is None and journal_path:
         journal = as_journal_uri(journal_path)
     function = CompletionFunction(
-        name, model, system_prompt, output, journal, capacity, journal_name=journal_name
+        name, model, system_prompt, output, journal, capacity, journal_name, tally
     )
     return udf(function, result_type=result_type, name=name)
 

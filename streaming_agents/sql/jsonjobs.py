@@ -15,6 +15,7 @@ from typing import Any
 from streaming_agents.sql.jsonsource import JsonSource, quote
 from streaming_agents.sql.lexer import Statement, ident_value, tokenize
 from streaming_agents.sql.outcome import flink_message
+from streaming_agents.sql.tally import Tally
 
 __all__ = ["JsonSources"]
 
@@ -45,11 +46,14 @@ class JsonSources:
             f"{source.dlq_topic!r}"
         )
 
-    def build_read(self, statement: Statement) -> None:
-        """Build the decoding stand-ins of the tables ``statement`` reads (in its mode)."""
+    def build_read(self, statement: Statement, tally: Tally | None = None) -> None:
+        """Build the decoding stand-ins of the tables ``statement`` reads (in its mode).
+
+        ``tally``: where their decoders count records and dead letters, if anywhere.
+        """
         for source in self.read_by(statement, ""):
             try:
-                source.build(self.t_env)
+                source.build(self.t_env, tally)
             except Exception as exc:  # noqa: BLE001 - Py4J/PyFlink raise many unrelated types
                 message = flink_message(exc, statement, True)
                 raise statement.error(

@@ -49,6 +49,7 @@ from streaming_agents.runtime.events import (
     decode,
     record_of,
 )
+from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.types import SqlType
 
 __all__ = [
@@ -240,6 +241,7 @@ class DecodeRecords:
         limits: Limits,
         fail_on_missing: bool = False,
         rowtime: str | None = None,
+        tally: Tally | None = None,
     ) -> None:
         self.table = table
         self.physical = physical
@@ -247,8 +249,19 @@ class DecodeRecords:
         self.limits = limits
         self.fail_on_missing = fail_on_missing
         self.rowtime = rowtime  # the WATERMARK's column: NULL there would fail the job
+        self.tally = tally  # the runner's counts (streaming_agents.sql.tally), if it keeps them
+        self._reason = ""  # of the latest dead letter, for the tally
 
     def __call__(self, record: Any) -> Iterator[Any]:
+        for row in self._rows(record):
+            if self.tally is not None:
+                if row[0] is None:
+                    self.tally.ok()
+                else:
+                    self.tally.failed(self._reason)
+            yield row
+
+    def _rows(self, record: Any) -> Iterator[Any]:
         from pyflink.common import Row
 
         raw: bytes | None = None
@@ -296,6 +309,8 @@ class DecodeRecords:
         return values
 
     def _dead(self, reason: str, error: str, payload: Any, raw: bytes | None, source: Any) -> str:
+        first = (error.strip().splitlines() or [""])[0][:120]
+        self._reason = f"{reason}: {first}" if first else reason
         return dead_letter(
             reason,
             MALFORMED_KEY,

@@ -49,6 +49,7 @@ from streaming_agents.sql.jsonrows import (
     GoodRows,
 )
 from streaming_agents.sql.lexer import SqlScriptError, Statement, Token, ident_value
+from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.typeparse import parse_type
 from streaming_agents.sql.types import SqlType
 
@@ -197,8 +198,11 @@ class JsonSource:
                 fields.append((name, sql_type.with_nullable(True)))
         return fields
 
-    def build(self, t_env: Any) -> None:
+    def build(self, t_env: Any, tally: Tally | None = None) -> None:
         """Create the reading stand-ins in ``t_env`` (``token`` names them per session).
+
+        ``tally``: where the decoder counts its rows and dead letters (the
+        runner's verdict, :mod:`streaming_agents.sql.tally`), if anywhere.
 
         Built for each statement that reads the table, after the statement's
         Python execution mode is set (PyFlink fixes an operator's mode when it
@@ -223,6 +227,7 @@ class JsonSource:
             self.limits,
             self.options.get("json.fail-on-missing-field", "false").lower() == "true",
             self._rowtime(),
+            tally,
         )
         raw = t_env.sql_query(
             f"SELECT {', '.join(quote(c) for c in COORDINATES)}"

@@ -47,6 +47,7 @@ from streaming_agents.sql.outcome import (
 from streaming_agents.sql.remote import RemoteTarget
 from streaming_agents.sql.rewrite import rewrite_laterals, rewrite_scalars
 from streaming_agents.sql.support import ctas, table_without_connector, unsupported
+from streaming_agents.sql.tally import AI, INPUT, Tally
 from streaming_agents.sql.toolinvoke import tool_invoke_function
 from streaming_agents.sql.views import ViewBuilder
 
@@ -72,6 +73,7 @@ class SqlSession:
         journal: str | None = None,
         restart_attempts: int = 3,
         remote: RemoteTarget | None = None,
+        tally_dir: str | Path | None = None,
     ) -> None:
         if t_env is None:
             t_env = default_table_env(restart_attempts=restart_attempts)
@@ -86,6 +88,9 @@ class SqlSession:
         self.journal_uri = journal_uri(as_journal_uri(setting) if setting else None)
         check_journal_uri(self.journal_uri)
         self.results: list[StatementResult] = []
+        # where the jobs count records, dead letters and FAILED AI rows (local workers only)
+        self.tally_dir = str(Path(tally_dir).resolve()) if tally_dir and remote is None else None
+        self._job_statement: Statement | None = None  # the statement set being built
         self._agent_views: set[str] = set()
         self._completion_views: set[str] = set()
         self._functions: dict[str, str] = {}
@@ -135,6 +140,13 @@ class SqlSession:
             raise statement.error(f"no model {name!r} (models: {models})")
         return found
 
+    def tally(self, statement: Statement, kind: str) -> Tally | None:
+        """Where a counting function of ``statement`` writes (None: no counts kept)."""
+        if self.tally_dir is None:
+            return None
+        statement = self._job_statement or statement  # a statement set counts as one
+        return Tally(self.tally_dir, statement.number, statement.line, kind)
+
     def journal(self, name: str) -> str:
         """The journal setting of agent ``name``: the script's URI (opened on the workers)."""
         return self.journal_uri
@@ -154,10 +166,13 @@ class SqlSession:
             raise statement.error(
                 f"{function} needs {wanted} model; {model_name!r} has 'task' = {model.task!r}"
             )
-        if model_name not in self._functions:
+        # one function per model and statement: its calls are counted for that statement
+        key = f"{model_name}\0{statement.number}"
+        if key not in self._functions:
             name = f"sa_complete_{self._token}_{len(self._functions) + 1}"
+            tally = self.tally(statement, AI)
             if model.embedding:
-                function = embedding_function(model.spec, name=name)
+                function = embedding_function(model.spec, name=name, tally=tally)
             else:
                 function = completion_function(
                     model.spec,
@@ -166,10 +181,11 @@ class SqlSession:
                     output=model.output,
                     journal=self.journal_uri if model.journal else None,
                     journal_name=f"complete-{model_name}",
+                    tally=tally,
                 )
             self.t_env.create_temporary_function(name, function)
-            self._functions[model_name] = name
-        return self._functions[model_name]
+            self._functions[key] = name
+        return self._functions[key]
 
     def tool_invoke_function(self, model_name: str, statement: Statement, args: list[str]) -> str:
         """Register the function of one ``AI_TOOL_INVOKE`` call site; its name."""
@@ -251,7 +267,7 @@ class SqlSession:
         self.catalog.note_function(statement)
         if self.json.read_by(statement, ""):
             self._set_mode([statement])  # before the decoding operators are built
-            self.json.build_read(statement)
+            self.json.build_read(statement, self.tally(statement, INPUT))
         text, uses = self._rewrite(statement)
         kind = "query" if words[0] in ("SELECT", "WITH", "VALUES") else "statement"
         if words[0] == "INSERT" or words[:2] == ["EXECUTE", "INSERT"] or ctas(statement):
@@ -409,16 +425,20 @@ class SqlSession:
         sources: list[JsonSource] = []
         if any(self.json.read_by(item, "") for item in inner):
             self._set_mode(inner)  # before the decoding operators are built
-        for item in inner:
-            self._refuse_unsupported(item)
-            self.json.build_read(item)
-            text, (a, c) = self._rewrite(item)
-            agents, completions = agents or a, completions or c
-            sources += [s for s in self.json.read_by(item, text) if s not in sources]
-            try:
-                statement_set.add_insert_sql(text)
-            except Exception as exc:  # noqa: BLE001
-                raise item.error(flink_message(exc, item, a or c)) from None
+        self._job_statement = statement
+        try:
+            for item in inner:
+                self._refuse_unsupported(item)
+                self.json.build_read(item, self.tally(statement, INPUT))
+                text, (a, c) = self._rewrite(item)
+                agents, completions = agents or a, completions or c
+                sources += [s for s in self.json.read_by(item, text) if s not in sources]
+                try:
+                    statement_set.add_insert_sql(text)
+                except Exception as exc:  # noqa: BLE001
+                    raise item.error(flink_message(exc, item, a or c)) from None
+        finally:
+            self._job_statement = None
         for source in sources:
             statement_set.add_insert_sql(source.dead_letter_insert(statement.number))
         result = self._run(statement, statement_set.execute, (agents, completions))
@@ -479,6 +499,7 @@ def run_sql_script(
     restart_attempts: int = 3,
     remote: RemoteTarget | None = None,
     journal: str | None = None,
+    tally_dir: str | Path | None = None,
 ) -> SqlSession:
     """Run a script (see :class:`SqlSession`); with ``wait`` block until its jobs end.
 
@@ -490,6 +511,9 @@ def run_sql_script(
     ``remote`` (:func:`streaming_agents.sql.remote.prepare_remote`, with a
     ``t_env`` from :func:`~streaming_agents.sql.remote.remote_table_env`)
     sends the jobs to a standalone cluster with what its workers need.
+    ``tally_dir``: a local folder where the jobs count their records, dead
+    letters and FAILED AI rows (:mod:`streaming_agents.sql.tally`; not with
+    ``remote``).
     """
     session = SqlSession(
         t_env,
@@ -500,6 +524,7 @@ def run_sql_script(
         restart_attempts=restart_attempts,
         remote=remote,
         journal=journal,
+        tally_dir=tally_dir,
     )
     session.execute(text, variables)
     if wait:

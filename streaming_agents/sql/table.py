@@ -30,6 +30,7 @@ from typing import Any
 from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
 from streaming_agents.journal.factory import JournalSetting
+from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.typemap import from_data_type, from_pydantic
 from streaming_agents.sql.types import SqlType
 
@@ -85,6 +86,7 @@ def agent_table(
     uid: str | None = None,
     flatten_output: bool = True,
     output_prefix: str = "",
+    tally: Tally | None = None,
 ) -> Any:
     """Run ``agent`` on every row of ``table``, keyed (and remembering) by column ``key``.
 
@@ -92,7 +94,8 @@ def agent_table(
     memory).  ``t_env`` is the ``StreamTableEnvironment`` of ``table``.
     Returns a ``Table`` (columns: see the module doc) to join, filter or
     insert into any sink; an exactly-once Kafka sink table commits it with
-    the checkpoint that covers the agent's state.
+    the checkpoint that covers the agent's state.  ``tally`` (the SQL
+    runner's): where each row is counted as OK or FAILED.
     """
     from pyflink.common import Types
     from pyflink.table import Schema
@@ -123,7 +126,7 @@ def agent_table(
     )
     schema_model = agent.output_schema if flatten_output else None
     output_names = list(from_pydantic(schema_model).names) if schema_model else None
-    decoder = RowDecoder(input_type, out_type, output_names)
+    decoder = RowDecoder(input_type, out_type, output_names, tally)
     events = t_env.to_data_stream(table).map(RowEncoder(input_type), output_type=Types.STRING())
     keyed = events.key_by(KeyOf(key), key_type=Types.STRING())
     replies = run_agent(keyed, agent, capacity=capacity, journal=journal, uid=uid)
@@ -218,8 +221,13 @@ class RowDecoder:
     """Agent outputs and dead letters -> rows of the agent table's type."""
 
     def __init__(
-        self, input_type: SqlType, out_type: SqlType, output_names: list[str] | None
+        self,
+        input_type: SqlType,
+        out_type: SqlType,
+        output_names: list[str] | None,
+        tally: Tally | None = None,
     ) -> None:
+        self.tally = tally
         self.input_type = input_type
         self.out_type = out_type
         self.output_names = output_names
@@ -252,6 +260,10 @@ class RowDecoder:
         for n in self.instants:
             if values[n] is not None:
                 values[n] = values[n].to_epoch_milli()
+        if self.tally is not None and status == "OK":
+            self.tally.ok()
+        elif self.tally is not None:
+            self.tally.failed(str(error))
         return Row(**dict(zip(self.out_type.names, values, strict=True)))
 
     def outputs(self, line: str) -> Iterator[Any]:

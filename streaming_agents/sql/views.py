@@ -17,6 +17,7 @@ from streaming_agents.sql.agentcall import key_warning, parse_agent_call
 from streaming_agents.sql.agents import KEY_FIELD, PROMPT_FIELD
 from streaming_agents.sql.lexer import SqlScriptError, Statement, call_name
 from streaming_agents.sql.rewrite import LateralCall
+from streaming_agents.sql.tally import AI
 
 if TYPE_CHECKING:
     from streaming_agents.sql.session import SqlSession
@@ -148,6 +149,7 @@ class ViewBuilder:
             uid=uid,
             flatten_output=False,
             output_prefix="sa__",
+            tally=self.session.tally(self.statement, AI),
         )
         outs = [col(src).alias(n) for src, n in zip(_AGENT_SOURCES, names, strict=False)]
         return table.select(*[col(c) for c in source], *outs)

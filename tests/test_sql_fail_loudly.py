@@ -1,0 +1,162 @@
+"""``streaming-agents sql`` fails loudly: a script whose records mostly failed exits 1 in one line.
+
+The CLI runs as a new process from a folder outside the repo (as a user runs
+it).  Two scripts: a Kafka JSON table whose records are mostly not rows of the
+table (dead letters), and an agent whose LLM is unreachable (every row
+FAILED).  The counting (:mod:`streaming_agents.sql.tally`) and the
+``--check`` of ``--journal`` are checked without Flink.  That a mostly good
+script still exits 0 with exact counts is in ``tests/test_sql_hostile.py``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streaming_agents.cli.failures import MostlyDeadLettered, check_parts
+from streaming_agents.cli.main import main
+from streaming_agents.sql.tally import AI, INPUT, Tally, read_tallies
+from streaming_agents.testing.kafka import create_topics, produce
+from tests.test_sql_cli import run_sql_cli
+
+HOSTILE_SCRIPT = """
+CREATE TABLE events (k STRING NOT NULL, n BIGINT) WITH (
+  'connector' = 'kafka', 'topic' = '${topic}', 'properties.bootstrap.servers' = '${bootstrap}',
+  'properties.group.id' = 'loud-sql', 'scan.startup.mode' = 'earliest-offset',
+  'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+CREATE TABLE sink (k STRING, n BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT k, n FROM events;
+"""
+
+DEAD_LLM_SCRIPT = """
+CREATE MODEL gone WITH ('provider' = 'openai', 'model' = 'x', 'api_base' = '${api_base}',
+  'api_key_env' = 'DEAD_KEY', 'timeout' = '2', 'num_retries' = '0');
+CREATE AGENT helper USING MODEL gone USING PROMPT 'Help.';
+CREATE TEMPORARY VIEW asks AS SELECT * FROM (VALUES ('a'), ('b'), ('c'), ('d')) AS t(k);
+CREATE TABLE sink (k STRING, status STRING, error STRING) WITH ('connector' = 'blackhole');
+INSERT INTO sink
+SELECT t.k, r.status, r.error
+FROM asks AS t, LATERAL TABLE(AI_RUN_AGENT('helper', t.k, t.k)) AS r(status, response, turn, error);
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _failed_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.startswith("streaming-agents: failed:")]
+
+
+def test_tally_counts_per_statement_and_the_verdict_is_one_line(tmp_path: Path) -> None:
+    # the functions carry their tally to the workers pickled: no open file travels
+    decoder = pickle.loads(pickle.dumps(Tally(str(tmp_path), 4, 12, INPUT)))
+    for _ in range(3):
+        decoder.ok()
+    for n in range(5):
+        decoder.failed(f"type mismatch: column 'n': got {n}\nsecond line")
+    agent = pickle.loads(pickle.dumps(Tally(str(tmp_path), 4, 12, AI)))
+    agent.ok()
+    agent.ok()
+    agent.failed("llm error: connection refused")
+    other = Tally(str(tmp_path), 6, 20, AI)
+    other.ok()
+    counted = read_tallies(tmp_path)
+    assert [(c.number, c.line, c.inputs, c.ai_rows, c.total) for c in counted] == [
+        (4, 12, 8, 3, 8),  # a statement reading a Kafka JSON table: its records are its events
+        (6, 20, 0, 1, 1),  # no JSON table: its AI rows are
+    ]
+    assert sum(counted[0].dead.values()) == 5 and "second line" not in str(counted[0].dead)
+    assert len(counted[0].reasons()) == 6  # 5 dead letters + 1 FAILED row of 8 records
+    parts = [(f"statement {c.number}", c.total, c.reasons()) for c in counted]
+    with pytest.raises(MostlyDeadLettered) as caught:
+        check_parts(parts, 0.5, failed="dead-lettered or FAILED")
+    line = str(caught.value)
+    assert "\n" not in line
+    assert line.startswith("statement 4: 6 of 8 events dead-lettered or FAILED (75%"), line
+    check_parts(parts, 0.75)  # exactly at the ratio: allowed
+    check_parts(parts, 1.0)  # 1 turns the check off
+
+
+def test_check_validates_the_journal_uri_and_the_ratio(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "s.sql"
+    script.write_text("CREATE TABLE t (k STRING) WITH ('connector' = 'blackhole');\n")
+    bad = {
+        "ftp://somewhere": "expected sqlite://..., kafka://... or none",
+        "kafka://localhost:9092": "expected kafka://bootstrap/topic",
+        "sqlite:///j?retention=soon": "retention",
+    }
+    for uri, message in bad.items():
+        assert main(["sql", "--check", str(script), "--journal", uri]) == 2, uri
+        assert message in capsys.readouterr().err, uri
+    both = ["--journal", "none", "--journal-dir", str(tmp_path)]
+    assert main(["sql", "--check", str(script), *both]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["sql", "--check", str(script), "--max-dead-letter-ratio", "2"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+    good = "kafka://localhost:9092/journal?retention=604800"
+    assert main(["sql", "--check", str(script), "--journal", good]) == 0
+    out = capsys.readouterr().out
+    assert f"journal: {good}" in out and "s.sql: OK" in out
+    assert main(["sql", "--check", str(script), "--journal-dir", str(tmp_path / "j")]) == 0
+    assert f"journal: sqlite://{(tmp_path / 'j').resolve()}" in capsys.readouterr().out
+
+
+def test_a_script_whose_kafka_records_mostly_dead_letter_exits_1_in_one_line(
+    kafka_bootstrap: str, topic_factory: Any, tmp_path: Path
+) -> None:
+    topic = topic_factory("loud-sql-in")
+    create_topics(kafka_bootstrap, [f"{topic}.dead-letters"])
+    good = [b'{"k": "a", "n": 1}', b'{"k": "b", "n": 2}']
+    bad = [b'{"k": "x", "n": "abc"}', b'{"n": 3}', b"not json", b'{"k": "y", "n": 1.5}']
+    produce(kafka_bootstrap, topic, [(None, v) for v in [*good, *bad]])
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    script = tmp_path / "hostile.sql"
+    script.write_text(HOSTILE_SCRIPT)
+    result = run_sql_cli(
+        script, "--var", f"topic={topic}", "--var", f"bootstrap={kafka_bootstrap}",
+        "--restart-attempts", "0", "--checkpoint-interval", "1000", cwd=cwd, timeout_s=240,
+    )  # fmt: skip
+    assert result.returncode == 1, (result.stdout[-2000:], result.stderr[-3000:])
+    failed = _failed_lines(result.stderr)
+    assert len(failed) == 1, result.stderr[-3000:]
+    assert re.search(
+        r"sql hostile\.sql statement 3 \(line 7\): 4 of 6 events dead-lettered or FAILED "
+        r"\(67%, above --max-dead-letter-ratio 0\.5\); most common: \d x dead letter: ",
+        failed[0],
+    ), failed
+    assert "[3] counted: 6 records read (4 dead letters)" in result.stdout, result.stdout
+
+
+def test_a_script_whose_llm_is_unreachable_exits_1_without_a_log_flood(tmp_path: Path) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    script = tmp_path / "dead_llm.sql"
+    script.write_text(DEAD_LLM_SCRIPT)
+    api_base = f"http://127.0.0.1:{_closed_port()}/v1"
+    result = run_sql_cli(
+        script, "--var", f"api_base={api_base}", "--restart-attempts", "0",
+        "--checkpoint-interval", "1000", cwd=cwd, timeout_s=240, DEAD_KEY="sk-dead",
+    )  # fmt: skip
+    assert result.returncode == 1, (result.stdout[-2000:], result.stderr[-3000:])
+    failed = _failed_lines(result.stderr)
+    assert len(failed) == 1, result.stderr[-3000:]
+    assert re.search(
+        r"sql dead_llm\.sql statement 5 \(line 7\): 4 of 4 events dead-lettered or FAILED "
+        r"\(100%.*most common: 4 x AI row failed: ",
+        failed[0],
+    ), failed
+    assert "[5] counted: 4 AI rows (4 FAILED)" in result.stdout, result.stdout
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) <= 3, result.stderr[-3000:]  # the verdict, not a line per row
+    assert "LiteLLM" not in result.stdout + result.stderr
