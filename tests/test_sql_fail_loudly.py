@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import pickle
 import re
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,8 @@ import pytest
 from streaming_agents.cli.failures import MostlyDeadLettered, check_parts
 from streaming_agents.cli.main import main
 from streaming_agents.sql.tally import AI, INPUT, Tally, read_tallies
-from streaming_agents.testing.kafka import create_topics, produce
-from tests.test_sql_cli import run_sql_cli
+from streaming_agents.testing.kafka import consume_committed, create_topics, produce
+from tests.test_sql_cli import cli_env, run_sql_cli
 
 HOSTILE_SCRIPT = """
 CREATE TABLE events (k STRING NOT NULL, n BIGINT) WITH (
@@ -160,3 +163,38 @@ def test_a_script_whose_llm_is_unreachable_exits_1_without_a_log_flood(tmp_path:
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) <= 3, result.stderr[-3000:]  # the verdict, not a line per row
     assert "LiteLLM" not in result.stdout + result.stderr
+
+
+def test_an_unbounded_script_stopped_with_ctrl_c_says_it_was_mostly_dead_letters(
+    kafka_bootstrap: str, topic_factory: Any, tmp_path: Path
+) -> None:
+    """An unbounded script never ends by itself: Ctrl-C gives the verdict line, exit 130."""
+    topic = topic_factory("loud-sql-u")
+    dlq = f"{topic}.dead-letters"
+    create_topics(kafka_bootstrap, [dlq])
+    produce(kafka_bootstrap, topic, [(None, v) for v in (b'{"k": "a"}', b"[", b"{", b"nul")])
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    script = tmp_path / "endless.sql"
+    script.write_text(HOSTILE_SCRIPT.replace("'scan.bounded.mode' = 'latest-offset',", ""))
+    command = [str(Path(sys.executable).with_name("streaming-agents")), "sql", str(script)]
+    command += ["--var", f"topic={topic}", "--var", f"bootstrap={kafka_bootstrap}"]
+    command += ["--restart-attempts", "0", "--checkpoint-interval", "1000"]
+    run = subprocess.Popen(
+        command, cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        # the job commits its dead letters at a checkpoint: wait for them, then Ctrl-C
+        assert len(consume_committed(kafka_bootstrap, dlq, expected=3, timeout_s=180)) == 3
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err[-3000:]
+    verdict = [ln for ln in err.splitlines() if "events dead-lettered or FAILED" in ln]
+    assert len(verdict) == 1, err[-3000:]
+    assert re.search(r"statement 3 \(line 7\): 3 of 4 events .*\(75%", verdict[0]), verdict
+    assert "malformed event" in verdict[0], verdict
+    assert "[3] counted: 4 records read (3 dead letters)" in out, out
+    assert "interrupted" in err
