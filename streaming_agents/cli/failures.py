@@ -6,7 +6,10 @@ the events it dead-lettered; when their share exceeds ``--max-dead-letter-ratio`
 (default 0.5, or ``$STREAMING_AGENTS_MAX_DEAD_LETTER_RATIO``; 1 turns the check
 off) it fails with one line naming the count and the most common reasons, and exits 1.
 An unbounded ``run`` ends only with Ctrl-C (or SIGTERM): it then prints the same line
-for what it committed, and exits 130 as any interrupted command.
+for what it committed, and exits 130 as any interrupted command.  ``sql`` judges each
+statement of a script the same way (records dead-lettered or rows an AI function
+answered FAILED, counted by :mod:`streaming_agents.sql.tally`; :func:`check_parts`
+keeps it to one line).
 The job itself never fails on data: this is the command's verdict on the run.
 
 Also here: :func:`quiet_environment`, the logging defaults every command sets
