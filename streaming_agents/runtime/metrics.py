@@ -4,6 +4,13 @@ The event-loop thread only bumps plain counters (``RunnerStats``,
 ``CallStats``); Flink's metric objects are touched only from the operator's
 own thread, in :meth:`OperatorMetrics.flush`, because PyFlink metrics are not
 safe to update from foreign threads.
+
+No PyFlink gauges: in thread mode a gauge is a Python callable that Flink's
+metric query thread calls into the embedded interpreter (pemja) whenever the
+REST API or web UI reads the TaskManager's metrics, and that crashed a
+TaskManager (SIGSEGV in ``pemja ... PyObject.invokeMethodNoArgs`` from
+``MetricGauge.getValue``).  Levels such as ``calls_in_flight`` are Java
+counters instead, set to the current value at each flush.
 """
 
 from __future__ import annotations
@@ -14,6 +21,19 @@ from streaming_agents.llm.litellm_client import LiteLLMClient
 from streaming_agents.runtime.chains import ChainRunner
 
 __all__ = ["OperatorMetrics"]
+
+
+class _Level:
+    """A value that goes up and down, kept in a Flink counter (see the module doc)."""
+
+    def __init__(self, counter: Any) -> None:
+        self._counter = counter
+        self._value = 0
+
+    def set(self, value: int) -> None:
+        if value != self._value:
+            self._counter.inc(value - self._value)
+            self._value = value
 
 
 class OperatorMetrics:
@@ -33,10 +53,15 @@ class OperatorMetrics:
         self._tool_calls = g.counter("tool_calls")
         self._tokens_in = g.counter("tokens_in")
         self._tokens_out = g.counter("tokens_out")
-        g.gauge("calls_in_flight", lambda: runner.limiter.in_flight)
-        g.gauge("concurrency_limit", lambda: int(runner.limiter.limit))
-        g.gauge("llm_latency_ms_avg", self._avg_latency)
-        g.gauge("cost_micro_usd", lambda: int(runner.stats.cost_usd * 1e6))
+        self._levels = {
+            name: _Level(g.counter(name))
+            for name in (
+                "calls_in_flight",
+                "concurrency_limit",
+                "llm_latency_ms_avg",
+                "cost_micro_usd",
+            )
+        }
         self._seen: dict[str, int] = {}
 
     def _avg_latency(self) -> int:
@@ -61,3 +86,11 @@ class OperatorMetrics:
             if delta:
                 counter.inc(delta)
                 self._seen[name] = value
+        limiter = self._runner.limiter
+        for name, level in (
+            ("calls_in_flight", limiter.in_flight),
+            ("concurrency_limit", int(limiter.limit)),
+            ("llm_latency_ms_avg", self._avg_latency()),
+            ("cost_micro_usd", int(stats.cost_usd * 1e6)),
+        ):
+            self._levels[name].set(level)
