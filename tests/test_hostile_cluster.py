@@ -7,6 +7,14 @@ valid record's output is committed (``read_committed``) exactly once, every
 bad record has one dead letter with the expected reason and offset, nothing
 else is written, and at the end the job is RUNNING with zero restarts and an
 empty exception history in the REST API.
+
+The five jobs run at the same time (they are independent: own topics, own
+consumer groups and transactional ids, own journal folders): a module fixture
+submits them all at once on the session's cluster, with one more TaskManager
+for the slots they need (:mod:`cluster_support`) and a fake LLM of their own
+answering every shipped job's sample events, and writes each job's corpus once
+it runs.  Each test then checks its own job as above and cancels it: a job
+that fails its checks fails its own test only.
 """
 
 from __future__ import annotations
@@ -16,16 +24,21 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_support import extra_taskmanager
 from hostile_support import check_outcomes, collect
 
+from streaming_agents.flink_rest import FlinkRest
 from streaming_agents.registry import load_job
 from streaming_agents.runtime.keys import key_of
-from streaming_agents.testing.cluster import FlinkCluster
+from streaming_agents.testing.cluster import TERMINAL_STATES, FlinkCluster
 from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.hostile import (
     Case,
@@ -34,6 +47,7 @@ from streaming_agents.testing.hostile import (
     interleaved,
     produce_cases,
 )
+from streaming_agents.testing.kafka import create_topics
 
 API_JOB = Path(__file__).parent / "jobs" / "hostile_api_job.py"
 
@@ -139,35 +153,156 @@ def _submit(argv: list[str]) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture
-def all_rules(fake_llm: FakeLLM) -> FakeLLM:
-    """The fake LLM answering every shipped job's sample events."""
+API = "public_api"  # the public-API job's name among the module's runs
+TIMEOUT_S = 300  # submission to checked outputs, per job, with five jobs sharing two cores
+
+
+@dataclass
+class CorpusRun:
+    """One job of the module: its corpus and topics; ``started`` ends once it runs with its
+    corpus written (and raises what went wrong on the way)."""
+
+    cases: list[Case]
+    topics: dict[str, str]  # role -> topic
+    in_role: str
+    out_role: str
+    job_id: str = ""
+    started: Future[str] = field(default_factory=Future)
+
+    @property
+    def in_topic(self) -> str:
+        return self.topics[self.in_role]
+
+
+def _topic(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _make_topics(bootstrap: str, run: CorpusRun) -> None:
+    create_corpus_topic(bootstrap, run.in_topic)
+    others = [name for role, name in run.topics.items() if role != run.in_role]
+    create_topics(bootstrap, others, partitions=1)
+
+
+def _api_run(bootstrap: str, llm: FakeLLM) -> tuple[CorpusRun, Callable[[FlinkCluster], str]]:
+    """The README's shape (kafka_records -> json_key -> run_agent), with `flink run -py`."""
+    topics = {"in": _topic("hostile-api-in") + "-big", "out": _topic("hostile-api-out")}
+    topics["dlq"] = _topic("hostile-api-dlq")
+    base = {"k": "base", "seq": 0}
+    cases = [c for c, _ in interleaved(corpus(base, "k"), lambda i: {"k": f"v{i % 4}", "seq": i})]
+    run = CorpusRun(cases, topics, "in", "out")
+    args = ["--bootstrap", bootstrap, "--in", topics["in"], "--out", topics["out"]]
+    args += ["--dlq", topics["dlq"], "--api-base", llm.base_url]
+    args += ["--job-name", f"hostile-api-{topics['in'][-14:-4]}"]
+
+    def submit(cluster: FlinkCluster) -> str:
+        return cluster.submit_py(API_JOB, args)
+
+    return run, submit
+
+
+def _shipped_run(
+    job: str, bootstrap: str, rest_url: str, llm: FakeLLM, journal: Path
+) -> tuple[CorpusRun, Callable[[FlinkCluster], str]]:
+    """A shipped job, submitted with `streaming-agents submit` (a new process)."""
+    in_role, out_role, key_field, _keep = SHIPPED[job]
+    spec = load_job(job).spec
+    topics = {role: _topic(f"h-{job[:8]}-{role}") for role in spec.topics}
+    topics[in_role] += "-big"
+    run = CorpusRun(_cases(_valid_samples(job), key_field), topics, in_role, out_role)
+    argv = [job, "--rest", rest_url, "--bootstrap", bootstrap]
+    argv += ["--model", "openai/fake-model", "--api-base", llm.base_url]
+    argv += ["--api-key-env", "FAKE_LLM_API_KEY", "--checkpoint-ms", "1000"]
+    argv += ["--journal-dir", str(journal), "--job-name", f"hostile-{job}"]
+    # The session's workers run this venv: the job and streaming_agents are shipped (zip),
+    # the other packages are there.  Shipping those too (--ship deps, ~240 MB a job) is
+    # tests/test_submit_bare_workers.py's subject, on workers that have only PyFlink.
+    argv += ["--ship", "library"]
+    for role, name in topics.items():
+        argv += ["--topic", f"{role}={name}"]
+    return run, lambda _cluster: _submit(argv)
+
+
+def _start(
+    cluster: FlinkCluster, bootstrap: str, run: CorpusRun, submit: Callable[[FlinkCluster], str]
+) -> None:
+    """Topics, submission, RUNNING, then the corpus written; the outcome in ``run.started``."""
+    try:
+        _make_topics(bootstrap, run)
+        run.job_id = submit(cluster)
+        _wait_running(cluster, run.job_id, timeout_s=TIMEOUT_S)
+        produce_cases(bootstrap, run.in_topic, run.cases)
+    except Exception as exc:  # noqa: BLE001 - handed to the job's test, which fails with it
+        run.started.set_exception(exc)
+    else:
+        run.started.set_result(run.job_id)
+
+
+def _selected(request: pytest.FixtureRequest) -> list[str]:
+    """The jobs whose tests this session runs (``-k`` may leave some out)."""
+    names = set()
+    for item in request.session.items:
+        if getattr(item, "module", None) is request.module:
+            callspec = getattr(item, "callspec", None)
+            names.add(callspec.params["job"] if callspec else API)
+    return sorted(names)
+
+
+@pytest.fixture(scope="module")
+def corpus_runs(
+    request: pytest.FixtureRequest,
+    flink_cluster: FlinkCluster,
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, CorpusRun]]:
+    """Every selected job submitted at once, each writing its corpus once it runs."""
+    jobs = _selected(request)
     rules: list[dict[str, Any]] = []
-    for job in SHIPPED:
+    for job in SHIPPED:  # the fake LLM answering every shipped job's sample events
         spec = load_job(job).spec
         assert spec.fake_rules is not None
         rules.extend(spec.fake_rules())
-    fake_llm.configure({"rules": rules, "latency_ms": 5})
-    return fake_llm
+    llm = FakeLLM({"rules": rules, "latency_ms": 5}).start()
+    runs: dict[str, CorpusRun] = {}
+    slots = len(jobs) - int(flink_cluster.overview()["slots-available"])
+    try:
+        with extra_taskmanager(flink_cluster, max(slots, 0)), ThreadPoolExecutor(len(jobs)) as pool:
+            for name in jobs:
+                if name == API:
+                    run, submit = _api_run(kafka_bootstrap, llm)
+                else:
+                    journal = tmp_path_factory.mktemp(f"journal-{name}")
+                    rest = flink_cluster.rest_url
+                    run, submit = _shipped_run(name, kafka_bootstrap, rest, llm, journal)
+                runs[name] = run
+                pool.submit(_start, flink_cluster, kafka_bootstrap, run, submit)
+            yield runs
+            pool.shutdown(wait=True)
+            _cancel_left(flink_cluster, runs)
+    finally:
+        llm.stop()
+
+
+def _cancel(cluster: FlinkCluster, job_id: str) -> None:
+    """Cancel through the REST API (no `flink` CLI, no JVM to start) and wait until done."""
+    rest = FlinkRest(cluster.rest_url)
+    rest.cancel(job_id)
+    rest.wait_state(job_id, {"CANCELED"}, timeout_s=120)
+
+
+def _cancel_left(cluster: FlinkCluster, runs: dict[str, CorpusRun]) -> None:
+    """Jobs a test did not get to cancel (its start failed after the submission)."""
+    for run in runs.values():
+        if run.job_id and cluster.job(run.job_id)["state"] not in TERMINAL_STATES:
+            _cancel(cluster, run.job_id)
 
 
 @pytest.mark.cluster
 def test_public_api_job_survives_the_corpus_on_the_cluster(
-    flink_cluster: FlinkCluster,
-    kafka_bootstrap: str,
-    topic_factory: Callable[..., str],
-    all_rules: FakeLLM,
+    flink_cluster: FlinkCluster, kafka_bootstrap: str, corpus_runs: dict[str, CorpusRun]
 ) -> None:
     """The README's shape (kafka_records -> json_key -> run_agent), with `flink run -py`."""
-    api_in = topic_factory("hostile-api-in") + "-big"
-    api_out, api_dlq = topic_factory("hostile-api-out"), topic_factory("hostile-api-dlq")
-    create_corpus_topic(kafka_bootstrap, api_in)
-    args = ["--bootstrap", kafka_bootstrap, "--in", api_in, "--out", api_out, "--dlq", api_dlq]
-    args += ["--api-base", all_rules.base_url, "--job-name", f"hostile-api-{api_in[-10:]}"]
-    base = {"k": "base", "seq": 0}
-    cases = [c for c, _ in interleaved(corpus(base, "k"), lambda i: {"k": f"v{i % 4}", "seq": i})]
-    job_id = flink_cluster.submit_py(API_JOB, args)
-    _run_corpus(flink_cluster, kafka_bootstrap, job_id, cases, api_in, api_out, api_dlq)
+    _check_run(flink_cluster, kafka_bootstrap, corpus_runs[API])
 
 
 @pytest.mark.cluster
@@ -176,51 +311,21 @@ def test_shipped_job_survives_the_corpus_on_the_cluster(
     job: str,
     flink_cluster: FlinkCluster,
     kafka_bootstrap: str,
-    topic_factory: Callable[..., str],
-    all_rules: FakeLLM,
-    tmp_path: Path,
+    corpus_runs: dict[str, CorpusRun],
 ) -> None:
     """Each shipped job, submitted with `streaming-agents submit` (a new process)."""
-    in_role, out_role, key_field, _keep = SHIPPED[job]
-    spec = load_job(job).spec
-    topics = {role: topic_factory(f"h-{job[:8]}-{role}") for role in spec.topics}
-    topics[in_role] += "-big"
-    create_corpus_topic(kafka_bootstrap, topics[in_role])
-    argv = [job, "--rest", flink_cluster.rest_url, "--bootstrap", kafka_bootstrap]
-    argv += ["--model", "openai/fake-model", "--api-base", all_rules.base_url]
-    argv += ["--api-key-env", "FAKE_LLM_API_KEY", "--checkpoint-ms", "1000"]
-    argv += ["--journal-dir", str(tmp_path / "journal"), "--job-name", f"hostile-{job}"]
-    for role, name in topics.items():
-        argv += ["--topic", f"{role}={name}"]
-    cases = _cases(_valid_samples(job), key_field)
-    _run_corpus(
-        flink_cluster,
-        kafka_bootstrap,
-        _submit(argv),
-        cases,
-        topics[in_role],
-        topics[out_role],
-        topics["dlq"],
-    )
+    _check_run(flink_cluster, kafka_bootstrap, corpus_runs[job])
 
 
-def _run_corpus(
-    cluster: FlinkCluster,
-    bootstrap: str,
-    job_id: str,
-    cases: list[Case],
-    in_topic: str,
-    out_topic: str,
-    dlq_topic: str,
-) -> None:
-    """Write the corpus once the job runs; check its outputs and health; cancel it."""
+def _check_run(cluster: FlinkCluster, bootstrap: str, run: CorpusRun) -> None:
+    """The job's outputs, dead letters and health once its corpus is in; then cancel it."""
     started = time.monotonic()
+    job_id = run.started.result(timeout=TIMEOUT_S)  # raises what its start ran into
     try:
-        _wait_running(cluster, job_id)
-        produce_cases(bootstrap, in_topic, cases)
-        outputs, dead = collect(bootstrap, cases, out_topic, dlq_topic, timeout_s=120)
-        check_outcomes(cases, outputs, dead, in_topic)
+        out_topic, dlq_topic = run.topics[run.out_role], run.topics["dlq"]
+        outputs, dead = collect(bootstrap, run.cases, out_topic, dlq_topic, timeout_s=TIMEOUT_S)
+        check_outcomes(run.cases, outputs, dead, run.in_topic)
         _check_healthy(cluster, job_id)
     finally:
-        cluster.cancel(job_id)
-    print(f"{in_topic}: {len(cases)} records checked in {time.monotonic() - started:.1f} s")
+        _cancel(cluster, job_id)
+    print(f"{run.in_topic}: {len(run.cases)} records checked in {time.monotonic() - started:.1f} s")
