@@ -113,6 +113,12 @@ def test_confluent_shaped_script_runs_from_outside_the_repo(
     assert result.stdout.count("] submitted job") == 2, result.stdout  # the CTAS and the INSERT
     # the CTAS reads a Kafka JSON table: a companion job writes its dead letters
     assert "] dead letters of claims: submitted job" in result.stdout, result.stdout
+    # fail loudly: the runner counted the jobs' rows (CTAS, INSERT; AI_TOOL_INVOKE included)
+    counted = [ln for ln in result.stdout.splitlines() if "] counted: " in ln]
+    assert len(counted) == 2 and all("(0 FAILED)" in ln for ln in counted), result.stdout
+    # each claim counted once, though the CTAS reads it in two jobs (rows; dead letters)
+    assert all(f"{len(claims)} records read (0 dead letters)" in ln for ln in counted), counted
+    print("\n".join(counted))
 
     by_id = {c["claim_id"]: c for c in claims}
     rows = _rows(kafka_bootstrap, reviewed, len(claims))

@@ -241,7 +241,6 @@ class DecodeRecords:
         limits: Limits,
         fail_on_missing: bool = False,
         rowtime: str | None = None,
-        tally: Tally | None = None,
     ) -> None:
         self.table = table
         self.physical = physical
@@ -249,19 +248,8 @@ class DecodeRecords:
         self.limits = limits
         self.fail_on_missing = fail_on_missing
         self.rowtime = rowtime  # the WATERMARK's column: NULL there would fail the job
-        self.tally = tally  # the runner's counts (streaming_agents.sql.tally), if it keeps them
-        self._reason = ""  # of the latest dead letter, for the tally
 
     def __call__(self, record: Any) -> Iterator[Any]:
-        for row in self._rows(record):
-            if self.tally is not None:
-                if row[0] is None:
-                    self.tally.ok()
-                else:
-                    self.tally.failed(self._reason)
-            yield row
-
-    def _rows(self, record: Any) -> Iterator[Any]:
         from pyflink.common import Row
 
         raw: bytes | None = None
@@ -309,8 +297,6 @@ class DecodeRecords:
         return values
 
     def _dead(self, reason: str, error: str, payload: Any, raw: bytes | None, source: Any) -> str:
-        first = (error.strip().splitlines() or [""])[0][:120]
-        self._reason = f"{reason}: {first}" if first else reason
         return dead_letter(
             reason,
             MALFORMED_KEY,
@@ -324,18 +310,35 @@ class DecodeRecords:
 
 
 class GoodRows:
-    """flat_map: the rows without a dead letter."""
+    """flat_map: the rows without a dead letter (each counted in ``tally``, if given).
+
+    The counting is here and in :class:`DeadLetters`, not in the decoder: a
+    ``SELECT`` or CTAS reads the good rows in its own job and the dead letters
+    in a companion job, both with the decoder; each record is counted once.
+    """
+
+    def __init__(self, tally: Tally | None = None) -> None:
+        self.tally = tally
 
     def __call__(self, row: Any) -> Iterator[Any]:
         if row[0] is None:
+            if self.tally is not None:
+                self.tally.ok()
             yield row
 
 
 class DeadLetters:
-    """flat_map: the dead letters (JSON text) of the rows that have one."""
+    """flat_map: the dead letters (JSON text) of the rows that have one (counted, with why)."""
+
+    def __init__(self, tally: Tally | None = None) -> None:
+        self.tally = tally
 
     def __call__(self, row: Any) -> Iterator[str]:
         if row[0] is not None:
+            if self.tally is not None:
+                from streaming_agents.cli.failures import reasons_of
+
+                self.tally.failed(reasons_of([row[0]])[0])
             yield row[0]
 
 

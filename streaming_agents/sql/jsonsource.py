@@ -227,7 +227,6 @@ class JsonSource:
             self.limits,
             self.options.get("json.fail-on-missing-field", "false").lower() == "true",
             self._rowtime(),
-            tally,
         )
         raw = t_env.sql_query(
             f"SELECT {', '.join(quote(c) for c in COORDINATES)}"
@@ -236,9 +235,9 @@ class JsonSource:
         )
         decoded = t_env.to_data_stream(raw).flat_map(decoder, output_type=row_type.type_info())
         # two tables: the watermark (if any) is only ever computed on good rows
-        dead = decoded.flat_map(DeadLetters(), output_type=Types.STRING())
+        dead = decoded.flat_map(DeadLetters(tally), output_type=Types.STRING())
         t_env.create_temporary_view(self.dead_view, t_env.from_data_stream(dead).alias(DEAD_COLUMN))
-        stream = decoded.flat_map(GoodRows(), output_type=row_type.type_info())
+        stream = decoded.flat_map(GoodRows(tally), output_type=row_type.type_info())
         builder = Schema.new_builder()
         for name, sql_type in fields:
             builder = builder.column(name, sql_type.data_type())

@@ -198,7 +198,11 @@ class SqlSession:
         tools = self.catalog.invoke_tools(model, function_tools, mcp_tools, statement)
         name = f"sa_tools_{self._token}_{len(self._functions) + 1}"
         function = tool_invoke_function(
-            model.spec, tools, name=name, system_prompt=model.system_prompt
+            model.spec,
+            tools,
+            name=name,
+            system_prompt=model.system_prompt,
+            tally=self.tally(statement, AI),
         )
         self.t_env.create_temporary_function(name, function)
         self._functions[name] = name

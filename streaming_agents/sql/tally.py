@@ -6,12 +6,15 @@ The rows of an ``INSERT`` go to the user's sink, which the runner may not be
 able to read, and PyFlink gives Python functions no accumulators (and in thread
 mode no job parameters), so the counting is done where the rows are made:
 
-* the Kafka JSON decoder (:class:`~streaming_agents.sql.jsonrows.DecodeRecords`):
-  each record is a row or a dead letter (its reason);
+* the Kafka JSON table's two steps after the decoder
+  (:class:`~streaming_agents.sql.jsonrows.GoodRows` and ``DeadLetters``): each
+  record is a row or a dead letter (its reason) -- not the decoder itself, which
+  a ``SELECT`` or CTAS runs in two jobs (its rows; its companion's dead letters);
 * the agent table (:class:`~streaming_agents.sql.table.RowDecoder`): each row
   ``OK`` or ``FAILED`` (its error);
 * ``AI_COMPLETE`` / ``ML_PREDICT`` / ``AI_EMBEDDING``: each call answered, or
-  failed (the row gets NULL).
+  failed (the row gets NULL); ``AI_TOOL_INVOKE``: failed when the model call or
+  a tool failed.
 
 Each counting function holds a :class:`Tally` (a folder and the statement the
 call is written in) and, on first use in a worker, opens a file of its own in

@@ -29,6 +29,7 @@ from streaming_agents.agent import LLMRequest, ModelSpec
 from streaming_agents.errors import StreamingAgentsError
 from streaming_agents.sql import callloop
 from streaming_agents.sql.functions import guard_inputs
+from streaming_agents.sql.tally import Tally
 from streaming_agents.tools import Tool
 
 __all__ = ["tool_invoke_function"]
@@ -40,8 +41,14 @@ class ToolInvokeFunction(AsyncScalarFunction):  # type: ignore[misc]
     """``eval(prompt) -> MAP<STRING, MAP<STRING, STRING>>``: one model call, its tool calls."""
 
     def __init__(
-        self, name: str, model: ModelSpec, system_prompt: str, tools: tuple[Tool, ...]
+        self,
+        name: str,
+        model: ModelSpec,
+        system_prompt: str,
+        tools: tuple[Tool, ...],
+        tally: Tally | None = None,
     ) -> None:
+        self.tally = tally  # the SQL runner's counts: a row FAILED when its call or a tool failed
         self.name = name
         self.model = model
         self.system_prompt = system_prompt
@@ -63,7 +70,16 @@ class ToolInvokeFunction(AsyncScalarFunction):  # type: ignore[misc]
     async def eval(self, prompt: Any) -> Any:
         if prompt is None:
             return None
-        return await callloop.run(self._invoke(str(prompt)))
+        out = await callloop.run(self._invoke(str(prompt)))
+        if self.tally is not None:
+            failed = [n for n, r in (out or {}).items() if r.get("status") == "FAILED"]
+            if out is None:
+                self.tally.failed("AI_TOOL_INVOKE: the model call failed")
+            elif failed:
+                self.tally.failed(f"AI_TOOL_INVOKE: tool {failed[0]!r} FAILED")
+            else:
+                self.tally.ok()
+        return out
 
     async def _invoke(self, prompt: str) -> dict[str, dict[str, str]] | None:
         messages: list[dict[str, Any]] = []
@@ -94,14 +110,19 @@ class ToolInvokeFunction(AsyncScalarFunction):  # type: ignore[misc]
 
 
 def tool_invoke_function(
-    model: ModelSpec, tools: tuple[Tool, ...], *, name: str, system_prompt: str = ""
+    model: ModelSpec,
+    tools: tuple[Tool, ...],
+    *,
+    name: str,
+    system_prompt: str = "",
+    tally: Tally | None = None,
 ) -> Any:
-    """The async scalar UDF for one ``AI_TOOL_INVOKE`` call site."""
+    """The async scalar UDF for one ``AI_TOOL_INVOKE`` call site (``tally``: the runner's)."""
     from pyflink.table import DataTypes
     from pyflink.table.udf import udf
 
     result_type = DataTypes.MAP(
         DataTypes.STRING(), DataTypes.MAP(DataTypes.STRING(), DataTypes.STRING())
     )
-    function = ToolInvokeFunction(name, model, system_prompt, tools)
+    function = ToolInvokeFunction(name, model, system_prompt, tools, tally)
     return udf(function, result_type=result_type, name=name)
