@@ -9,6 +9,7 @@ that place (e.g. a prompt in the checkpointed memory), reported by
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,28 +27,44 @@ class Hit:
     where: str
 
 
+def _regular_files(
+    roots: Iterable[Path], newer_than: float | None
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """Regular files under ``roots`` with their ``lstat`` (symlinks neither followed nor
+    listed; errors skipped).  One ``lstat`` per file: a scan of the system temp folder
+    walks hundreds of thousands of files that are not the run's."""
+    for root in roots:
+        try:
+            info = root.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            if newer_than is None or info.st_mtime >= newer_than:
+                yield root, info
+            continue
+        folders = [os.fspath(root)] if root.is_dir() else []  # a linked root is walked
+        while folders:
+            try:
+                with os.scandir(folders.pop()) as scan:
+                    entries = list(scan)
+            except OSError:
+                continue  # unreadable, or deleted meanwhile
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        info = entry.stat(follow_symlinks=False)
+                        if newer_than is None or info.st_mtime >= newer_than:
+                            yield Path(entry.path), info
+                except OSError:
+                    continue  # deleted meanwhile (a subsumed checkpoint)
+
+
 def iter_files(roots: Iterable[Path], newer_than: float | None = None) -> Iterator[Path]:
     """Regular files under ``roots`` (symlinks not followed), optionally modified after a time."""
-    for root in roots:
-        if root.is_file() and not root.is_symlink():
-            candidates: Iterable[Path] = [root]
-        elif root.is_dir():
-            candidates = (
-                Path(folder) / name
-                for folder, _dirs, names in os.walk(root, followlinks=False)
-                for name in names
-            )
-        else:
-            continue
-        for path in candidates:
-            try:
-                if path.is_symlink() or not path.is_file():
-                    continue
-                if newer_than is not None and path.stat().st_mtime < newer_than:
-                    continue
-            except OSError:
-                continue  # deleted meanwhile (a subsumed checkpoint)
-            yield path
+    for path, _info in _regular_files(roots, newer_than):
+        yield path
 
 
 def find_bytes(where: str, data: bytes, needles: Mapping[str, str]) -> list[Hit]:
@@ -61,10 +78,10 @@ def find_files(
     """Hits in every readable file under ``roots``; also returns how many files were read."""
     hits: list[Hit] = []
     scanned = 0
-    for path in iter_files(roots, newer_than):
+    for path, info in _regular_files(roots, newer_than):
+        if info.st_size > MAX_FILE_BYTES:
+            continue
         try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                continue
             data = path.read_bytes()
         except OSError:
             continue
