@@ -60,7 +60,7 @@ class Tally:
     line: int
     kind: str
     _file: IO[str] | None = field(default=None, init=False, repr=False, compare=False)
-    _lock: Any = field(default=None, init=False, repr=False, compare=False)
+    _lock: Any = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _broken: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -80,8 +80,6 @@ class Tally:
     def _write(self, line: str) -> None:
         if self._broken:
             return
-        if self._lock is None:
-            self._lock = threading.Lock()
         with self._lock:
             try:
                 if self._file is None:
