@@ -24,6 +24,11 @@ from streaming_agents.errors import ConfigError, InfrastructureError
 __all__ = ["TERMINAL", "FlinkRest"]
 
 TERMINAL = frozenset({"FINISHED", "FAILED", "CANCELED", "SUSPENDED"})
+# What a savepoint's failure says when the job's tasks are not all running yet.
+_NOT_RUNNING = (
+    "Not all required tasks are currently running",
+    "is not being executed at the moment",
+)
 
 
 class FlinkRest:
@@ -95,7 +100,24 @@ class FlinkRest:
         """Trigger a savepoint (``stop``: stop-with-savepoint, no drain) and wait for it.
 
         Returns the savepoint's location.  With ``stop`` the job's exactly-once
-        sinks commit everything up to the savepoint and the job ends FINISHED."""
+        sinks commit everything up to the savepoint and the job ends FINISHED.
+        A job whose tasks are not all running yet (just submitted, or restarting
+        after a failure) refuses a savepoint and goes on running: that refusal is
+        retried, once every task runs, until ``timeout_s``; any other failure is
+        an ``InfrastructureError`` at once."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            why, location = self._one_savepoint(job_id, target, stop, deadline)
+            if location is not None:
+                return location
+            if not any(mark in why for mark in _NOT_RUNNING) or time.monotonic() > deadline:
+                raise InfrastructureError(f"savepoint of {job_id} failed: {why}")
+            self.wait_running(job_id, max(1.0, deadline - time.monotonic()))
+
+    def _one_savepoint(
+        self, job_id: str, target: str, stop: bool, deadline: float
+    ) -> tuple[str, str | None]:
+        """One attempt: ``("", location)``, or ``(why it failed, None)``."""
         if stop:
             body = {"targetDirectory": target, "drain": False, "formatType": "CANONICAL"}
             trigger = self.call(f"/jobs/{job_id}/stop", "POST", body)
@@ -103,7 +125,6 @@ class FlinkRest:
             body = {"target-directory": target, "cancel-job": False, "formatType": "CANONICAL"}
             trigger = self.call(f"/jobs/{job_id}/savepoints", "POST", body)
         request_id = trigger["request-id"]
-        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             status = self.call(f"/jobs/{job_id}/savepoints/{request_id}")
             if status["status"]["id"] == "COMPLETED":
@@ -111,11 +132,26 @@ class FlinkRest:
                 if "failure-cause" in operation:
                     trace = str(operation["failure-cause"].get("stack-trace", ""))
                     causes = [ln for ln in trace.splitlines() if ln.startswith("Caused by")]
-                    why = (causes[-1] if causes else trace[:300]).strip()
-                    raise InfrastructureError(f"savepoint of {job_id} failed: {why}")
-                return str(operation["location"])
+                    return (causes[-1] if causes else trace[:300]).strip(), None
+                return "", str(operation["location"])
             time.sleep(0.5)  # the REST API has no notification to wait on
-        raise InfrastructureError(f"savepoint of {job_id} not done after {timeout_s:.0f} s")
+        raise InfrastructureError(f"savepoint of {job_id} not done in time")
+
+    def wait_running(self, job_id: str, timeout_s: float) -> None:
+        """Poll until the job is RUNNING and each task runs or has finished its input.
+
+        A terminal job state is an error."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job["state"] in TERMINAL:
+                raise InfrastructureError(f"job {job_id} ended {job['state']}")
+            vertices = job.get("vertices") or []
+            up = all(v.get("status") in ("RUNNING", "FINISHED") for v in vertices)
+            if job["state"] == "RUNNING" and up:
+                return
+            time.sleep(0.5)  # the REST API has no notification to wait on
+        raise InfrastructureError(f"job {job_id}'s tasks not all running after {timeout_s:.0f} s")
 
     def cancel(self, job_id: str) -> None:
         """Ask the cluster to cancel the job (returns at once; see :meth:`wait_state`)."""

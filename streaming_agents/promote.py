@@ -250,7 +250,7 @@ def switch_version(
     rest.wait_state(current["jid"], {"FINISHED"}, timeout_s)
     try:
         new_id = submit(version, restore_from or location)
-        rest.wait_state(new_id, {"RUNNING"}, timeout_s)
+        rest.wait_running(new_id, timeout_s)
     except Exception:
         # Production must not stay down: the old version goes on from the same savepoint.
         back = submit(old_version, location)
