@@ -105,6 +105,9 @@ class AgentFunction(KeyedProcessFunction):  # type: ignore[misc]
         self._pool: CallPool | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        from streaming_agents.runtime import shipped_imports
+
+        shipped_imports.install()  # a later job's shipped copy can import what this one did not
         memory = ValueStateDescriptor("memory", Types.STRING())
         ttl = self.agent.policy.ttl_seconds
         if ttl is not None:

@@ -117,6 +117,9 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
     def open(self, function_context: Any) -> None:
         from streaming_agents.llm.litellm_client import LiteLLMClient
         from streaming_agents.llm.throttle import AdaptiveLimiter
+        from streaming_agents.runtime import shipped_imports
+
+        shipped_imports.install()  # a later job's shipped copy can import what this one did not
 
         self.guarded = guard_inputs(self)
         if not self.guarded:

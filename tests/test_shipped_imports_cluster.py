@@ -1,0 +1,76 @@
+"""Two shipped jobs, one after the other, on the same TaskManager of a bare-worker cluster.
+
+A TaskManager runs thread-mode jobs in one embedded Python interpreter that keeps
+``sys.modules`` from job to job.  Job A (``streaming-agents submit``, default
+``--ship deps``) imports ``streaming_agents`` from its own extracted copy, which Flink
+deletes when A ends; job B (``streaming-agents sql --rest``, shipping its own copy)
+then needs ``streaming_agents.sql``, a subpackage A never imported.  Without
+:mod:`streaming_agents.shipping_imports` B failed unpickling its functions with
+``No module named 'streaming_agents.sql'`` (the stale package's ``__path__`` points to
+A's deleted folder).  Both run as new CLI processes against a private cluster (free
+ports, one TaskManager, workers' Python without our dependencies:
+tests/bare_workers_support.py); the check of B is tests/sql_cluster_support.py's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bare_workers_support import BareWorkerCluster, started_bare_cluster
+from sql_cluster_support import run_sql_on_cluster
+
+from streaming_agents.cli.demo import fake_rules
+from streaming_agents.testing.fake_llm import FakeLLM
+
+KEY_ENV = "SA_SHIPPED_IMPORTS_KEY"
+
+
+@pytest.fixture(scope="module")
+def one_tm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BareWorkerCluster]:
+    with started_bare_cluster(
+        tmp_path_factory.mktemp("shipped-imports"), {KEY_ENV: "sk-shipped-imports-key"}
+    ) as cluster:
+        yield cluster
+
+
+def _submit_bounded_job(cluster: BareWorkerCluster, bootstrap: str, llm: FakeLLM, cwd: Path) -> str:
+    """Job A: claims_triage on two sample claims, shipped (``--ship deps``), run to its end."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = {"claims": f"si-claims-{suffix}", "decisions": f"si-dec-{suffix}"}
+    topics["dlq"] = f"si-dlq-{suffix}"
+    done = subprocess.run(
+        [sys.executable, "-m", "streaming_agents.cli.main", "submit", "claims_triage",
+         "--rest", cluster.rest_url, "--bootstrap", bootstrap,
+         "--model", "openai/claims-triage-fake", "--api-base", llm.base_url,
+         "--api-key-env", KEY_ENV, "--bounded", "--sample", "2", "--create-topics",
+         "--checkpoint-ms", "1000", *(f"--topic={r}={t}" for r, t in topics.items())],
+        cwd=cwd, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    job_id = done.stdout.strip().splitlines()[-1]
+    assert cluster.wait_job(job_id, {"FINISHED"}, timeout_s=300) == "FINISHED"
+    return job_id
+
+
+@pytest.mark.cluster
+def test_a_second_shipped_job_imports_what_the_first_never_did(
+    one_tm_cluster: BareWorkerCluster, kafka_bootstrap: str, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    assert len(one_tm_cluster.taskmanagers()) == 1  # both jobs share one interpreter
+    # claims get Decision JSON; the SQL script's prompts match no rule: the default echo
+    fake_llm.configure({"rules": fake_rules(), "latency_ms": 5})
+    started = time.monotonic()
+    (tmp_path / "a").mkdir()
+    _submit_bounded_job(one_tm_cluster, kafka_bootstrap, fake_llm, tmp_path / "a")
+    took_a = time.monotonic() - started
+    (tmp_path / "b").mkdir()
+    took_b = run_sql_on_cluster(
+        one_tm_cluster.rest_url, kafka_bootstrap, fake_llm, tmp_path / "b", KEY_ENV
+    )
+    print(f"job A (submit, finished): {took_a:.1f} s; job B (sql --rest): {took_b:.1f} s")
