@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from streaming_agents.runtime.events import Limits
@@ -16,10 +17,14 @@ def collect(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The committed outputs and dead letters, every record checked against the size limit."""
     n_out = sum(c.expect == OUTPUT for c in cases)
-    outs = consume_committed(bootstrap, out_topic, expected=n_out, linger_s=2, timeout_s=timeout_s)
-    dlq = consume_committed(
-        bootstrap, dlq_topic, expected=len(cases) - n_out, linger_s=2, timeout_s=timeout_s
-    )
+    with ThreadPoolExecutor(2) as pool:  # both read (and linger for extras) at the same time
+        reading = pool.submit(
+            consume_committed, bootstrap, out_topic, expected=n_out, linger_s=2, timeout_s=timeout_s
+        )
+        dlq = consume_committed(
+            bootstrap, dlq_topic, expected=len(cases) - n_out, linger_s=2, timeout_s=timeout_s
+        )
+        outs = reading.result()
     limit = Limits().max_record_bytes
     too_big = [len(m.value()) for m in [*outs, *dlq] if len(m.value()) > limit]
     assert not too_big, f"records above {limit} bytes: {too_big}"
