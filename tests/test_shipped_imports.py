@@ -23,7 +23,7 @@ PACKAGE = Path(streaming_agents.__file__).resolve().parent
 SCRIPT = """
 import logging, shutil, sys
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-job_a, job_b, install = sys.argv[1], sys.argv[2], sys.argv[3] == "install"
+job_a, job_b, install, wanted = sys.argv[1], sys.argv[2], sys.argv[3] == "install", sys.argv[4]
 sys.path[:0] = [job_a]
 import streaming_agents.errors
 from streaming_agents.runtime import shipped_imports
@@ -34,12 +34,13 @@ finders = [f for f in sys.meta_path if type(f).__name__ == "StalePackageFinder"]
 print("finders", len(finders))
 shutil.rmtree(job_a)  # job A ended
 sys.path[:] = [job_b] + [p for p in sys.path if p != job_a]
+import importlib
 try:
-    import streaming_agents.sql.lexer
+    module = importlib.import_module(wanted)
 except ImportError as e:
     print("failed", type(e).__name__, e)
 else:
-    print("imported", streaming_agents.sql.lexer.__file__)
+    print("imported", module.__file__)
     print("path", streaming_agents.__path__[0])
     if install:
         shipped_imports.install()  # job B's open()
@@ -52,15 +53,18 @@ def _copy(target: Path) -> Path:
     return target
 
 
-def _run(tmp_path: Path, install: bool, edit_b: bool = False) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, install: bool, edit_b: bool = False, wanted: str = "streaming_agents.sql.lexer"
+) -> subprocess.CompletedProcess[str]:
     job_a, job_b = _copy(tmp_path / "job-a"), _copy(tmp_path / "job-b")
     if edit_b:
         with (job_b / "streaming_agents" / "memory.py").open("a") as source:
             source.write("\n# a different version\n")
     site = sysconfig.get_paths()["purelib"]
     code = f"import sys; sys.path.append({site!r})\n" + SCRIPT
+    mode = "install" if install else "-"
     return subprocess.run(
-        [sys.executable, "-S", "-c", code, str(job_a), str(job_b), "install" if install else "-"],
+        [sys.executable, "-S", "-c", code, str(job_a), str(job_b), mode, wanted],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -87,3 +91,16 @@ def test_a_different_copy_is_refused_not_mixed(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "failed ShippedCopyMismatch" in done.stdout, (done.stdout, done.stderr)
     assert "ships a different copy" in done.stdout and "restart the TaskManagers" in done.stdout
+
+
+def test_a_different_copy_needing_nothing_new_runs_the_loaded_one_and_says_so(
+    tmp_path: Path,
+) -> None:
+    done = _run(tmp_path, install=True, edit_b=True, wanted="streaming_agents.errors")
+    assert done.returncode == 0, done.stderr
+    job_a = tmp_path / "job-a" / "streaming_agents"
+    assert f"imported {job_a / 'errors.py'}" in done.stdout, (done.stdout, done.stderr)
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    job_b = tmp_path / "job-b" / "streaming_agents"
+    assert len(warnings) == 1 and f"differs from the copy at {job_b}" in warnings[0], warnings
+    assert "restart the TaskManagers" in warnings[0]

@@ -15,8 +15,9 @@ functions' ``open()``, i.e. inside the TaskManager, never at import time) append
 after Python's own finders failed; when the parent package of the module asked for has a
 ``__path__`` whose folders no longer exist, it looks for that package on the current
 ``sys.path`` (job B's shipped folders), repoints the stale ``__path__`` of the package and
-of its loaded subpackages there (later imports, and package resources, then take B's
-folders the normal way) and returns the module's spec from there.  Since the finder was
+of its loaded subpackages there (later imports then take B's folders the normal way) and
+returns the module's spec from there.  (Modules already loaded keep their ``__file__`` in
+A's deleted folder: files read next to them at run time are gone.)  Since the finder was
 installed by job A, it is in place when B's functions are unpickled.  This works for any
 shipped package (litellm, pydantic, ... of ``--ship deps`` too), not only ours.
 
