@@ -14,6 +14,11 @@ the same Python version and platform.  Otherwise install the dependencies on the
 cluster (``deploy/Dockerfile``) and submit with ``--ship library`` (or
 ``none`` when the cluster also has this package).  What cannot be shipped (a
 requirement missing here, or installed editable) is refused with its name.
+
+A TaskManager's thread-mode Python outlives jobs, and Flink deletes each job's shipped
+copy when the job ends: how a later job still imports from its own copy (and why a
+different version is refused rather than mixed) is
+:mod:`streaming_agents.runtime.shipped_imports`.
 """
 
 from __future__ import annotations
