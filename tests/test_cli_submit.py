@@ -276,6 +276,9 @@ def test_submit_status_savepoint_cancel(
     plain_in, plain_out = topic_factory("plain-in"), topic_factory("plain-out")
     argv = ["submit", str(plain), *common, "--sample", "3", "--bounded"]
     argv += ["--topic", f"in={plain_in}", "--topic", f"out={plain_out}"]
+    # Only the zip (job + library): the catalog job above already ships the dependencies
+    # (the default, --ship deps); the workers here have them anyway.
+    argv += ["--ship", "library"]
     code, out, err = cli(argv, capsys)
     assert code == 0, err
     plain_id = out.strip()
