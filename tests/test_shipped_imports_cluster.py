@@ -5,15 +5,19 @@ A TaskManager runs thread-mode jobs in one embedded Python interpreter that keep
 ``--ship deps``) imports ``streaming_agents`` from its own extracted copy, which Flink
 deletes when A ends; job B (``streaming-agents sql --rest``, shipping its own copy)
 then needs ``streaming_agents.sql``, a subpackage A never imported.  Without
-:mod:`streaming_agents.shipping_imports` B failed unpickling its functions with
+:mod:`streaming_agents.runtime.shipped_imports` B failed unpickling its functions with
 ``No module named 'streaming_agents.sql'`` (the stale package's ``__path__`` points to
 A's deleted folder).  Both run as new CLI processes against a private cluster (free
 ports, one TaskManager, workers' Python without our dependencies:
-tests/bare_workers_support.py); the check of B is tests/sql_cluster_support.py's.
+tests/bare_workers_support.py).  Job A is checked as tests/test_submit_bare_workers.py
+checks it (every sample claim decided exactly once), job B as tests/test_sql_cluster.py
+does (tests/sql_cluster_support.py): this test covers both on one cluster.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import time
@@ -27,8 +31,10 @@ from sql_cluster_support import run_sql_on_cluster
 
 from streaming_agents.cli.demo import fake_rules
 from streaming_agents.testing.fake_llm import FakeLLM
+from streaming_agents.testing.kafka import consume_committed
 
 KEY_ENV = "SA_SHIPPED_IMPORTS_KEY"
+CLAIMS = 8
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +45,11 @@ def one_tm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BareWor
         yield cluster
 
 
-def _submit_bounded_job(cluster: BareWorkerCluster, bootstrap: str, llm: FakeLLM, cwd: Path) -> str:
-    """Job A: claims_triage on two sample claims, shipped (``--ship deps``), run to its end."""
+def _submit_bounded_job(
+    cluster: BareWorkerCluster, bootstrap: str, llm: FakeLLM, cwd: Path
+) -> None:
+    """Job A: claims_triage on the sample claims, shipped (``--ship deps``), run to its end;
+    every claim decided (or one of the sample's malformed claims dead-lettered), exactly once."""
     suffix = uuid.uuid4().hex[:8]
     topics = {"claims": f"si-claims-{suffix}", "decisions": f"si-dec-{suffix}"}
     topics["dlq"] = f"si-dlq-{suffix}"
@@ -48,14 +57,21 @@ def _submit_bounded_job(cluster: BareWorkerCluster, bootstrap: str, llm: FakeLLM
         [sys.executable, "-m", "streaming_agents.cli.main", "submit", "claims_triage",
          "--rest", cluster.rest_url, "--bootstrap", bootstrap,
          "--model", "openai/claims-triage-fake", "--api-base", llm.base_url,
-         "--api-key-env", KEY_ENV, "--bounded", "--sample", "2", "--create-topics",
+         "--api-key-env", KEY_ENV, "--bounded", "--sample", str(CLAIMS), "--create-topics",
          "--checkpoint-ms", "1000", *(f"--topic={r}={t}" for r, t in topics.items())],
         cwd=cwd, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
+    assert re.search(r"shipping \d+ packages \(\d+ MB", done.stderr), done.stderr
     job_id = done.stdout.strip().splitlines()[-1]
     assert cluster.wait_job(job_id, {"FINISHED"}, timeout_s=300) == "FINISHED"
-    return job_id
+    decisions = consume_committed(bootstrap, topics["decisions"], timeout_s=30)
+    dead = consume_committed(bootstrap, topics["dlq"], timeout_s=10)
+    assert len(decisions) + len(dead) == CLAIMS, (len(decisions), len(dead))
+    reasons = [bytes(m.value() or b"")[:300] for m in dead]
+    assert len(dead) <= 2, reasons  # the sample's malformed claims at most
+    routes = {json.loads(m.value())["output"]["route"] for m in decisions}
+    assert routes <= {"auto_approve", "human_review", "request_more_info"} and routes
 
 
 @pytest.mark.cluster
