@@ -111,8 +111,10 @@ class ChaosCluster(FlinkCluster):
         """Stop what is left of the cluster, start it again (same ports and folders).
 
         What is left (TaskManagers orphaned by a dead JobManager) is killed:
-        ``stop-cluster.sh`` would wait for their tasks to cancel.  Returns the
-        seconds ``down`` and ``up`` took.
+        ``stop-cluster.sh`` would wait for their tasks to cancel.  Returns once
+        the JobManager's REST API answers (:meth:`start_detached`): the
+        TaskManager registers while the caller resubmits, and the job waits for
+        its slots.  Returns the seconds ``down`` and ``up`` took.
         """
         started = time.monotonic()
         self.kill_taskmanager()
@@ -120,8 +122,18 @@ class ChaosCluster(FlinkCluster):
         for pid_file in self.pid_dir.glob("*.pid"):
             pid_file.unlink()
         stopped = time.monotonic()
-        self.up()
+        self.start_detached()
         return stopped - started, time.monotonic() - stopped
+
+    def start_detached(self, timeout_s: float = 90.0) -> None:
+        """Start JobManager + TaskManager; return when the REST API answers (not the slots)."""
+        self.render_conf()
+        self._script("start-cluster.sh")
+        deadline = time.monotonic() + timeout_s
+        while not self.is_up():
+            if time.monotonic() > deadline:
+                raise InfrastructureError("JobManager not up:\n" + self.log_tail("standalone"))
+            time.sleep(0.3)
 
     def latest_checkpoint(self, job_id: str) -> Path | None:
         return latest_checkpoint(self.checkpoint_dir, job_id)
@@ -155,6 +167,10 @@ class HostsCluster(ChaosCluster):
             time.sleep(0.5)
         for _ in range(2):
             self.start_taskmanager()
+
+    def start_detached(self, timeout_s: float = 90.0) -> None:
+        """:meth:`up`: each TaskManager is started in its own namespace and waited for."""
+        self.up(timeout_s)
 
     def start_taskmanager(self, timeout_s: float = 60.0) -> None:
         """A TaskManager in a new mount namespace with an empty private ``host_dir``."""

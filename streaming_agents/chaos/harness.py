@@ -214,7 +214,7 @@ class _Run:
             self.result.restored_from.append(str(checkpoint))
             name = "JobManager kill -9"
             detail = (
-                f"pid {pids}; cluster restarted (down {down_s:.0f} s, up {up_s:.0f} s); "
+                f"pid {pids}; cluster restarted (down {down_s:.0f} s, REST up {up_s:.0f} s); "
                 f"flink run -s .../{checkpoint.name} {time.monotonic() - submitted:.0f} s"
             )
         elif kind == "broker":

@@ -107,8 +107,9 @@ def short_plan(**overrides: Any) -> ChaosPlan:
     One fault of each kind, to stay cheap in ``make test`` (the long plan repeats
     the TaskManager kill).  The TaskManager kill comes last, so it hits the job
     restored from a retained checkpoint after the JobManager kill: the restored
-    job must fail over from its own checkpoints too.  The gaps span one
-    checkpoint interval (3 s), so the faults land at random checkpoint phases.
+    job must fail over again (to its own latest checkpoint, or to the one it was
+    restored from when it has none yet).  The gaps span one checkpoint interval
+    (3 s), so the faults land at random checkpoint phases.
     """
     settings: dict[str, Any] = {
         "rate": 8.0,
