@@ -47,6 +47,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -183,9 +184,11 @@ def test_secrets_stay_out_of_logs_state_journal_and_topics(
         deadline = time.monotonic() + 180
         outputs: list[Any] = []
         dead: list[Any] = []
-        while len(outputs) + len(dead) < len(events) and time.monotonic() < deadline:
-            outputs = read_topic(kafka_bootstrap, topics["out"])
-            dead = read_topic(kafka_bootstrap, topics["dlq"])
+        with ThreadPoolExecutor(1) as pool:  # both topics read at the same time
+            while len(outputs) + len(dead) < len(events) and time.monotonic() < deadline:
+                reading = pool.submit(read_topic, kafka_bootstrap, topics["out"])
+                dead = read_topic(kafka_bootstrap, topics["dlq"])
+                outputs = reading.result()
         assert len(outputs) + len(dead) == len(events), (len(outputs), len(dead))
         assert outputs and dead, "faults on: both outputs and dead letters"
         assert cluster.latest_checkpoint(job_id) is not None
