@@ -216,7 +216,7 @@ def _shipped_run(
     argv += ["--journal-dir", str(journal), "--job-name", f"hostile-{job}"]
     # The session's workers run this venv: the job and streaming_agents are shipped (zip),
     # the other packages are there.  Shipping those too (--ship deps, ~240 MB a job) is
-    # tests/test_submit_bare_workers.py's subject, on workers that have only PyFlink.
+    # tests/test_bare_workers.py's subject, on workers that have only PyFlink.
     argv += ["--ship", "library"]
     for role, name in topics.items():
         argv += ["--topic", f"{role}={name}"]
