@@ -1,6 +1,6 @@
 """``streaming-agents sql --rest`` against a cluster whose workers lack our dependencies.
 
-Used by tests/test_sql_cluster.py with its own private bare-worker cluster.
+Used by tests/test_bare_workers.py (job B, on its private bare-worker cluster).
 The script (``tests/sql_scripts/hostile_json.sql``) reads a Kafka JSON table
 (hostile records included: decoded safely, dead-lettered), runs an agent
 through the fake LLM and writes exactly-once.

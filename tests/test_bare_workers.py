@@ -1,17 +1,21 @@
-"""Two shipped jobs, one after the other, on the same TaskManager of a bare-worker cluster.
+"""Shipped jobs on a cluster whose workers have PyFlink and nothing else of ours.
 
-A TaskManager runs thread-mode jobs in one embedded Python interpreter that keeps
-``sys.modules`` from job to job.  Job A (``streaming-agents submit``, default
-``--ship deps``) imports ``streaming_agents`` from its own extracted copy, which Flink
-deletes when A ends; job B (``streaming-agents sql --rest``, shipping its own copy)
-then needs ``streaming_agents.sql``, a subpackage A never imported.  Without
-:mod:`streaming_agents.runtime.shipped_imports` B failed unpickling its functions with
-``No module named 'streaming_agents.sql'`` (the stale package's ``__path__`` points to
-A's deleted folder).  Both run as new CLI processes against a private cluster (free
-ports, one TaskManager, workers' Python without our dependencies:
-tests/bare_workers_support.py).  Job A is checked as tests/test_submit_bare_workers.py
-checks it (every sample claim decided exactly once), job B as tests/test_sql_cluster.py
-does (tests/sql_cluster_support.py): this test covers both on one cluster.
+A private standalone cluster (free ports, own run folder, one TaskManager) runs its
+TaskManager's Python from a virtualenv without litellm, pydantic, openai, aiohttp or
+streaming_agents (tests/bare_workers_support.py).  Both jobs run as new CLI processes:
+
+- Job A, ``streaming-agents submit claims_triage --bounded`` (default ``--ship deps``),
+  must send what the workers lack; every sample claim is decided through the fake LLM
+  exactly once (read back ``read_committed``), the job ends FINISHED.
+- Job B, ``streaming-agents sql --rest`` from a folder outside the repo (shipping its own
+  copy), runs a script with a Kafka JSON table (hostile records included), an agent and
+  an exactly-once sink (the checks: tests/sql_cluster_support.py).
+
+B runs on the same TaskManager after A: a TaskManager runs thread-mode jobs in one
+embedded Python interpreter that keeps ``sys.modules`` from job to job, and A's extracted
+copy of ``streaming_agents`` is deleted when A ends.  B needs ``streaming_agents.sql``,
+which A never imported: without :mod:`streaming_agents.runtime.shipped_imports` it failed
+unpickling its functions with ``No module named 'streaming_agents.sql'``.
 """
 
 from __future__ import annotations

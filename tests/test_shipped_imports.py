@@ -5,7 +5,7 @@ Each case runs a new interpreter (``-S``: no site hooks, so the editable install
 checkout is not found) that imports ``streaming_agents`` from a copy "job A" (a temp
 folder), deletes that folder as Flink does when A ends, puts copy "job B" on ``sys.path``
 and imports ``streaming_agents.sql``, which A never imported.  The cluster version of the
-same sequence is tests/test_shipped_imports_cluster.py.
+same sequence is tests/test_bare_workers.py.
 """
 
 from __future__ import annotations

@@ -1,48 +1,16 @@
-"""``streaming-agents sql SCRIPT --rest HOST:PORT`` on a cluster whose workers lack our deps.
+"""``streaming-agents sql SCRIPT --rest HOST:PORT``: what is refused before anything runs.
 
-A private cluster (free ports, own run folder; tests/bare_workers_support.py) runs its
-TaskManager's Python from a virtualenv with apache-flink only: no litellm, pydantic,
-openai, aiohttp nor streaming_agents.  The SQL runner, run as a new process from a folder
-outside the repo, must ship what they lack (``--ship deps``) and run the script's job
-there (the check: tests/sql_cluster_support.py).  The cluster is this module's own: a
-TaskManager that already ran a job with another shipped copy of streaming_agents keeps
-that copy's modules in its embedded (thread mode) interpreter (seen:
-``No module named 'streaming_agents.sql'`` after a ``submit`` on the same cluster).
-Refused before anything runs: an unreachable cluster (one line, exit 1), a malformed
-``--rest`` (exit 2).
+An unreachable cluster is one line and exit 1; a malformed ``--rest`` is a user error
+(exit 2).  The script's job on a cluster whose workers lack our dependencies is
+tests/test_bare_workers.py's (job B there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from bare_workers_support import BareWorkerCluster, started_bare_cluster
-from sql_cluster_support import run_sql_on_cluster
-
-from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.kafka import free_port
 from tests.test_sql_cli import run_sql_cli
-
-KEY_ENV = "SA_SQL_BARE_WORKER_KEY"
-
-
-@pytest.fixture(scope="module")
-def sql_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BareWorkerCluster]:
-    # the API key lives on the workers
-    with started_bare_cluster(
-        tmp_path_factory.mktemp("sql-bare"), {KEY_ENV: "sk-sql-bare-worker-key"}
-    ) as cluster:
-        yield cluster
-
-
-@pytest.mark.cluster
-def test_sql_rest_ships_what_bare_workers_lack(
-    sql_cluster: BareWorkerCluster, kafka_bootstrap: str, fake_llm: FakeLLM, tmp_path: Path
-) -> None:
-    took = run_sql_on_cluster(sql_cluster.rest_url, kafka_bootstrap, fake_llm, tmp_path, KEY_ENV)
-    print(f"sql --rest on bare workers: {took:.1f} s")
 
 
 def test_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Path) -> None:
