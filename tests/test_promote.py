@@ -221,7 +221,10 @@ def test_promote_and_rollback_with_traffic_flowing(
     dark = [o for o in _decisions(kafka_bootstrap, shadow) if not o.get("dead_letter")]
     assert dark and {str(o["version"]) for o in dark} == {"2"}
     assert [o["turn"] for o in dark] == [turns[o["output"]["claim_id"]] for o in dark]
-    assert min(o["turn"] for o in dark) > 1, "the dark launch started on production's memory"
+    # Equal turns mean each key started with production's memory.  A claim production had
+    # accepted but not yet answered at the savepoint (a policy's first, turn 1, when its key
+    # lagged) is in the restored operator's queue, so the dark launch answers it too.
+    assert any(o["turn"] > 1 for o in dark), "the dark launch started on production's memory"
     history = (tmp_path / "savepoints" / "promotions.jsonl").read_text().splitlines()
     actions = [(e["action"], e["from_version"], e["to_version"]) for e in map(json.loads, history)]
     assert actions == [("promote", "", "2"), ("rollback", "2", "")]
