@@ -78,7 +78,9 @@ def read_topic(
     timeout_s: float = 120.0,
     security: KafkaSecurity | None = None,
 ) -> list[TopicRecord]:
-    """Every committed record of ``topic`` (from ``start`` offsets, else the beginning)."""
+    """Every committed record of ``topic`` (from ``start`` offsets, else the beginning)
+    up to each partition's end when the read starts: a topic written to all along
+    (production's input during a dark launch) is read up to that end, not chased."""
     return list(_iter_topic(bootstrap, topic, start=start, timeout_s=timeout_s, security=security))
 
 
@@ -118,8 +120,14 @@ def _iter_topic(
                 if err.code() in _refused(KafkaError):
                     raise NotAuthorized(f"reading {topic}: the broker refused: {err.str()}")
                 raise InfrastructureError(f"reading {topic} failed: {err}")
+            part, offset = msg.partition(), msg.offset()
+            if part not in pending or offset >= marks[part][1]:
+                pending.discard(part)  # past the end this read started with
+                continue
             _kind, ts = msg.timestamp()
-            yield TopicRecord(msg.partition(), msg.offset(), int(ts), msg.value())
+            yield TopicRecord(part, offset, int(ts), msg.value())
+            if offset >= marks[part][1] - 1:
+                pending.discard(part)
     finally:
         consumer.close()
 
