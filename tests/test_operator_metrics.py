@@ -29,12 +29,14 @@ class _Group:
 
     def __init__(self) -> None:
         self.counters: dict[str, _Counter] = {}
+        self.registered: list[str] = []
         self.gauges: list[str] = []
 
     def add_group(self, name: str, extra: str | None = None) -> _Group:
         return self
 
     def counter(self, name: str) -> _Counter:
+        self.registered.append(name)
         return self.counters.setdefault(name, _Counter())
 
     def gauge(self, name: str, obj: Any) -> None:
@@ -61,3 +63,51 @@ def test_levels_are_counters_set_at_each_flush() -> None:
     assert group.counters["calls_in_flight"].count == 0
     assert group.counters["concurrency_limit"].count == 3
     assert group.counters["llm_calls"].count == 4
+
+
+def test_totals_follow_the_stats_and_dead_letters_add_up() -> None:
+    group = _Group()
+    runner = SimpleNamespace(limiter=SimpleNamespace(in_flight=0, limit=1.0), stats=RunnerStats())
+    client = SimpleNamespace(stats=CallStats())
+    metrics = OperatorMetrics(group, runner, client)  # type: ignore[arg-type]
+    assert sorted(group.registered) == sorted(set(group.registered))  # each registered once
+    assert set(group.registered) == {
+        "events_in",
+        "events_out",
+        "dead_lettered",
+        "llm_calls",
+        "journal_hits",
+        "retries",
+        "rate_limited",
+        "tool_calls",
+        "tokens_in",
+        "tokens_out",
+        "calls_in_flight",
+        "concurrency_limit",
+        "llm_latency_ms_avg",
+        "cost_micro_usd",
+    }
+    metrics.dead_lettered.inc()  # the operator's own dead letter (e.g. an unreadable event)
+    metrics.dead_lettered.inc()
+    stats = runner.stats
+    stats.dead_lettered, stats.journal_hits, stats.tool_calls = 3, 2, 1
+    stats.prompt_tokens, stats.completion_tokens = 100, 40
+    client.stats.retries, client.stats.rate_limited = 2, 1
+    want = {
+        "dead_lettered": 5,
+        "journal_hits": 2,
+        "tool_calls": 1,
+        "tokens_in": 100,
+        "tokens_out": 40,
+        "retries": 2,
+        "rate_limited": 1,
+    }
+    for _ in range(2):  # a flush with nothing new counts nothing twice
+        metrics.flush()
+        assert {name: group.counters[name].count for name in want} == want
+    stats.dead_lettered, stats.prompt_tokens = 4, 130
+    metrics.dead_lettered.inc()
+    metrics.flush()
+    assert group.counters["dead_lettered"].count == 2 + 1 + 4
+    assert group.counters["tokens_in"].count == 130
+    assert group.counters["events_in"].count == group.counters["events_out"].count == 0
