@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from streaming_agents.errors import ConfigError, InfrastructureError
@@ -85,16 +86,36 @@ class FlinkRest:
 
     def wait_state(self, job_id: str, wanted: set[str], timeout_s: float) -> str:
         """Poll until the job is in ``wanted``; a terminal state not wanted is an error."""
+        job = self._poll(
+            job_id,
+            lambda job: str(job["state"]) in wanted,
+            lambda last: f"job {job_id} still {'?' if last is None else last['state']}",
+            timeout_s,
+        )
+        return str(job["state"])
+
+    def _poll(
+        self,
+        job_id: str,
+        done: Callable[[dict[str, Any]], bool],
+        waiting_for: Callable[[dict[str, Any] | None], str],
+        timeout_s: float,
+    ) -> dict[str, Any]:
+        """Fetch the job every 0.5 s until ``done(job)``, and return that job.
+
+        A terminal state that is not ``done`` is an error at once; after
+        ``timeout_s`` the error is ``waiting_for(the last job fetched, or
+        None)`` followed by "after N s"."""
         deadline = time.monotonic() + timeout_s
-        state = "?"
+        job: dict[str, Any] | None = None
         while time.monotonic() < deadline:
-            state = self.state(job_id)
-            if state in wanted:
-                return state
-            if state in TERMINAL:
-                raise InfrastructureError(f"job {job_id} ended {state}")
+            job = self.job(job_id)
+            if done(job):
+                return job
+            if job["state"] in TERMINAL:
+                raise InfrastructureError(f"job {job_id} ended {job['state']}")
             time.sleep(0.5)  # the REST API has no notification to wait on
-        raise InfrastructureError(f"job {job_id} still {state} after {timeout_s:.0f} s")
+        raise InfrastructureError(f"{waiting_for(job)} after {timeout_s:.0f} s")
 
     def savepoint(self, job_id: str, target: str, *, stop: bool, timeout_s: float) -> str:
         """Trigger a savepoint (``stop``: stop-with-savepoint, no drain) and wait for it.
@@ -141,17 +162,13 @@ class FlinkRest:
         """Poll until the job is RUNNING and each task runs or has finished its input.
 
         A terminal job state is an error."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job["state"] in TERMINAL:
-                raise InfrastructureError(f"job {job_id} ended {job['state']}")
+
+        def up(job: dict[str, Any]) -> bool:
             vertices = job.get("vertices") or []
-            up = all(v.get("status") in ("RUNNING", "FINISHED") for v in vertices)
-            if job["state"] == "RUNNING" and up:
-                return
-            time.sleep(0.5)  # the REST API has no notification to wait on
-        raise InfrastructureError(f"job {job_id}'s tasks not all running after {timeout_s:.0f} s")
+            tasks_up = all(v.get("status") in ("RUNNING", "FINISHED") for v in vertices)
+            return job["state"] == "RUNNING" and tasks_up
+
+        self._poll(job_id, up, lambda _: f"job {job_id}'s tasks not all running", timeout_s)
 
     def cancel(self, job_id: str) -> None:
         """Ask the cluster to cancel the job (returns at once; see :meth:`wait_state`)."""
