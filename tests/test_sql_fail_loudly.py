@@ -54,8 +54,28 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _failed_lines(stderr: str) -> list[str]:
-    return [ln for ln in stderr.splitlines() if ln.startswith("streaming-agents: failed:")]
+# One attempt (a failing job is not restarted); a checkpoint each second.
+ONE_ATTEMPT = ("--restart-attempts", "0", "--checkpoint-interval", "1000")
+
+
+def _run_failing(
+    tmp_path: Path, name: str, text: str, *args: str, **env: str
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run script ``text`` (as ``name``) with ``args`` + ONE_ATTEMPT as a new process.
+
+    It runs from a folder outside the repo, must exit 1 and must say
+    ``streaming-agents: failed:`` on exactly one line; returns the finished
+    process and that line."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    script = tmp_path / name
+    script.write_text(text)
+    result = run_sql_cli(script, *args, *ONE_ATTEMPT, cwd=cwd, timeout_s=240, **env)
+    assert result.returncode == 1, (result.stdout[-2000:], result.stderr[-3000:])
+    prefix = "streaming-agents: failed:"
+    failed = [ln for ln in result.stderr.splitlines() if ln.startswith(prefix)]
+    assert len(failed) == 1, result.stderr[-3000:]
+    return result, failed[0]
 
 
 def test_tally_counts_per_statement_and_the_verdict_is_one_line(tmp_path: Path) -> None:
@@ -122,42 +142,26 @@ def test_a_script_whose_kafka_records_mostly_dead_letter_exits_1_in_one_line(
     good = [b'{"k": "a", "n": 1}', b'{"k": "b", "n": 2}']
     bad = [b'{"k": "x", "n": "abc"}', b'{"n": 3}', b"not json", b'{"k": "y", "n": 1.5}']
     produce(kafka_bootstrap, topic, [(None, v) for v in [*good, *bad]])
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    script = tmp_path / "hostile.sql"
-    script.write_text(HOSTILE_SCRIPT)
-    result = run_sql_cli(
-        script, "--var", f"topic={topic}", "--var", f"bootstrap={kafka_bootstrap}",
-        "--restart-attempts", "0", "--checkpoint-interval", "1000", cwd=cwd, timeout_s=240,
-    )  # fmt: skip
-    assert result.returncode == 1, (result.stdout[-2000:], result.stderr[-3000:])
-    failed = _failed_lines(result.stderr)
-    assert len(failed) == 1, result.stderr[-3000:]
+    variables = ("--var", f"topic={topic}", "--var", f"bootstrap={kafka_bootstrap}")
+    result, failed = _run_failing(tmp_path, "hostile.sql", HOSTILE_SCRIPT, *variables)
     assert re.search(
         r"sql hostile\.sql statement 3 \(line 7\): 4 of 6 events dead-lettered or FAILED "
         r"\(67%, above --max-dead-letter-ratio 0\.5\); most common: \d x dead letter: ",
-        failed[0],
+        failed,
     ), failed
     assert "[3] counted: 6 records read (4 dead letters)" in result.stdout, result.stdout
 
 
 def test_a_script_whose_llm_is_unreachable_exits_1_without_a_log_flood(tmp_path: Path) -> None:
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    script = tmp_path / "dead_llm.sql"
-    script.write_text(DEAD_LLM_SCRIPT)
     api_base = f"http://127.0.0.1:{_closed_port()}/v1"
-    result = run_sql_cli(
-        script, "--var", f"api_base={api_base}", "--restart-attempts", "0",
-        "--checkpoint-interval", "1000", cwd=cwd, timeout_s=240, DEAD_KEY="sk-dead",
-    )  # fmt: skip
-    assert result.returncode == 1, (result.stdout[-2000:], result.stderr[-3000:])
-    failed = _failed_lines(result.stderr)
-    assert len(failed) == 1, result.stderr[-3000:]
+    variables = ("--var", f"api_base={api_base}")
+    result, failed = _run_failing(
+        tmp_path, "dead_llm.sql", DEAD_LLM_SCRIPT, *variables, DEAD_KEY="sk-dead"
+    )
     assert re.search(
         r"sql dead_llm\.sql statement 5 \(line 7\): 4 of 4 events dead-lettered or FAILED "
         r"\(100%.*most common: 4 x AI row failed: ",
-        failed[0],
+        failed,
     ), failed
     assert "[5] counted: 4 AI rows (4 FAILED)" in result.stdout, result.stdout
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
@@ -179,7 +183,7 @@ def test_an_unbounded_script_stopped_with_ctrl_c_says_it_was_mostly_dead_letters
     script.write_text(HOSTILE_SCRIPT.replace("'scan.bounded.mode' = 'latest-offset',", ""))
     command = [str(Path(sys.executable).with_name("streaming-agents")), "sql", str(script)]
     command += ["--var", f"topic={topic}", "--var", f"bootstrap={kafka_bootstrap}"]
-    command += ["--restart-attempts", "0", "--checkpoint-interval", "1000"]
+    command += ONE_ATTEMPT
     run = subprocess.Popen(
         command, cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
