@@ -19,9 +19,13 @@ What it builds, operator by operator (each named and with a stable uid):
 2. ``prepare:<name>``: each record is decoded exactly once, with the rules
    of :mod:`streaming_agents.runtime.safe_json` and the :class:`Limits`;
    optional topic roles are added and the :meth:`AgentPipeline.where` filter
-   applied; the key is taken from the JSON field.  Whatever cannot be used is
-   turned into a rejection carried to the agent operator under
-   :data:`MALFORMED_KEY`.  This step never raises on account of data.
+   applied; the key is taken from the JSON field (with
+   :meth:`AgentPipeline.key_by_content`: a hash of the whole event).
+   Whatever cannot be used -- a missing, null, empty or over-long key
+   included -- is turned into a rejection carried to the agent operator under
+   :data:`MALFORMED_KEY`.  This step never raises on account of data.  Its
+   uid is ``<uid>-prepare`` when :meth:`AgentPipeline.apply` is given a
+   ``uid``, else ``<agent name>-prepare``.
 3. ``agent:<name>@<version>``: :func:`~streaming_agents.runtime.api.run_agent`
    (uid ``agent-<name>`` unless given): outputs, dead letters (every rejection
    from step 2 included, with its reason) and audit records.
@@ -35,6 +39,7 @@ What it builds, operator by operator (each named and with a stable uid):
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -60,7 +65,7 @@ if TYPE_CHECKING:
     from streaming_agents.connectors.security import KafkaSecurity
     from streaming_agents.journal.factory import JournalSetting
 
-__all__ = ["AgentPipeline", "AgentStreams", "Prepare"]
+__all__ = ["AgentPipeline", "AgentStreams", "Prepare", "content_key"]
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -72,18 +77,19 @@ class Prepare:
     JSON, record timestamp)`` where the envelope is ``{"e": event, "s":
     source}`` or, for a record that cannot be used, ``{"x": rejection, "s":
     source}``, and the timestamp is the Kafka record's (epoch ms) or None.
+    ``key_field=None`` keys each event by its content (:func:`content_key`).
     """
 
     def __init__(
         self,
-        key_field: str,
+        key_field: str | None,
         limits: Limits,
         roles: Mapping[str, str] | None = None,
         role_field: str | None = None,
         predicate: Predicate | None = None,
     ) -> None:
         self.key_field = key_field
-        self.path = split_path(key_field)
+        self.path = split_path(key_field) if key_field is not None else None
         self.limits = limits
         self.roles = dict(roles or {})
         self.role_field = role_field
@@ -126,7 +132,10 @@ class Prepare:
                 return Rejected("filter failed", error, None, event, source)
             if not keep:
                 return None
-        key = key_of(event, self.path, self.limits.max_key_chars)
+        if self.path is None:
+            key: str | None = content_key(event)
+        else:
+            key = key_of(event, self.path, self.limits.max_key_chars)
         if key is None:
             error = (
                 f"no usable key at {self.key_field!r} (a non-empty string or an integer "
@@ -146,6 +155,15 @@ class Prepare:
             "original": original_of(raw) or rejected.original,
         }
         return json.dumps({"x": body, "s": rejected.source}, default=str)
+
+
+def content_key(event: dict[str, Any]) -> str:
+    """``"content:<sha256 hex>"`` of the event's canonical JSON (sorted keys, ASCII).
+
+    Equal events get equal keys; 72 characters whatever the event's size.
+    """
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
+    return "content:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
 def _timestamp(found: tuple[bytes | None, dict[str, Any]] | None) -> int | None:
@@ -262,6 +280,7 @@ class AgentPipeline:
         self._predicate: Predicate | None = None
         self._event_time = event_time
         self._key_field: str | None = None
+        self._keyed = False
         self._limits = Limits()
 
     @classmethod
@@ -328,7 +347,17 @@ class AgentPipeline:
     def key_by(self, field: str, limits: Limits | None = None) -> AgentPipeline:
         """Key by the JSON field (or dotted path) ``field``; ``limits`` bound the input."""
         split_path(field)
-        self._key_field = field
+        self._key_field, self._keyed = field, True
+        self._limits = limits or Limits()
+        return self
+
+    def key_by_content(self, limits: Limits | None = None) -> AgentPipeline:
+        """Key each event by a hash of its whole content (for agents without memory).
+
+        Equal events share a key (and so an order and a memory); every event
+        has one, so none is dead-lettered for want of a key.
+        """
+        self._key_field, self._keyed = None, True
         self._limits = limits or Limits()
         return self
 
@@ -342,14 +371,19 @@ class AgentPipeline:
         fence_side_effects: bool = False,
         llm_processes: int = 0,
     ) -> AgentStreams:
-        """Decode and key the records, then run ``agent`` (see :func:`run_agent`)."""
+        """Decode and key the records, then run ``agent`` (see :func:`run_agent`).
+
+        ``uid`` is the agent operator's (default ``agent-<name>``); the
+        prepare step's is ``<uid>-prepare`` (default ``<name>-prepare``), so
+        two call sites of one agent in one job differ by their ``uid``.
+        """
         from pyflink.common import Types
         from pyflink.datastream import StreamExecutionEnvironment
 
         from streaming_agents.runtime.api import audit_log, dead_letters, run_agent
 
-        if self._key_field is None:
-            raise ConfigError("call .key_by(field) before .apply(agent)")
+        if not self._keyed:
+            raise ConfigError("call .key_by(field) or .key_by_content() before .apply(agent)")
         prepare = Prepare(
             self._key_field, self._limits, self._roles, self._role_field, self._predicate
         )
@@ -359,7 +393,7 @@ class AgentPipeline:
         prepared = (
             self.stream.flat_map(_PrepareRows(prepare), output_type=row_type)
             .name(f"prepare:{self.name}")
-            .uid(f"{agent.name}-prepare")
+            .uid(f"{uid}-prepare" if uid is not None else f"{agent.name}-prepare")
         )
         if self._event_time:
             prepared = prepared.assign_timestamps_and_watermarks(_record_time()).name(

@@ -1,10 +1,12 @@
 """Agent tables: run an :class:`Agent` over the rows of a ``Table``, get a ``Table`` back.
 
-Route: ``to_data_stream`` -> rows to JSON events -> ``key_by`` the key column
--> :func:`run_agent` (memory per key in keyed state, journal, exactly-once like
-any agent operator) -> outputs and dead letters to rows of a derived type ->
-``from_data_stream``.  The ``StreamTableEnvironment`` must have been created
-from the ``StreamExecutionEnvironment`` the job runs on.
+Route: ``to_data_stream`` -> rows to JSON events -> the pipeline builder
+(:class:`~streaming_agents.pipeline.AgentPipeline`: each event decoded once,
+keyed by the key column, then :func:`run_agent` -- memory per key in keyed
+state, journal, exactly-once like any agent operator) -> outputs and dead
+letters to rows of a derived type -> ``from_data_stream``.  The
+``StreamTableEnvironment`` must have been created from the
+``StreamExecutionEnvironment`` the job runs on.
 
 Columns of the result, in order:
 
@@ -18,11 +20,14 @@ Columns of the result, in order:
 
 A row the agent cannot answer is not lost: it comes out with status
 ``FAILED``, NULL outputs and the input columns, so it can be filtered,
-counted or routed like any other row.
+counted or routed like any other row.  So does a row without a usable key
+(NULL, an empty string, longer than ``Limits.max_key_chars``): it never
+reaches the agent, so rows without a key share no conversation.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +35,8 @@ from typing import Any
 from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
 from streaming_agents.journal.factory import JournalSetting
+from streaming_agents.runtime.events import MALFORMED_KEY, Limits
+from streaming_agents.sql.agents import KEY_FIELD
 from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.typemap import from_data_type, from_pydantic
 from streaming_agents.sql.types import SqlType
@@ -52,6 +59,13 @@ _META = (
     (ERROR_COLUMN, SqlType("STRING")),
     (TURN_COLUMN, SqlType("INT")),
 )
+# Column types whose values are JSON strings or integers: usable keys (RowEncoder).
+_KEY_KINDS = frozenset(
+    ("STRING", "TINYINT", "SMALLINT", "INT", "BIGINT", "DECIMAL", "DATE", "TIME", "TIMESTAMP",
+     "TIMESTAMP_LTZ", "BYTES")
+)  # fmt: skip
+# How agent_error names the key of an AI_RUN_AGENT view (its key column is internal).
+_SQL_KEY_LABEL = "the memory key / request id (the prompt when neither is given)"
 
 
 def agent_table_type(
@@ -90,50 +104,38 @@ def agent_table(
 ) -> Any:
     """Run ``agent`` on every row of ``table``, keyed (and remembering) by column ``key``.
 
-    ``key=None`` keys rows by their whole content (for agents without
-    memory).  ``t_env`` is the ``StreamTableEnvironment`` of ``table``.
-    Returns a ``Table`` (columns: see the module doc) to join, filter or
-    insert into any sink; an exactly-once Kafka sink table commits it with
-    the checkpoint that covers the agent's state.  ``tally`` (the SQL
-    runner's): where each row is counted as OK or FAILED.
+    ``key`` is a column name without dots (a dot would read as a path into
+    a ROW) of a string, integer, DECIMAL, time or BYTES type.  A row whose
+    key is NULL, empty or over ``Limits.max_key_chars`` characters comes out
+    ``FAILED`` (it never reaches the agent).  ``key=None`` keys rows by their
+    whole content (for agents without memory).  ``t_env`` is the
+    ``StreamTableEnvironment`` of ``table``; ``uid`` the agent operator's
+    (default ``agent-<name>``; two agent tables of one agent in one job need
+    different ones).  Returns a ``Table`` (columns: see the module doc) to
+    join, filter or insert into any sink; an exactly-once Kafka sink table
+    commits it with the checkpoint that covers the agent's state.  ``tally``
+    (the SQL runner's): where each row is counted as OK or FAILED.
     """
     from pyflink.common import Types
     from pyflink.table import Schema
 
-    from streaming_agents.runtime.api import dead_letters, run_agent
+    from streaming_agents.pipeline import AgentPipeline
 
-    schema = table.get_resolved_schema()
-    names = list(schema.get_column_names())
-    if key is not None and key not in names:
-        raise ConfigError(f"agent table of {agent.name!r}: no key column {key!r} in {names}")
-    input_type = SqlType(
-        "ROW",
-        fields=tuple(
-            (name, from_data_type(data_type, f"column {name!r}"))
-            for name, data_type in zip(names, schema.get_column_data_types(), strict=True)
-        ),
-    )
-    for name, column_type in input_type.fields:
-        if any(_holds_instant(child) for child in _children(column_type)):
-            raise ConfigError(
-                f"agent table of {agent.name!r}: column {name!r} ({column_type.sql()}) holds a "
-                "TIMESTAMP_LTZ inside a ROW/ARRAY/MAP, which PyFlink's thread mode cannot carry "
-                "through the agent; CAST that field to TIMESTAMP(3) or BIGINT first (top-level "
-                "TIMESTAMP_LTZ columns are fine)"
-            )
+    input_type = _input_type(table, agent, key)
     out_type = agent_table_type(
         input_type, agent, flatten_output=flatten_output, output_prefix=output_prefix
     )
     schema_model = agent.output_schema if flatten_output else None
     output_names = list(from_pydantic(schema_model).names) if schema_model else None
-    decoder = RowDecoder(input_type, out_type, output_names, tally)
+    decoder = RowDecoder(input_type, out_type, output_names, tally, key=key)
     events = t_env.to_data_stream(table).map(RowEncoder(input_type), output_type=Types.STRING())
-    keyed = events.key_by(KeyOf(key), key_type=Types.STRING())
-    replies = run_agent(keyed, agent, capacity=capacity, journal=journal, uid=uid)
+    pipeline = AgentPipeline.from_datastream(events, name=f"sql:{uid or agent.name}")
+    pipeline = pipeline.key_by(key) if key is not None else pipeline.key_by_content()
+    replies = pipeline.apply(agent, capacity=capacity, journal=journal, uid=uid)
     transport = decoder.transport
     row_info = transport.type_info()
-    rows = replies.flat_map(decoder.outputs, output_type=row_info).union(
-        dead_letters(replies).flat_map(decoder.failures, output_type=row_info)
+    rows = replies.outputs.flat_map(decoder.outputs, output_type=row_info).union(
+        replies.dead_letters.flat_map(decoder.failures, output_type=row_info)
     )
     builder = Schema.new_builder()
     for name, sql_type in transport.fields:
@@ -142,6 +144,41 @@ def agent_table(
     if not decoder.instants:
         return result
     return result.select(*_restore_instants(out_type, decoder.instants))
+
+
+def _input_type(table: Any, agent: Agent[Any], key: str | None) -> SqlType:
+    """The ROW type of ``table``'s rows; refuses a key or a column the agent table cannot use."""
+    schema = table.get_resolved_schema()
+    names = list(schema.get_column_names())
+    where = f"agent table of {agent.name!r}"
+    if key is not None and key not in names:
+        raise ConfigError(f"{where}: no key column {key!r} in {names}")
+    if key is not None and "." in key:
+        raise ConfigError(
+            f"{where}: key column {key!r} has a dot in its name, which would read as a path "
+            f"into a ROW; rename it first (SELECT `{key}` AS {key.replace('.', '_')}, ...)"
+        )
+    input_type = SqlType(
+        "ROW",
+        fields=tuple(
+            (name, from_data_type(data_type, f"column {name!r}"))
+            for name, data_type in zip(names, schema.get_column_data_types(), strict=True)
+        ),
+    )
+    for name, column_type in input_type.fields:
+        if name == key and column_type.kind not in _KEY_KINDS:
+            raise ConfigError(
+                f"{where}: key column {name!r} is {column_type.sql()}; a key is a string or an "
+                f"integer: CAST it to STRING first"
+            )
+        if any(_holds_instant(child) for child in _children(column_type)):
+            raise ConfigError(
+                f"{where}: column {name!r} ({column_type.sql()}) holds a "
+                "TIMESTAMP_LTZ inside a ROW/ARRAY/MAP, which PyFlink's thread mode cannot carry "
+                "through the agent; CAST that field to TIMESTAMP(3) or BIGINT first (top-level "
+                "TIMESTAMP_LTZ columns are fine)"
+            )
+    return input_type
 
 
 def _children(sql_type: SqlType) -> list[SqlType]:
@@ -202,21 +239,6 @@ class RowEncoder:
         return json.dumps(self.input_type.to_json(row), sort_keys=True, default=str)
 
 
-class KeyOf:
-    """The key column of an event as a string (the whole event without a key column)."""
-
-    def __init__(self, column: str | None) -> None:
-        self.column = column
-
-    def __call__(self, event_json: str) -> str:
-        if self.column is None:
-            return event_json
-        value = json.loads(event_json).get(self.column)
-        if value is None:
-            return ""
-        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
 class RowDecoder:
     """Agent outputs and dead letters -> rows of the agent table's type."""
 
@@ -226,8 +248,11 @@ class RowDecoder:
         out_type: SqlType,
         output_names: list[str] | None,
         tally: Tally | None = None,
+        *,
+        key: str | None = None,
     ) -> None:
         self.tally = tally
+        self.key = key
         self.input_type = input_type
         self.out_type = out_type
         self.output_names = output_names
@@ -290,7 +315,56 @@ class RowDecoder:
     def failures(self, line: str) -> Iterator[Any]:
         record = json.loads(line)
         payload = record.get("payload")
-        if record.get("reason") == "unusable llm reply" and isinstance(payload, dict):
+        reason = record.get("reason")
+        if reason == "unusable llm reply" and isinstance(payload, dict):
             payload = payload.get("event")
-        error = ": ".join(str(p) for p in (record.get("reason"), record.get("error")) if p)
-        yield self._row(payload, [None] * self.n_outputs, "FAILED", error, None)
+        event = payload if isinstance(payload, dict) else _input_of(record)
+        detail = record.get("error")
+        if reason == "no key" and self.key is not None and event is not None:
+            detail = self._no_key(event.get(self.key)) or detail
+        error = ": ".join(str(p) for p in (reason, detail) if p)
+        yield self._row(event, [None] * self.n_outputs, "FAILED", error, None)
+
+    def _no_key(self, value: Any) -> str | None:
+        """Why the key column's ``value`` is no key (None when it looks usable)."""
+        label = _SQL_KEY_LABEL if self.key == KEY_FIELD else f"the key column {self.key!r}"
+        limit = Limits().max_key_chars
+        if value is None:
+            return f"{label} is NULL (a row without a key is not given to the agent)"
+        text = value if isinstance(value, str) else str(value)
+        if not text:
+            return f"{label} is an empty string"
+        if len(text) > limit:
+            return f"{label} has {len(text)} characters, more than {limit}"
+        if text == MALFORMED_KEY:
+            return f"{label} is {MALFORMED_KEY!r}, which is reserved"
+        return None
+
+
+def _input_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The input row of a dead letter whose payload is no longer an object.
+
+    A dead letter over its size limit carries a text preview instead of the
+    event (and maybe the event's bytes in ``original_b64``): the row is
+    recovered from whichever of them is still a whole JSON object.
+    """
+    for text in (_text_of(record.get("original_b64")), record.get("payload")):
+        if not isinstance(text, str):
+            continue
+        try:
+            value = json.loads(text)  # the encoder's own JSON (NaN included), bounded in size
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _text_of(b64: Any) -> str | None:
+    """The UTF-8 text a base64 field holds, or None."""
+    if not isinstance(b64, str):
+        return None
+    try:
+        return base64.b64decode(b64).decode("utf-8")
+    except ValueError:  # bad base64 (binascii.Error) or not UTF-8
+        return None
