@@ -20,14 +20,17 @@ shipping what its workers need (``--ship deps``, default; ``library``;
 ``none``).  Fail loudly: when a statement's records were mostly
 dead-lettered or answered FAILED by an AI function (share above
 ``--max-dead-letter-ratio``, default 0.5, 1 = off), the command says so in
-one line and exits 1 (local runs; on Ctrl-C the line is printed and the
-exit code stays 130).  See docs/sql.md.
+one line and exits 1 (on Ctrl-C the line is printed and the exit code
+stays 130).  With ``--rest`` the workers count into a Kafka topic on the
+broker of the Kafka journal or of the script's Kafka JSON tables
+(:mod:`streaming_agents.sql.tally_kafka`).  See docs/sql.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +42,19 @@ from streaming_agents.cli.failures import (
 )
 from streaming_agents.cli.job_options import add_security_argument, journal_setting, security_of
 from streaming_agents.cli.ship import SHIP_MODES
-from streaming_agents.connectors.security import KafkaSecurity, sql_string, table_options
+from streaming_agents.connectors.security import (
+    KafkaSecurity,
+    librdkafka_config,
+    sql_string,
+    table_options,
+)
 from streaming_agents.errors import ConfigError
 
 if TYPE_CHECKING:
     from pyflink.table import TableEnvironment
 
     from streaming_agents.sql.remote import RemoteTarget
+    from streaming_agents.sql.tally_kafka import RemoteTally
 
 __all__ = ["add_sql_commands", "run_sql_command"]
 
@@ -161,7 +170,7 @@ def run_sql_command(args: argparse.Namespace) -> int:
         print(f"{path}: OK")
         return 0
     if args.rest:
-        return _run_on_cluster(args, text, variables, path)
+        return _run_on_cluster(args, text, variables, path, ratio)
     return _run_locally(args, text, variables, path, ratio)
 
 
@@ -172,32 +181,43 @@ def _run_locally(
     import shutil
     import tempfile
 
-    from streaming_agents.cli.signals import interrupts_ignored
     from streaming_agents.sql.session import default_table_env
 
     tally_dir = Path(tempfile.mkdtemp(prefix="sa-sql-tally-"))
     try:
         t_env = default_table_env(restart_attempts=args.restart_attempts, **_env_args(args))
-        try:
-            _run_script(args, text, variables, path, t_env, tally_dir=tally_dir)
-        except KeyboardInterrupt:  # an unbounded script ends here: its verdict, then exit 130
-            with interrupts_ignored():
-                try:
-                    _verdict(path, tally_dir, ratio)
-                except MostlyDeadLettered as exc:
-                    print(f"streaming-agents: {exc}", file=sys.stderr, flush=True)
-            raise
-        _verdict(path, tally_dir, ratio)
+        _with_verdict(
+            lambda: _run_script(args, text, variables, path, t_env, tally_dir=tally_dir),
+            lambda: _verdict(path, str(tally_dir), ratio),
+        )
     finally:
         shutil.rmtree(tally_dir, ignore_errors=True)
     return 0
 
 
-def _verdict(path: Path, tally_dir: Path, ratio: float) -> None:
+def _with_verdict(run: Callable[[], None], verdict: Callable[[], None]) -> None:
+    """``run`` the script, then ``verdict``; on Ctrl-C (unbounded scripts) the verdict, then 130."""
+    from streaming_agents.cli.signals import interrupts_ignored
+
+    try:
+        run()
+    except KeyboardInterrupt:
+        with interrupts_ignored():
+            try:
+                verdict()
+            except MostlyDeadLettered as exc:
+                print(f"streaming-agents: {exc}", file=sys.stderr, flush=True)
+        raise
+    verdict()
+
+
+def _verdict(
+    path: Path, target: str, ratio: float, client: Mapping[str, Any] | None = None
+) -> None:
     """Print what each statement's jobs counted; fail when a statement mostly failed."""
     from streaming_agents.sql.tally import read_tallies
 
-    counted = read_tallies(tally_dir)
+    counted = read_tallies(target, client)
     for c in counted:
         dead, failed = sum(c.dead.values()), sum(c.failed.values())
         parts = []
@@ -222,6 +242,7 @@ def _run_script(
     t_env: TableEnvironment,
     remote: RemoteTarget | None = None,
     tally_dir: Path | None = None,
+    tally: RemoteTally | None = None,
 ) -> None:
     """The script's statements on ``t_env`` (local, or the cluster of ``remote``)."""
     from streaming_agents.sql.session import run_sql_script
@@ -233,6 +254,7 @@ def _run_script(
         journal_dir=args.journal_dir,
         journal=args.journal,
         tally_dir=tally_dir,
+        remote_tally=tally,
         base_dir=path.parent,
         out=sys.stdout,
         err=sys.stderr,
@@ -251,27 +273,38 @@ def _env_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_on_cluster(
-    args: argparse.Namespace, text: str, variables: dict[str, str], path: Path
+    args: argparse.Namespace, text: str, variables: dict[str, str], path: Path, ratio: float
 ) -> int:
-    """The script's jobs on the cluster at ``--rest`` (see :mod:`streaming_agents.sql.remote`)."""
+    """The script's jobs on the cluster at ``--rest`` (see :mod:`streaming_agents.sql.remote`).
+
+    The jobs count into a topic (:class:`~streaming_agents.sql.tally_kafka.RemoteTally`)
+    read here for the verdict; without a broker to put it on there is no verdict (one note).
+    """
     import shutil
     import tempfile
 
     from streaming_agents.sql.remote import prepare_remote, remote_table_env
+    from streaming_agents.sql.tally_kafka import RemoteTally
 
     workdir = Path(tempfile.mkdtemp(prefix="sa-sql-"))
+    tally = RemoteTally(librdkafka_config(security_of(args)))
+
+    def verdict() -> None:
+        if tally.target is None:
+            print(f"streaming-agents: note: no dead-letter verdict: {tally.problem}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return
+        _verdict(path, tally.target, ratio, tally.client)
+
     try:
         target = prepare_remote(args.rest, args.ship, workdir)
         if target.shipped:
             print(f"streaming-agents: {target.shipped}", file=sys.stderr, flush=True)
-        print(
-            "streaming-agents: note: no dead-letter verdict with --rest (the counts are files "
-            "of local workers; see docs/sql.md)",
-            file=sys.stderr,
-            flush=True,
-        )
         t_env = remote_table_env(target, args.restart_attempts, **_env_args(args))
-        _run_script(args, text, variables, path, t_env, remote=target)
+        _with_verdict(
+            lambda: _run_script(args, text, variables, path, t_env, remote=target, tally=tally),
+            verdict,
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -48,6 +48,8 @@ class EmbeddingFunction(AsyncScalarFunction):  # type: ignore[misc]
 
     def close(self) -> None:
         callloop.release()
+        if self.tally is not None:
+            self.tally.close()
 
     def _kwargs(self, text: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

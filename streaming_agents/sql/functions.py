@@ -134,6 +134,8 @@ class CompletionFunction(AsyncScalarFunction):  # type: ignore[misc]
     def close(self) -> None:
         self._journal.close()
         callloop.release()
+        if self.tally is not None:
+            self.tally.close()
 
     def request(self, prompt: str) -> LLMRequest:
         messages: list[dict[str, Any]] = []

@@ -214,6 +214,8 @@ class JsonSource:
         from pyflink.common import Types
         from pyflink.table import Schema
 
+        from streaming_agents.sql.counted import CountedStep
+
         if self.builds == 0:
             t_env.execute_sql(self.raw_ddl())
             t_env.execute_sql(self.dlq_ddl())
@@ -235,9 +237,9 @@ class JsonSource:
         )
         decoded = t_env.to_data_stream(raw).flat_map(decoder, output_type=row_type.type_info())
         # two tables: the watermark (if any) is only ever computed on good rows
-        dead = decoded.flat_map(DeadLetters(tally), output_type=Types.STRING())
+        dead = decoded.flat_map(CountedStep(DeadLetters(tally)), output_type=Types.STRING())
         t_env.create_temporary_view(self.dead_view, t_env.from_data_stream(dead).alias(DEAD_COLUMN))
-        stream = decoded.flat_map(GoodRows(tally), output_type=row_type.type_info())
+        stream = decoded.flat_map(CountedStep(GoodRows(tally)), output_type=row_type.type_info())
         builder = Schema.new_builder()
         for name, sql_type in fields:
             builder = builder.column(name, sql_type.data_type())

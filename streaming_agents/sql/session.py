@@ -18,6 +18,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from streaming_agents.journal.factory import as_journal_uri, check_journal_uri, journal_uri
 from streaming_agents.sql.agentcall import map_entries
@@ -48,6 +49,7 @@ from streaming_agents.sql.remote import RemoteTarget
 from streaming_agents.sql.rewrite import rewrite_laterals, rewrite_scalars
 from streaming_agents.sql.support import ctas, table_without_connector, unsupported
 from streaming_agents.sql.tally import AI, INPUT, Tally
+from streaming_agents.sql.tally_kafka import RemoteTally
 from streaming_agents.sql.toolinvoke import tool_invoke_function
 from streaming_agents.sql.views import ViewBuilder
 
@@ -74,6 +76,7 @@ class SqlSession:
         restart_attempts: int = 3,
         remote: RemoteTarget | None = None,
         tally_dir: str | Path | None = None,
+        remote_tally: RemoteTally | None = None,
     ) -> None:
         if t_env is None:
             t_env = default_table_env(restart_attempts=restart_attempts)
@@ -88,8 +91,10 @@ class SqlSession:
         self.journal_uri = journal_uri(as_journal_uri(setting) if setting else None)
         check_journal_uri(self.journal_uri)
         self.results: list[StatementResult] = []
-        # where the jobs count records, dead letters and FAILED AI rows (local workers only)
+        # where the jobs count records, dead letters and FAILED AI rows: a local folder, or
+        # with remote workers a Kafka topic decided when the first job needs it
         self.tally_dir = str(Path(tally_dir).resolve()) if tally_dir and remote is None else None
+        self.remote_tally = remote_tally if remote is not None else None
         self._job_statement: Statement | None = None  # the statement set being built
         self._agent_views: set[str] = set()
         self._completion_views: set[str] = set()
@@ -142,10 +147,20 @@ class SqlSession:
 
     def tally(self, statement: Statement, kind: str) -> Tally | None:
         """Where a counting function of ``statement`` writes (None: no counts kept)."""
-        if self.tally_dir is None:
+        plan = self.remote_tally
+        target = self.tally_dir if plan is None else self._remote_tally_target(plan)
+        if target is None:
             return None
         statement = self._job_statement or statement  # a statement set counts as one
-        return Tally(self.tally_dir, statement.number, statement.line, kind)
+        return Tally(target, statement.number, statement.line, kind)
+
+    def _remote_tally_target(self, plan: RemoteTally) -> str | None:
+        """The remote run's tally topic, on the Kafka journal's broker or the tables' one."""
+        found = [urlsplit(self.journal_uri).netloc] if self.journal_uri.startswith("kafka:") else []
+        found += [
+            t.options.get("properties.bootstrap.servers", "") for t in self.json.tables.values()
+        ]
+        return plan.resolve([b for b in found if b])
 
     def journal(self, name: str) -> str:
         """The journal setting of agent ``name``: the script's URI (opened on the workers)."""
@@ -504,6 +519,7 @@ def run_sql_script(
     remote: RemoteTarget | None = None,
     journal: str | None = None,
     tally_dir: str | Path | None = None,
+    remote_tally: RemoteTally | None = None,
 ) -> SqlSession:
     """Run a script (see :class:`SqlSession`); with ``wait`` block until its jobs end.
 
@@ -517,7 +533,8 @@ def run_sql_script(
     sends the jobs to a standalone cluster with what its workers need.
     ``tally_dir``: a local folder where the jobs count their records, dead
     letters and FAILED AI rows (:mod:`streaming_agents.sql.tally`; not with
-    ``remote``).
+    ``remote``); ``remote_tally``: with ``remote``, where they count instead
+    (a Kafka topic, :class:`~streaming_agents.sql.tally_kafka.RemoteTally`).
     """
     session = SqlSession(
         t_env,
@@ -529,6 +546,7 @@ def run_sql_script(
         remote=remote,
         journal=journal,
         tally_dir=tally_dir,
+        remote_tally=remote_tally,
     )
     session.execute(text, variables)
     if wait:

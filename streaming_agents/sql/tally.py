@@ -16,80 +16,123 @@ mode no job parameters), so the counting is done where the rows are made:
   failed (the row gets NULL); ``AI_TOOL_INVOKE``: failed when the model call or
   a tool failed.
 
-Each counting function holds a :class:`Tally` (a folder and the statement the
-call is written in) and, on first use in a worker, opens a file of its own in
-that folder; each outcome is one line appended (``+`` for a good one, ``-``
-and the reason for a failed one) and flushed, so the counts survive a
-cancelled job.  The runner sums the files after its jobs end
+Each counting function holds a :class:`Tally` (the target, and the statement
+the call is written in); on first use in a worker it opens a writer of the
+backend the target names (:func:`open_writer`, the one factory): a local
+folder for the mini-cluster (:mod:`~streaming_agents.sql.tally_files`, one
+line per outcome, flushed as written) or, with ``--rest``, a Kafka topic
+(:mod:`~streaming_agents.sql.tally_kafka`, sums sent once a second and at the
+job's end).  The counting function's ``close()`` calls :meth:`Tally.close`.
+The runner sums what the backend holds after its jobs end
 (:func:`read_tallies`).  Counts are of records *processed*: after a restart
-the replayed records are counted again, on both sides of the ratio.  The
-folder is local, so the verdict needs workers on this host (the local
-mini-cluster); with ``--rest`` no tally is kept.  A file that cannot be
-written is skipped with one warning: counting never fails a job.
+the replayed records are counted again, on both sides of the ratio.  A
+writer that cannot be opened or written is dropped with one warning:
+counting never fails a job.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import uuid
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-__all__ = ["AI", "INPUT", "StatementCounts", "Tally", "compact_reason", "read_tallies"]
+from streaming_agents.sql.tally_base import Counted, Key, TallyWriter
+
+__all__ = [
+    "AI",
+    "INPUT",
+    "StatementCounts",
+    "Tally",
+    "compact_reason",
+    "open_writer",
+    "read_tallies",
+]
 
 INPUT = "input"
 """Records of Kafka JSON tables: a row, or a dead letter."""
 AI = "ai"
 """Rows of AI functions: answered, or FAILED / NULL."""
 
-_SUFFIX = ".tally"
 _MAX_REASON = 200
 log = logging.getLogger(__name__)
 
 
+def open_writer(target: str, key: Key) -> TallyWriter:
+    """The backend ``target`` names: ``kafka://...`` a topic, anything else a local folder."""
+    if target.startswith("kafka://"):
+        from streaming_agents.sql.tally_kafka import KafkaWriter
+
+        return KafkaWriter(target, key)
+    from streaming_agents.sql.tally_files import FileWriter
+
+    return FileWriter(target, key)
+
+
+def _counted(target: str, client: Mapping[str, Any] | None) -> Iterator[Counted]:
+    if target.startswith("kafka://"):
+        from streaming_agents.sql.tally_kafka import read_counts as read_topic
+
+        return read_topic(target, client or {})
+    from streaming_agents.sql.tally_files import read_counts as read_folder
+
+    return read_folder(target)
+
+
 @dataclass
 class Tally:
-    """Where one counting function writes: ``directory``, statement ``number`` at ``line``."""
+    """Where one counting function writes: ``target``, statement ``number`` at ``line``."""
 
-    directory: str
+    target: str
     number: int
     line: int
     kind: str
-    _file: IO[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _writer: TallyWriter | None = field(default=None, init=False, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _broken: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: self.__dict__[k] for k in ("directory", "number", "line", "kind")}
+        return {k: self.__dict__[k] for k in ("target", "number", "line", "kind")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
 
     def ok(self) -> None:
         """One good outcome."""
-        self._write("+\n")
+        self._add(None)
 
     def failed(self, reason: str) -> None:
         """One failed outcome and why (its first line, shortened)."""
-        self._write(f"-{compact_reason(reason)}\n")
+        self._add(compact_reason(reason))
 
-    def _write(self, line: str) -> None:
+    def close(self) -> None:
+        """Make this worker's counts readable by the runner (the function's ``close()``)."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._guarded(writer.close)
+
+    def _add(self, reason: str | None) -> None:
         if self._broken:
             return
         with self._lock:
-            try:
-                if self._file is None:
-                    name = f"s{self.number}-l{self.line}-{self.kind}-{os.getpid()}-"
-                    path = Path(self.directory) / f"{name}{uuid.uuid4().hex[:8]}{_SUFFIX}"
-                    self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-                self._file.write(line)
-            except OSError as exc:
-                self._broken = True
-                log.warning("SQL tally %s: not counted (%s)", self.directory, exc)
+            if self._writer is None:
+                key = Key(self.number, self.line, self.kind)
+                self._writer = self._guarded(lambda: open_writer(self.target, key))
+            writer = self._writer
+            if writer is not None:
+                self._guarded(lambda: writer.add(reason))
+
+    def _guarded(self, step: Any) -> Any:
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - counting must never fail a job
+            self._broken, self._writer = True, None
+            log.warning("SQL tally %s: not counted (%s)", self.target.split("?")[0], exc)
+            return None
 
 
 def compact_reason(reason: str) -> str:
@@ -128,24 +171,25 @@ class StatementCounts:
         return out[: self.total]
 
 
-def read_tallies(directory: str | Path) -> list[StatementCounts]:
-    """The counts of every statement that left files in ``directory``, by statement number."""
+def read_tallies(
+    target: str | Path, client: Mapping[str, Any] | None = None
+) -> list[StatementCounts]:
+    """The counts of every statement the ``target`` holds, by statement number.
+
+    ``client``: the runner's Kafka client settings (security) for a ``kafka://`` target.
+    """
+    return _summed(_counted(str(target), client))
+
+
+def _summed(counted: Iterable[Counted]) -> list[StatementCounts]:
     found: dict[int, StatementCounts] = {}
-    for path in sorted(Path(directory).glob(f"s*{_SUFFIX}")):
-        parts = path.name.split("-")
-        try:
-            number, line, kind = int(parts[0][1:]), int(parts[1][1:]), parts[2]
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except (ValueError, IndexError, OSError):
-            continue
-        counts = found.setdefault(number, StatementCounts(number, line))
-        for entry in text.splitlines():
-            if not entry:
-                continue
-            if kind == INPUT:
-                counts.inputs += 1
-            else:
-                counts.ai_rows += 1
-            if entry.startswith("-"):
-                (counts.dead if kind == INPUT else counts.failed)[entry[1:] or "unknown"] += 1
+    for c in counted:
+        counts = found.setdefault(c.key.number, StatementCounts(c.key.number, c.key.line))
+        total = c.ok + sum(c.failed.values())
+        if c.key.kind == INPUT:
+            counts.inputs += total
+            counts.dead.update(c.failed)
+        else:
+            counts.ai_rows += total
+            counts.failed.update(c.failed)
     return [found[n] for n in sorted(found)]

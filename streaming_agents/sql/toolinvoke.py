@@ -66,6 +66,8 @@ class ToolInvokeFunction(AsyncScalarFunction):  # type: ignore[misc]
 
     def close(self) -> None:
         callloop.release()
+        if self.tally is not None:
+            self.tally.close()
 
     async def eval(self, prompt: Any) -> Any:
         if prompt is None:
