@@ -65,7 +65,7 @@ _KEY_KINDS = frozenset(
      "TIMESTAMP_LTZ", "BYTES")
 )  # fmt: skip
 # How agent_error names the key of an AI_RUN_AGENT view (its key column is internal).
-_SQL_KEY_LABEL = "the memory key / request id (the prompt when neither is given)"
+_SQL_KEY_LABEL = "the memory key (else the request id, else the prompt)"
 
 
 def agent_table_type(

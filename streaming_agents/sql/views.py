@@ -124,7 +124,11 @@ class ViewBuilder:
                 f"{where}: agent {name!r} keeps the memory of every key forever; set "
                 "'memory_ttl' on the agent or SET 'sql.state-ttl' to forget idle keys"
             )
-        key_sql = f"CAST(({key}) AS STRING)" if key else f"MD5(CAST(({prompt}) AS STRING))"
+        key_sql = f"MD5(CAST(({prompt}) AS STRING))"
+        if parsed.memory_key:  # a conversation: a row without this key is FAILED, never shared
+            key_sql = f"CAST(({key}) AS STRING)"
+        elif key:  # a request id only orders rows: a NULL or empty one falls back on the prompt
+            key_sql = f"COALESCE(NULLIF(CAST(({key}) AS STRING), ''), {key_sql})"
         pre = self._pre_query(
             call, f"CAST(({prompt}) AS STRING) AS {PROMPT_FIELD}, {key_sql} AS {KEY_FIELD}"
         )
