@@ -3,7 +3,10 @@
 Used by tests/test_bare_workers.py (job B, on its private bare-worker cluster).
 The script (``tests/sql_scripts/hostile_json.sql``) reads a Kafka JSON table
 (hostile records included: decoded safely, dead-lettered), runs an agent
-through the fake LLM and writes exactly-once.
+through the fake LLM and writes exactly-once.  The verdict comes from the
+workers' counts in a Kafka topic: 8 records read, 4 of them dead-lettered, is
+above the ``--max-dead-letter-ratio 0.4`` given here, so the command says so in
+one line and exits 1 -- after its job committed everything.
 """
 
 from __future__ import annotations
@@ -69,13 +72,20 @@ def run_sql_on_cluster(
         "--var", f"api_key_env={api_key_env}",
         "--journal", f"sqlite://{tmp_path / 'journal'}",
         "--restart-attempts", "0",
+        "--max-dead-letter-ratio", "0.4",
         "--checkpoint-interval", "1000",
         cwd=cwd,
         timeout_s=480,
         **{api_key_env: ""},  # not here: only the workers have the key
     )  # fmt: skip
     took = time.monotonic() - started
-    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
+    assert result.returncode == 1, (result.stdout[-2000:], result.stderr[-4000:])
+    counted = [ln for ln in result.stdout.splitlines() if "] counted: " in ln]
+    assert counted and counted[-1].endswith(
+        ": 8 records read (4 dead letters), 4 AI rows (0 FAILED)"
+    ), (result.stdout, result.stderr[-3000:])
+    failed = [ln for ln in result.stderr.splitlines() if ln.startswith("streaming-agents: failed:")]
+    assert len(failed) == 1 and "4 of 8" in failed[0], result.stderr[-3000:]
     assert re.search(r"shipping streaming_agents and \d+ packages \(\d+ MB", result.stderr)
     outputs = [json.loads(m.value()) for m in consume_committed(
         bootstrap, outs, expected=4, timeout_s=60, linger_s=2)]  # fmt: skip

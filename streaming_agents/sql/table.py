@@ -120,6 +120,7 @@ def agent_table(
     from pyflink.table import Schema
 
     from streaming_agents.pipeline import AgentPipeline
+    from streaming_agents.sql.counted import CountedStep
 
     input_type = _input_type(table, agent, key)
     out_type = agent_table_type(
@@ -134,8 +135,11 @@ def agent_table(
     replies = pipeline.apply(agent, capacity=capacity, journal=journal, uid=uid)
     transport = decoder.transport
     row_info = transport.type_info()
-    rows = replies.outputs.flat_map(decoder.outputs, output_type=row_info).union(
-        replies.dead_letters.flat_map(decoder.failures, output_type=row_info)
+    # wrapped so that the job's end closes the tally (the counts reach the runner)
+    rows = replies.outputs.flat_map(
+        CountedStep(decoder.outputs, tally), output_type=row_info
+    ).union(
+        replies.dead_letters.flat_map(CountedStep(decoder.failures, tally), output_type=row_info)
     )
     builder = Schema.new_builder()
     for name, sql_type in transport.fields:
