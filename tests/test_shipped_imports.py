@@ -104,3 +104,20 @@ def test_a_different_copy_needing_nothing_new_runs_the_loaded_one_and_says_so(
     job_b = tmp_path / "job-b" / "streaming_agents"
     assert len(warnings) == 1 and f"differs from the copy at {job_b}" in warnings[0], warnings
     assert "restart the TaskManagers" in warnings[0]
+
+
+def test_a_sql_job_reading_only_kafka_json_tables_installs_the_finder() -> None:
+    # such a job runs no agent and no AI function: its counting steps' open() installs it
+    code = (
+        "import sys\n"
+        "from streaming_agents.sql.counted import CountedStep\n"
+        "from streaming_agents.runtime.shipped_imports import StalePackageFinder\n"
+        "before = any(isinstance(f, StalePackageFinder) for f in sys.meta_path)\n"
+        "CountedStep(lambda v: [v]).open(None)\n"
+        "print(before, sum(isinstance(f, StalePackageFinder) for f in sys.meta_path))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "1"], done.stdout

@@ -9,9 +9,10 @@ folder; job B, later, finds ``sys.modules['streaming_agents']`` already there, i
 (``streaming_agents.sql``) failed: ``No module named 'streaming_agents.sql'``, raised
 while Flink unpickles B's functions, before any code of B runs.
 
-What this module does.  :func:`install` (called from the agent operator's and the SQL
-functions' ``open()``, i.e. inside the TaskManager, never at import time) appends one
-:class:`StalePackageFinder` to ``sys.meta_path``, once per interpreter.  It is asked only
+What this module does.  :func:`install` (called from the ``open()`` of the agent
+operator, the SQL AI functions and the SQL Kafka JSON tables' counting steps, i.e.
+inside the TaskManager, never at import time) appends one :class:`StalePackageFinder`
+to ``sys.meta_path``, once per interpreter.  It is asked only
 after Python's own finders failed; when the parent package of the module asked for has a
 ``__path__`` whose folders no longer exist, it looks for that package on the current
 ``sys.path`` (job B's shipped folders), repoints the stale ``__path__`` of the package and

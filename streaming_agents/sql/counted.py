@@ -28,6 +28,11 @@ class CountedStep(FlatMapFunction):  # type: ignore[misc]
         self.step = step
         self.tally = tally if tally is not None else getattr(step, "tally", None)
 
+    def open(self, runtime_context: Any) -> None:
+        from streaming_agents.runtime import shipped_imports
+
+        shipped_imports.install()  # a later job's shipped copy can import what this one did not
+
     def flat_map(self, value: Any) -> Iterable[Any]:
         return self.step(value)
 

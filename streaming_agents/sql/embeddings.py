@@ -41,6 +41,9 @@ class EmbeddingFunction(AsyncScalarFunction):  # type: ignore[misc]
         self.guarded = False
 
     def open(self, function_context: Any) -> None:
+        from streaming_agents.runtime import shipped_imports
+
+        shipped_imports.install()  # a later job's shipped copy can import what this one did not
         self.guarded = guard_inputs(self)
         if not self.guarded:
             log.warning("%s: FLINK-39532 guard not installed; inputs may be mixed up", self.name)

@@ -58,7 +58,9 @@ class ToolInvokeFunction(AsyncScalarFunction):  # type: ignore[misc]
     def open(self, function_context: Any) -> None:
         from streaming_agents.llm.litellm_client import LiteLLMClient
         from streaming_agents.llm.throttle import AdaptiveLimiter
+        from streaming_agents.runtime import shipped_imports
 
+        shipped_imports.install()  # a later job's shipped copy can import what this one did not
         if not guard_inputs(self):
             log.warning("%s: FLINK-39532 guard not installed; inputs may be mixed up", self.name)
         callloop.acquire()
