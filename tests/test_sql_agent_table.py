@@ -95,7 +95,7 @@ def test_agent_table_types_memory_failures_and_joins(fake_llm: FakeLLM) -> None:
         WHERE d.seq >= 0
     """
     with t_env.execute_sql(query).collect() as results:
-        rows = list(results)
+        rows = _materialised(results)
 
     keyless = [r for r in rows if r[0] in (None, "")]
     _check_keyless(keyless)
@@ -151,3 +151,19 @@ def _refusals(t_env: Any, agent: Agent[Any]) -> None:
         agent_table(t_env, dotted, agent, key="a.b")
     with pytest.raises(ConfigError, match=r"key column 'flag' is BOOLEAN.*CAST it to STRING"):
         agent_table(t_env, dotted, agent, key="flag")
+
+
+def _materialised(changelog: Any) -> list[Any]:
+    """The query's final rows: its changelog applied (a LEFT JOIN first emits a row
+    without its right side, then retracts it when the right side arrives, if it is late)."""
+    from pyflink.common import RowKind
+
+    rows: list[Any] = []
+    for row in changelog:
+        kind = row.get_row_kind()
+        row.set_row_kind(RowKind.INSERT)
+        if kind in (RowKind.INSERT, RowKind.UPDATE_AFTER):
+            rows.append(row)
+        else:
+            rows.remove(row)
+    return rows
