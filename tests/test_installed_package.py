@@ -11,7 +11,8 @@ jobs from the wheel, the broker's jars from the user cache.  Checked:
 * the README's "own environment" snippet: ``add_connector_jars`` loads the connector;
 * ``streaming-agents agents`` and ``streaming-agents demo``;
 * ``streaming-agents replay`` as a new process (its Kafka source used to be built before
-  the connector jar was loaded: "Could not found the Java class ...KafkaSource.builder").
+  the connector jar was loaded: "Could not found the Java class ...KafkaSource.builder");
+* every command's ``--help``, and ``streaming-agents sql --check`` of a script.
 """
 
 from __future__ import annotations
@@ -231,3 +232,27 @@ def test_a_users_mypy_sees_the_typed_lazy_exports(installed: Installed) -> None:
     assert "def (keyed: " in out and "agent: streaming_agents.agent.Agent[Any]" in out, out
     assert 'Argument "capacity" to "run_agent" has incompatible type "str"' in out, out
     assert code == 1, out + err
+
+
+def test_every_command_starts_from_an_empty_folder(installed: Installed) -> None:
+    # each command parses its options and imports what it needs from the wheel alone
+    code, out, err = _run(installed, [str(installed.cli), "--help"], timeout=60)
+    assert code == 0, err
+    listed = out.split("COMMAND", 2)[-1]
+    commands = re.findall(r"^ {4}([a-z][a-z-]+)", listed, flags=re.MULTILINE)
+    assert {"demo", "run", "submit", "replay", "shadow", "promote", "history", "sql"} <= set(
+        commands
+    ), commands
+    for command in commands:
+        code, out, err = _run(installed, [str(installed.cli), command, "--help"], timeout=60)
+        assert code == 0 and out.startswith("usage: streaming-agents"), (command, err[-2000:])
+        assert "Traceback" not in err, (command, err[-2000:])
+    script = installed.work / "check.sql"
+    shutil.copy(Path(__file__).resolve().parent / "sql_scripts" / "hostile_json.sql", script)
+    variables = ["bootstrap=localhost:9092", "events_topic=e", "outs_topic=o", "txn_prefix=t"]
+    args = [str(installed.cli), "sql", script.name, "--check"]
+    for pair in [*variables, "api_base=http://localhost:1/v1"]:
+        args += ["--var", pair]
+    code, out, err = _run(installed, args, timeout=120)
+    assert code == 0 and out.rstrip().endswith("check.sql: OK"), (out[-2000:], err[-2000:])
+    script.unlink()
