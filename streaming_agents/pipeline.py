@@ -56,7 +56,7 @@ from streaming_agents.runtime.events import (
     parse_event,
     record_of,
 )
-from streaming_agents.runtime.keys import key_of, split_path
+from streaming_agents.runtime.keys import key_problem, split_path, value_at
 
 if TYPE_CHECKING:
     from pyflink.datastream import DataStream, StreamExecutionEnvironment
@@ -133,15 +133,16 @@ class Prepare:
             if not keep:
                 return None
         if self.path is None:
-            key: str | None = content_key(event)
-        else:
-            key = key_of(event, self.path, self.limits.max_key_chars)
-        if key is None:
+            return content_key(event), json.dumps({"e": event, "s": source}, ensure_ascii=False)
+        value = value_at(event, self.path)
+        problem = key_problem(value, self.limits.max_key_chars)
+        if problem is not None:
             error = (
-                f"no usable key at {self.key_field!r} (a non-empty string or an integer "
-                f"of at most {self.limits.max_key_chars} characters)"
+                f"the key field {self.key_field!r} {problem} (a key is a non-empty string or an "
+                f"integer of at most {self.limits.max_key_chars} characters)"
             )
             return Rejected("no key", error, None, event, source)
+        key = value if isinstance(value, str) else str(value)
         return key, json.dumps({"e": event, "s": source}, ensure_ascii=False)
 
     def _rejection(self, rejected: Rejected) -> str:

@@ -64,10 +64,18 @@ def test_content_key_is_the_same_for_equal_events_only() -> None:
 
 
 def test_unusable_keys_are_rejected_with_the_event() -> None:
-    """A null, empty or over-long key: a "no key" rejection carrying the decoded event."""
-    prepare = Prepare("k", Limits(max_key_chars=5))
-    for event in ({"k": None, "n": 1}, {"k": "", "n": 2}, {"k": "toolong", "n": 3}, {"n": 4}):
+    """An unusable key: a "no key" rejection saying why and carrying the decoded event."""
+    prepare = Prepare("k", Limits(max_key_chars=15))
+    for event, why in (
+        ({"k": None, "n": 1}, "is NULL"),
+        ({"k": "", "n": 2}, "is an empty string"),
+        ({"k": "much-too-long-key", "n": 3}, "has 17 characters, more than 15"),
+        ({"n": 4}, "is NULL"),
+        ({"k": True, "n": 5}, "is a bool, not a string or an integer"),
+        ({"k": "__malformed__", "n": 6}, "is '__malformed__', which is reserved"),
+    ):
         prepared = prepare(json.dumps(event))
         assert prepared is not None and prepared[0] == "__malformed__"
         rejection = json.loads(prepared[1])["x"]
         assert rejection["reason"] == "no key" and rejection["payload"] == event
+        assert rejection["error"].startswith(f"the key field 'k' {why} ("), rejection

@@ -4,9 +4,10 @@ A key selector runs inside Flink before the agent operator; an exception there
 fails the job, so :func:`json_key` never raises on account of data.  The
 field is a name or a dotted path (``"input.policy_id"``).  A key is usable
 when it is a non-empty string or an integer (not a boolean) of at most
-``Limits.max_key_chars`` characters; every other record -- no such field,
-null, an object, not JSON at all -- gets :data:`MALFORMED_KEY`, and the agent
-operator dead-letters it with its reason.
+``Limits.max_key_chars`` characters, other than :data:`MALFORMED_KEY`
+itself; every other record -- no such field, null, an object, not JSON at
+all -- gets :data:`MALFORMED_KEY`, and the agent operator dead-letters it
+with its reason (:func:`key_problem` says what is wrong with a value).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from streaming_agents.runtime.events import (
     parse_event,
 )
 
-__all__ = ["MALFORMED_KEY", "JsonKey", "json_key", "key_of", "split_path"]
+__all__ = [
+    "MALFORMED_KEY",
+    "JsonKey",
+    "json_key",
+    "key_of",
+    "key_problem",
+    "split_path",
+    "value_at",
+]
 
 
 def split_path(field: str) -> tuple[str, ...]:
@@ -33,17 +42,39 @@ def split_path(field: str) -> tuple[str, ...]:
     return parts
 
 
-def key_of(event: dict[str, Any], path: tuple[str, ...], max_chars: int) -> str | None:
-    """The key at ``path`` in ``event``, or None when it is missing or unusable."""
+def key_problem(value: Any, max_chars: int) -> str | None:
+    """Why ``value`` is no usable key (``"is NULL"``, ...), or None when it is one."""
+    if value is None:
+        return "is NULL"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return f"is a {type(value).__name__}, not a string or an integer"
+    text = value if isinstance(value, str) else str(value)
+    if not text:
+        return "is an empty string"
+    if len(text) > max_chars:
+        return f"has {len(text)} characters, more than {max_chars}"
+    if text == MALFORMED_KEY:
+        return f"is {MALFORMED_KEY!r}, which is reserved"
+    return None
+
+
+def value_at(event: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in ``event`` (None when a step is missing or not an object)."""
     value: Any = event
     for part in path:
         if not isinstance(value, dict):
             return None
         value = value.get(part)
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    return value
+
+
+def key_of(event: dict[str, Any], path: tuple[str, ...], max_chars: int) -> str | None:
+    """The key at ``path`` in ``event``, or None when it is missing or unusable
+    (:func:`key_problem` says why)."""
+    value = value_at(event, path)
+    if key_problem(value, max_chars) is not None:
         return None
-    text = value if isinstance(value, str) else str(value)
-    return text if 0 < len(text) <= max_chars else None
+    return value if isinstance(value, str) else str(value)
 
 
 class JsonKey:

@@ -35,7 +35,8 @@ from typing import Any
 from streaming_agents.agent import Agent
 from streaming_agents.errors import ConfigError
 from streaming_agents.journal.factory import JournalSetting
-from streaming_agents.runtime.events import MALFORMED_KEY, Limits
+from streaming_agents.runtime.events import Limits
+from streaming_agents.runtime.keys import key_problem
 from streaming_agents.sql.agents import KEY_FIELD
 from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.typemap import from_data_type, from_pydantic
@@ -332,17 +333,10 @@ class RowDecoder:
     def _no_key(self, value: Any) -> str | None:
         """Why the key column's ``value`` is no key (None when it looks usable)."""
         label = _SQL_KEY_LABEL if self.key == KEY_FIELD else f"the key column {self.key!r}"
-        limit = Limits().max_key_chars
-        if value is None:
-            return f"{label} is NULL (a row without a key is not given to the agent)"
-        text = value if isinstance(value, str) else str(value)
-        if not text:
-            return f"{label} is an empty string"
-        if len(text) > limit:
-            return f"{label} has {len(text)} characters, more than {limit}"
-        if text == MALFORMED_KEY:
-            return f"{label} is {MALFORMED_KEY!r}, which is reserved"
-        return None
+        problem = key_problem(value, Limits().max_key_chars)
+        if problem is None:
+            return None
+        return f"{label} {problem} (a row without a key is not given to the agent)"
 
 
 def _input_of(record: dict[str, Any]) -> dict[str, Any] | None:
