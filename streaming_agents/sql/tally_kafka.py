@@ -149,17 +149,23 @@ class RemoteTally:
         self.client = dict(client or {})
         self.run = uuid.uuid4().hex
         self.target: str | None = None
-        self.problem = "the script reads no Kafka JSON table and has no kafka:// journal"
+        self.refused: str | None = None
+        """Why the broker could not hold the topic (then it is not asked again)."""
+
+    @property
+    def problem(self) -> str:
+        """Why there is no target (for the runner's note)."""
+        return self.refused or "the script reads no Kafka JSON table and has no kafka:// journal"
 
     def resolve(self, bootstraps: list[str]) -> str | None:
         """The target on the first of ``bootstraps`` (topic created on first call), or None."""
-        if self.target is not None or not bootstraps or self.problem.startswith("cannot"):
+        if self.target is not None or self.refused is not None or not bootstraps:
             return self.target
         target = kafka_target(bootstraps[0], run=self.run)
         try:
             prepare_topic(target, self.client)
         except Exception as exc:  # noqa: BLE001 - no verdict rather than no job
-            self.problem = f"cannot create topic {DEFAULT_TOPIC} on {bootstraps[0]}: {exc}"
+            self.refused = f"cannot create topic {DEFAULT_TOPIC} on {bootstraps[0]}: {exc}"
             return None
         self.target = target
         return target
