@@ -7,6 +7,7 @@ raising; the end-to-end run is tests/test_sql_hostile.py.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from decimal import Decimal
@@ -19,7 +20,9 @@ from streaming_agents.runtime.events import Limits
 from streaming_agents.sql.jsonrows import DecodeRecords, Mismatch, column_value
 from streaming_agents.sql.jsonsource import JsonSource, plan_json_source
 from streaming_agents.sql.lexer import split_statements
+from streaming_agents.sql.recordlayout import RecordLayout, plan_layout
 from streaming_agents.sql.typeparse import parse_columns, parse_type
+from streaming_agents.sql.types import SqlType
 from streaming_agents.testing.hostile import NO_KEY, OUTPUT, corpus
 
 DDL = """
@@ -68,12 +71,49 @@ def test_a_kafka_json_table_is_planned_with_its_columns_options_and_stand_ins() 
 @pytest.mark.parametrize(
     ("ddl", "expected"),
     [
-        ("CREATE TABLE t (x INT) WITH ('connector' = 'kafka', 'format' = 'raw')", None),
         ("CREATE TABLE t (x INT) WITH ('connector' = 'datagen')", None),
         ("CREATE TABLE t WITH ('connector' = 'kafka', 'format' = 'json') AS SELECT 1", None),
+        ("CREATE TABLE t (b BYTES) WITH ('connector' = 'kafka', 'format' = 'raw')", None),
         (
-            "CREATE TABLE t (x INT) WITH ('connector' = 'kafka', 'value.format' = 'json')",
-            "'value.format'/'key.format' = 'json' is left to Flink's JSON format",
+            "CREATE TABLE t (x INT) WITH ('connector' = 'kafka', 'format' = 'raw')",
+            "a 'raw' INT value is left to Flink's raw format",
+        ),
+        (
+            "CREATE TABLE t (x STRING) WITH ('connector' = 'kafka', 'format' = 'raw', "
+            "'raw.line-delimiter' = '\\n', 'topic' = 'a')",
+            "'raw.line-delimiter' is left to Flink's raw format",
+        ),
+        (
+            "CREATE TABLE t (x STRING) WITH ('connector' = 'kafka', 'value.format' = 'avro')",
+            "'value.format' = 'avro' is left to Flink's avro format",
+        ),
+        (
+            "CREATE TABLE t (x STRING) WITH ('connector' = 'kafka', 'format' = 'json', "
+            "'key.format' = 'csv', 'key.fields' = 'x')",
+            "'key.format' = 'csv' is left to Flink's csv format",
+        ),
+        (
+            "CREATE TABLE t (x STRING) WITH ('connector' = 'upsert-kafka', 'format' = 'json')",
+            "'connector' = 'upsert-kafka' is left to Flink's formats",
+        ),
+        (
+            "CREATE TABLE db.t (x STRING) WITH ('connector' = 'kafka', 'format' = 'raw')",
+            "a qualified table name is left to Flink's formats",
+        ),
+        (
+            "CREATE TABLE t (y INT) WITH ('connector' = 'kafka', 'format' = 'json') LIKE s",
+            "LIKE is left to Flink's formats",
+        ),
+        (
+            "CREATE TABLE t (x STRING) WITH ('connector' = 'kafka', 'value.format' = 'json', "
+            "'key.format' = 'json', 'key.fields' = 'y', 'topic' = 'a')",
+            "'key.fields' names 'y', not a physical column: left to Flink",
+        ),
+        (
+            "CREATE TABLE t (k_x STRING) WITH ('connector' = 'kafka', 'value.format' = 'json', "
+            "'key.format' = 'json', 'key.fields' = 'k_x', 'key.fields-prefix' = 'k_', "
+            "'topic' = 'a')",
+            "this 'key.fields-prefix' is left to Flink (it needs EXCEPT_KEY and prefixed keys)",
         ),
         (
             "CREATE TABLE t (x INT) WITH ('connector' = 'kafka', 'format' = 'json', "
@@ -134,8 +174,15 @@ def _record(value: bytes | None, offset: int) -> Row:
     return Row(value=value, topic="in", partition=0, offset=offset, ts=None)
 
 
+def _decoder(columns: str, options: dict[str, str] | None = None, **kw: Any) -> DecodeRecords:
+    physical = parse_columns(columns)
+    layout = plan_layout(options or {"format": "json"}, list(physical.fields))
+    assert isinstance(layout, RecordLayout), layout
+    return DecodeRecords("events", physical, [], Limits(), layout, **kw)
+
+
 def test_every_hostile_case_becomes_a_row_or_a_dead_letter_without_raising() -> None:
-    decoder = DecodeRecords("events", parse_columns("k STRING NOT NULL, seq BIGINT"), [], Limits())
+    decoder = _decoder("k STRING NOT NULL, seq BIGINT")
     for offset, case in enumerate(corpus({"k": "base", "seq": 0}, "k")):
         (row,) = list(decoder(_record(case.value, offset)))
         dead = row[0]
@@ -154,8 +201,7 @@ def test_every_hostile_case_becomes_a_row_or_a_dead_letter_without_raising() -> 
 
 
 def test_a_null_in_the_watermarks_time_column_is_a_dead_letter_not_a_failed_job() -> None:
-    physical = parse_columns("k STRING, `at` TIMESTAMP(3)")
-    decoder = DecodeRecords("events", physical, [], Limits(), rowtime="at")
+    decoder = _decoder("k STRING, `at` TIMESTAMP(3)", rowtime="at")
     good = b'{"k": "a", "at": "2024-01-02 03:04:05"}'
     (row,) = list(decoder(_record(good, 0)))
     assert row[0] is None and row[2] == dt.datetime(2024, 1, 2, 3, 4, 5)
@@ -163,3 +209,140 @@ def test_a_null_in_the_watermarks_time_column_is_a_dead_letter_not_a_failed_job(
         (row,) = list(decoder(_record(value, offset)))
         letter = json.loads(row[0])
         assert letter["reason"] == "type mismatch" and "WATERMARK" in letter["error"], letter
+
+
+KV_DDL = """
+CREATE TABLE kv (
+  k_id    STRING NOT NULL,
+  k_n     INT,
+  k       STRING NOT NULL,
+  seq     BIGINT,
+  `offset` BIGINT METADATA VIRTUAL
+) WITH ('connector' = 'kafka', 'topic' = 'kv', 'properties.bootstrap.servers' = 'b:9092',
+        'key.format' = 'json', 'key.fields' = 'k_id;k_n', 'key.fields-prefix' = 'k_',
+        'key.json.fail-on-missing-field' = 'false', 'value.format' = 'json',
+        'value.json.fail-on-missing-field' = 'true', 'value.fields-include' = 'EXCEPT_KEY')
+"""
+
+
+def test_a_key_and_value_json_table_reads_both_as_bytes_with_its_layout() -> None:
+    source = _plan(KV_DDL)
+    assert isinstance(source, JsonSource)
+    key, value = source.layout.key, source.layout.value
+    assert key is not None and key.format == "json" and key.fields == ("id", "n")
+    assert [n for n, _ in key.columns] == ["k_id", "k_n"] and not key.fail_on_missing
+    assert value.format == "json" and value.fields == ("k", "seq") and value.fail_on_missing
+    raw = source.raw_ddl()
+    assert raw.startswith("CREATE TEMPORARY TABLE `sa_raw__kv` (`sa_key` BYTES, `value` BYTES")
+    for option in ("'key.format' = 'raw'", "'key.fields' = 'sa_key'", "'value.format' = 'raw'",
+                   "'value.fields-include' = 'EXCEPT_KEY'"):  # fmt: skip
+        assert option in raw, raw
+    assert "json" not in raw and "prefix" not in raw and "'format'" not in raw
+    assert source.layout.describe() == "JSON values with JSON keys"
+
+
+def _kv_record(key: bytes | None, value: bytes | None, offset: int) -> Row:
+    return Row(value=value, topic="kv", partition=0, offset=offset, ts=None, sa_key=key)
+
+
+def test_keys_are_decoded_by_the_same_rules_and_a_bad_key_is_its_own_dead_letter() -> None:
+    source = _plan(KV_DDL)
+    assert isinstance(source, JsonSource)
+    decoder = DecodeRecords(
+        "kv", SqlType("ROW", fields=tuple(source.physical)), [], Limits(), source.layout
+    )
+    value = b'{"k": "a", "seq": 1}'
+    cases: list[tuple[bytes | None, bytes | None, Any]] = [
+        (b'{"id": "x", "n": "7"}', value, ["x", 7, "a", 1]),
+        (b'{"id": 5}', value, ["5", None, "a", 1]),  # STRING takes JSON text; n missing: NULL
+        (None, value, ("malformed key", "no record key (null) but column 'k_id'")),
+        (b"", value, ("malformed key", "record key: empty value")),
+        (b'\xff{"id": "x"}', value, ("malformed key", "record key: not UTF-8")),
+        (b"plain", value, ("malformed key", "record key: not JSON")),
+        (b'["x"]', value, ("malformed key", "record key: not a JSON object")),
+        (b'{"id": "a", "id": "b"}', value, ("malformed key", "record key: duplicate key")),
+        (b"[" * 100_000, value, ("malformed key", "record key: nested 100000 levels")),
+        (b'{"id": "' + b"x" * 600_000 + b'"}', value, ("oversized key", "record key: 600")),
+        (b'{"n": 1}', value, ("key type mismatch", "column 'k_id' (record key): null for")),
+        (b'{"id": "x", "n": 1.5}', value, ("key type mismatch", "column 'k_n' (record key)")),
+        (b'{"id": "x"}', b'{"k": "a"}', ("type mismatch", "column 'seq': missing field")),
+        (b"\xff", None, ("malformed event", "null value (a tombstone)")),  # value first
+    ]
+    for offset, (key, raw, expected) in enumerate(cases):
+        (row,) = list(decoder(_kv_record(key, raw, offset)))
+        if isinstance(expected, list):
+            assert row[0] is None and list(row[1:]) == expected, (offset, row[0])
+            continue
+        letter = json.loads(row[0])
+        assert (letter["reason"], letter["error"][: len(expected[1])]) == expected, letter
+        assert letter["source"]["offset"] == offset and list(row[1:]) == [None] * 4
+        if raw is not None:
+            assert letter["original"]["bytes"] == len(raw)  # the value: readable at its offset
+
+
+def test_with_value_fields_include_all_the_value_decides_and_a_null_key_is_no_dead_letter() -> None:
+    physical = parse_columns("id STRING NOT NULL, seq BIGINT")
+    options = {"key.format": "raw", "key.fields": "id", "value.format": "json"}
+    layout = plan_layout(options, list(physical.fields))
+    assert isinstance(layout, RecordLayout) and layout.key is not None
+    decoder = DecodeRecords("t", physical, [], Limits(), layout)
+    for key, value, expected in [
+        (b"from-key", b'{"id": "from-value", "seq": 1}', ["from-value", 1]),
+        (None, b'{"id": "v", "seq": 2}', ["v", 2]),
+    ]:
+        (row,) = list(decoder(_kv_record(key, value, 0)))
+        assert row[0] is None and list(row[1:]) == expected
+    (row,) = list(decoder(_kv_record(b"k", b'{"seq": 2}', 0)))
+    assert json.loads(row[0])["error"] == "column 'id': null for a NOT NULL column"
+    (row,) = list(decoder(_kv_record(b"\xc3", b'{"id": "v", "seq": 2}', 0)))
+    assert json.loads(row[0])["reason"] == "malformed key"  # a raw STRING key: strict UTF-8
+
+
+def _raw_decoder(column: str, **options: str) -> DecodeRecords:
+    physical = parse_columns(column)
+    source = _plan(
+        f"CREATE TABLE lines ({column}) WITH ('connector' = 'kafka', 'topic' = 'in', "
+        + ", ".join(f"'{k}' = '{v}'" for k, v in {"format": "raw", **options}.items())
+        + ")"
+    )
+    assert isinstance(source, JsonSource), source
+    assert "'format' = 'raw'" in source.raw_ddl() and "charset" not in source.raw_ddl()
+    return DecodeRecords("lines", physical, [], Limits(), source.layout)
+
+
+def test_a_raw_string_table_decodes_strictly_and_never_repairs_bytes() -> None:
+    decoder = _raw_decoder("line STRING NOT NULL")
+    extra = [b"\xc0\xaf", b"\xed\xa0\x80", b"caf\xc3", b"", "é \U0001f600".encode()]
+    values = [c.value for c in corpus({"k": "base", "seq": 0}, "k")] + extra
+    outcomes = set()
+    for offset, value in enumerate(values):
+        (row,) = list(decoder(_record(value, offset)))
+        try:
+            text = None if value is None else value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if value is not None and text is not None and len(value) <= Limits().max_event_bytes:
+            assert row[0] is None and row[1] == text, offset
+            outcomes.add("row")
+            continue
+        letter = json.loads(row[0])
+        assert row[1] is None and letter["source"]["offset"] == offset
+        if value is None:
+            assert letter["reason"] == "malformed event", letter
+            assert letter["error"].startswith("null value (a tombstone) but column 'line'")
+        elif text is None:
+            assert letter["reason"] == "malformed event" and "not UTF-8" in letter["error"]
+            if len(value) <= 4 * 1024:
+                assert base64.b64decode(letter["original_b64"]) == value  # the bytes, not U+FFFD
+        else:
+            assert letter["reason"] == "oversized event", letter
+        outcomes.add(letter["reason"])
+    assert outcomes == {"row", "malformed event", "oversized event"}
+
+
+def test_a_raw_string_tombstone_is_a_null_row_when_the_column_is_nullable() -> None:
+    (row,) = list(_raw_decoder("line STRING")(_record(None, 0)))
+    assert list(row) == [None, None]
+    latin = _raw_decoder("line STRING", **{"raw.charset": "ISO-8859-1"})
+    (row,) = list(latin(_record(b"caf\xe9", 1)))
+    assert list(row) == [None, "café"]

@@ -1,4 +1,4 @@
-"""The SQL session's Kafka JSON tables: which statements read them, and their dead-letter jobs.
+"""The SQL session's Kafka tables read safely: which statements read them, their dead letters.
 
 :mod:`streaming_agents.sql.jsonsource` describes one table's stand-ins; this
 module keeps a session's tables and answers the session's questions: create
@@ -42,8 +42,8 @@ class JsonSources:
             raise statement.error(flink_message(exc, statement, False)) from None
         self.tables[source.name.lower()] = source
         return (
-            f"ok: table {source.name} reads JSON safely; records it cannot use go to topic "
-            f"{source.dlq_topic!r}"
+            f"ok: table {source.name} reads {source.layout.describe()} safely; records it "
+            f"cannot use go to topic {source.dlq_topic!r}"
         )
 
     def build_read(self, statement: Statement, tally: Tally | None = None) -> None:

@@ -39,18 +39,19 @@ import math
 import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streaming_agents.runtime.events import (
     MALFORMED_KEY,
     Limits,
-    Rejected,
     dead_letter,
-    decode,
     record_of,
 )
 from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.types import SqlType
+
+if TYPE_CHECKING:
+    from streaming_agents.sql.recordlayout import RecordLayout
 
 __all__ = [
     "COORDINATES",
@@ -225,12 +226,15 @@ def _preview(value: Any) -> str:
 
 
 class DecodeRecords:
-    """The flat_map of a JSON source: raw record -> one transport row (a row or a dead letter).
+    """The flat_map of a Kafka source: raw record -> one transport row (a row or a dead letter).
 
-    Input rows start with :data:`COORDINATES` and go on with the table's
-    other metadata columns (``extra``).  Each output row holds the dead
-    letter (or NULL), the physical columns (top-level ``TIMESTAMP_LTZ`` as
-    epoch ms) and the metadata columns, in that order.
+    Input rows start with :data:`COORDINATES`, go on with the table's other
+    metadata columns (``extra``) and end with the record key's bytes when the
+    ``layout`` has a key.  The ``layout``
+    (:class:`~streaming_agents.sql.recordlayout.RecordLayout`) decodes key and
+    value into the physical columns.  Each output row holds the dead letter
+    (or NULL), the physical columns (top-level ``TIMESTAMP_LTZ`` as epoch ms)
+    and the metadata columns, in that order.
     """
 
     def __init__(
@@ -239,42 +243,46 @@ class DecodeRecords:
         physical: SqlType,
         extra: list[tuple[str, str]],
         limits: Limits,
-        fail_on_missing: bool = False,
+        layout: RecordLayout,
         rowtime: str | None = None,
     ) -> None:
         self.table = table
         self.physical = physical
         self.extra = extra  # (column name, metadata key); ts-like ones come from COORDINATES
         self.limits = limits
-        self.fail_on_missing = fail_on_missing
+        self.layout = layout
         self.rowtime = rowtime  # the WATERMARK's column: NULL there would fail the job
 
     def __call__(self, record: Any) -> Iterator[Any]:
         from pyflink.common import Row
 
+        from streaming_agents.sql.recordlayout import KEY_COLUMN, Refused
+
         raw: bytes | None = None
         source: dict[str, Any] | None = None
+        blank = [None] * len(self.physical.fields)
         try:
             found = record_of(record)
             if found is None:
                 raise Mismatch("not a Kafka record row")
             raw, source = found
             meta = [_meta_value(record, source, name, key) for name, key in self.extra]
-            decoded = decode(raw, source, self.limits)
-            if isinstance(decoded, Rejected):
-                dead = self._dead(decoded.reason, decoded.error, decoded.payload, raw, source)
-                yield Row(dead, *([None] * len(self.physical.fields)), *meta)
+            key = record.as_dict().get(KEY_COLUMN) if self.layout.key is not None else None
+            row = self.layout.row(None if key is None else bytes(key), raw, self.limits)
+            if isinstance(row, Refused):
+                dead = self._dead(row.reason, row.error, row.payload, raw, source)
+                yield Row(dead, *blank, *meta)
                 return
-            values = self._values(decoded["e"])
+            values = [row[name] for name in self.physical.names]
             self._check_rowtime(values, meta)
         except Mismatch as exc:
             dead = self._dead("type mismatch", str(exc), _preview_of(raw), raw, source)
-            yield Row(dead, *([None] * len(self.physical.fields)), *([None] * len(self.extra)))
+            yield Row(dead, *blank, *([None] * len(self.extra)))
             return
         except Exception as exc:  # noqa: BLE001 - a record must never fail the job
             error = f"{type(exc).__name__}: {str(exc)[:500]}"
             dead = self._dead("malformed event", error, _preview_of(raw), raw, source)
-            yield Row(dead, *([None] * len(self.physical.fields)), *([None] * len(self.extra)))
+            yield Row(dead, *blank, *([None] * len(self.extra)))
             return
         yield Row(None, *values, *meta)
 
@@ -284,17 +292,6 @@ class DecodeRecords:
         names = [*self.physical.names, *(name.removeprefix("sa_m_") for name, _ in self.extra)]
         if self.rowtime in names and [*values, *meta][names.index(self.rowtime)] is None:
             raise Mismatch(f"column {self.rowtime!r}: NULL in the WATERMARK's time column")
-
-    def _values(self, event: dict[str, Any]) -> list[Any]:
-        values = []
-        for name, sql_type in self.physical.fields:
-            if self.fail_on_missing and name not in event:
-                raise Mismatch(f"column {name!r}: missing field ('json.fail-on-missing-field')")
-            try:
-                values.append(column_value(sql_type, event.get(name), top=True))
-            except Mismatch as exc:
-                raise Mismatch(f"column {name!r}: {exc}") from None
-        return values
 
     def _dead(self, reason: str, error: str, payload: Any, raw: bytes | None, source: Any) -> str:
         return dead_letter(

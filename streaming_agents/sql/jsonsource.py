@@ -49,6 +49,12 @@ from streaming_agents.sql.jsonrows import (
     GoodRows,
 )
 from streaming_agents.sql.lexer import SqlScriptError, Statement, Token, ident_value
+from streaming_agents.sql.recordlayout import (
+    KEY_COLUMN,
+    RecordLayout,
+    is_format_option,
+    plan_layout,
+)
 from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.typeparse import parse_type
 from streaming_agents.sql.types import SqlType
@@ -83,6 +89,7 @@ class JsonSource:
     order: list[str]  # declared column names, in order
     watermark: tuple[str, str] | None
     name_token: Token
+    layout: RecordLayout
     token: str = ""
     builds: int = 0
 
@@ -151,12 +158,12 @@ class JsonSource:
             columns.append(
                 f"{quote('sa_m_' + name)} {sql_type.sql()} METADATA FROM {sql_string(key)} VIRTUAL"
             )
+        if self.layout.key is not None:
+            columns.insert(0, f"{quote(KEY_COLUMN)} BYTES")
         options = {
-            k: v
-            for k, v in self.options.items()
-            if k not in _OURS and not k.startswith("json.") and k != "format"
+            k: v for k, v in self.options.items() if k not in _OURS and not is_format_option(k)
         }
-        options["format"] = "raw"
+        options.update(self.layout.raw_options())
         return (
             f"CREATE TEMPORARY TABLE {quote(self.raw_table)} ({', '.join(columns)}) "
             f"WITH ({_with(options)})"
@@ -227,12 +234,13 @@ class JsonSource:
             SqlType("ROW", fields=tuple(self.physical)),
             self._extra_order(),
             self.limits,
-            self.options.get("json.fail-on-missing-field", "false").lower() == "true",
+            self.layout,
             self._rowtime(),
         )
         raw = t_env.sql_query(
             f"SELECT {', '.join(quote(c) for c in COORDINATES)}"
             + "".join(f", {quote('sa_m_' + n)}" for n, _, _ in self._extra_metadata())
+            + (f", {quote(KEY_COLUMN)}" if self.layout.key is not None else "")
             + f" FROM {quote(self.raw_table)}"
         )
         decoded = t_env.to_data_stream(raw).flat_map(decoder, output_type=row_type.type_info())
@@ -346,11 +354,15 @@ def _options(words: list[Token], start: int) -> dict[str, str]:
 
 
 def plan_json_source(statement: Statement) -> JsonSource | str | None:
-    """A :class:`JsonSource` for a Kafka JSON ``CREATE TABLE``, a reason it is not handled, or None.
+    """A :class:`JsonSource` for a Kafka source ``CREATE TABLE``, a reason it is not, or None.
 
-    None: not a ``CREATE TABLE`` with ``'connector' = 'kafka'`` and
-    ``'format' = 'json'``.  A string: such a table in a shape the runner does
-    not rewrite (Flink's JSON format reads it: a bad record fails the job).
+    Planned: ``'connector' = 'kafka'`` with a ``json`` value, or a ``raw``
+    value of one ``STRING`` column, optionally with a ``json`` or ``raw`` key
+    (:func:`~streaming_agents.sql.recordlayout.plan_layout`).  A string: a
+    Kafka table the runner leaves to Flink's formats (a bad record fails the
+    job or is silently repaired there) -- ``upsert-kafka``, other formats, a
+    qualified name, ``LIKE``.  None: not a Kafka source declaration (a CTAS,
+    another connector) or nothing to decode (``raw`` ``BYTES``).
     """
     words = statement.words
     at = _table_head(words)
@@ -370,17 +382,22 @@ def plan_json_source(statement: Statement) -> JsonSource | str | None:
         options = _options(words, with_at + 1)
     except SqlScriptError:
         return None
-    if options.get("connector") != "kafka":
-        return None
-    if options.get("format") != "json":
-        if "json" in (options.get("value.format"), options.get("key.format")):
-            return "'value.format'/'key.format' = 'json' is left to Flink's JSON format"
-        return None
     _, after = _items(words, with_at + 1)
-    if after < len(words):  # CTAS or LIKE after WITH: not a source declaration
+    if after < len(words) and not words[after].is_word("LIKE"):
+        return None  # CTAS: a sink, not a source declaration
+    connector = options.get("connector")
+    if connector == "upsert-kafka":
+        return "'connector' = 'upsert-kafka' is left to Flink's formats"
+    if connector != "kafka":
         return None
+    value_format = options.get("value.format", options.get("format"))
+    for side, fmt in (("value", value_format), ("key", options.get("key.format"))):
+        if fmt is not None and fmt not in ("json", "raw"):
+            return f"'{side}.format' = {fmt!r} is left to Flink's {fmt} format"
+    if value_format is None or after < len(words):
+        return None if value_format is None else "LIKE is left to Flink's formats"
     if words[at + 1].text == ".":
-        return "a qualified table name is left to Flink's JSON format"
+        return "a qualified table name is left to Flink's formats"
     if words[at + 1].text != "(":
         return None
     return _parse(statement, words, at, options)
@@ -388,7 +405,7 @@ def plan_json_source(statement: Statement) -> JsonSource | str | None:
 
 def _parse(
     statement: Statement, words: list[Token], at: int, options: dict[str, str]
-) -> JsonSource | str:
+) -> JsonSource | str | None:
     name = ident_value(words[at])
     physical: list[tuple[str, SqlType]] = []
     metadata: list[tuple[str, SqlType, str]] = []
@@ -420,9 +437,14 @@ def _parse(
             order.append(column)
     except (SqlScriptError, StopIteration, IndexError) as exc:
         return f"its columns could not be read ({exc})"
+    layout = plan_layout(options, physical)
+    if not isinstance(layout, RecordLayout):
+        return layout
     if "dead-letter.topic" not in options:
         topic = options.get("topic", "")
         if not topic or ";" in topic:
             return "give 'dead-letter.topic' (the table reads several topics or a pattern)"
         options["dead-letter.topic"] = f"{topic}.dead-letters"
-    return JsonSource(name, options, physical, metadata, computed, order, watermark, words[at])
+    return JsonSource(
+        name, options, physical, metadata, computed, order, watermark, words[at], layout
+    )
