@@ -17,7 +17,7 @@ import pytest
 from pyflink.common import Row
 
 from streaming_agents.runtime.events import Limits
-from streaming_agents.sql.jsonrows import DecodeRecords, Mismatch, column_value
+from streaming_agents.sql.jsonrows import DecodeRecords, GoodRows, Mismatch, PackRows, column_value
 from streaming_agents.sql.jsonsource import JsonSource, plan_json_source
 from streaming_agents.sql.lexer import split_statements
 from streaming_agents.sql.recordlayout import RecordLayout, plan_layout
@@ -346,3 +346,14 @@ def test_a_raw_string_tombstone_is_a_null_row_when_the_column_is_nullable() -> N
     latin = _raw_decoder("line STRING", **{"raw.charset": "ISO-8859-1"})
     (row,) = list(latin(_record(b"caf\xe9", 1)))
     assert list(row) == [None, "café"]
+
+
+def test_rows_cross_to_the_good_rows_step_as_bytes_and_come_back_unchanged() -> None:
+    decoder = _decoder("k STRING NOT NULL, seq BIGINT")
+    (packed,) = list(PackRows(decoder)(_record(b'{"k": "\\ufeffa\\u0000", "seq": 1}', 0)))
+    assert packed[0] is None and isinstance(packed[1], bytes)
+    (row,) = list(GoodRows()(packed))
+    assert list(row) == [None, "\ufeffa\x00", 1]  # a leading U+FEFF kept (not in thread mode's hop)
+    (dead,) = list(PackRows(decoder)(_record(b"[", 1)))
+    assert dead[1] is None and json.loads(dead[0])["reason"] == "malformed event"
+    assert list(GoodRows()(dead)) == []

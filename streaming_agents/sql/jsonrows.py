@@ -36,6 +36,7 @@ import binascii
 import datetime as dt
 import json
 import math
+import pickle
 import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
@@ -60,6 +61,7 @@ __all__ = [
     "DecodeRecords",
     "GoodRows",
     "Mismatch",
+    "PackRows",
     "column_value",
 ]
 
@@ -306,8 +308,30 @@ class DecodeRecords:
         )
 
 
+class PackRows:
+    """The decoder's rows as ``(dead letter, pickled columns)`` for the hop to the two steps.
+
+    The decoder's output goes through the JVM to :class:`GoodRows` and
+    :class:`DeadLetters`.  In thread mode (agents) PyFlink hands a Java string
+    to Python with a leading U+FEFF removed (seen on PyFlink 2.3: a raw line
+    ``"\ufeff{...}"`` arrived as ``"{...}"``), so the columns cross as bytes and
+    come back unchanged.  The pickle is made here, from the decoder's own
+    values, never from a record's bytes.
+    """
+
+    def __init__(self, decoder: DecodeRecords) -> None:
+        self.decoder = decoder
+
+    def __call__(self, record: Any) -> Iterator[Any]:
+        from pyflink.common import Row
+
+        for row in self.decoder(record):
+            dead = row[0]
+            yield Row(dead, None if dead is not None else pickle.dumps(tuple(row[1:])))
+
+
 class GoodRows:
-    """flat_map: the rows without a dead letter (each counted in ``tally``, if given).
+    """flat_map: the rows without a dead letter, unpacked (each counted in ``tally``, if given).
 
     The counting is here and in :class:`DeadLetters`, not in the decoder: a
     ``SELECT`` or CTAS reads the good rows in its own job and the dead letters
@@ -318,10 +342,12 @@ class GoodRows:
         self.tally = tally
 
     def __call__(self, row: Any) -> Iterator[Any]:
+        from pyflink.common import Row
+
         if row[0] is None:
             if self.tally is not None:
                 self.tally.ok()
-            yield row
+            yield Row(None, *pickle.loads(row[1]))  # made by PackRows in this job
 
 
 class DeadLetters:

@@ -47,6 +47,7 @@ from streaming_agents.sql.jsonrows import (
     DeadLetters,
     DecodeRecords,
     GoodRows,
+    PackRows,
 )
 from streaming_agents.sql.lexer import SqlScriptError, Statement, Token, ident_value
 from streaming_agents.sql.recordlayout import (
@@ -69,6 +70,7 @@ _OURS = (
 )
 _COORDINATE_KEYS = ("topic", "partition", "offset", "timestamp")
 _TYPE_OPENERS = ("ARRAY", "MAP", "ROW", "MULTISET")
+_STRING = SqlType("STRING")
 _CONSUMER_ONLY = ("properties.group.id", "properties.isolation.level")
 
 
@@ -243,7 +245,10 @@ class JsonSource:
             + (f", {quote(KEY_COLUMN)}" if self.layout.key is not None else "")
             + f" FROM {quote(self.raw_table)}"
         )
-        decoded = t_env.to_data_stream(raw).flat_map(decoder, output_type=row_type.type_info())
+        packed = SqlType("ROW", fields=((DEAD_COLUMN, _STRING), ("sa_row", SqlType("BYTES"))))
+        decoded = t_env.to_data_stream(raw).flat_map(
+            PackRows(decoder), output_type=packed.type_info()
+        )
         # two tables: the watermark (if any) is only ever computed on good rows
         dead = decoded.flat_map(CountedStep(DeadLetters(tally)), output_type=Types.STRING())
         t_env.create_temporary_view(self.dead_view, t_env.from_data_stream(dead).alias(DEAD_COLUMN))
