@@ -231,13 +231,18 @@ class AgentStreams:
         audit: str | None = None,
         properties: Mapping[str, str] | None = None,
         security: KafkaSecurity | None = None,
+        uid: str | None = None,
     ) -> None:
         """Exactly-once sinks: outputs and dead letters (and audit records, if ``audit``).
 
         ``transactional_id_prefix`` must be unique per job on a cluster and
         stable across its restarts; each sink appends its role to it.
         ``properties`` are extra producer properties, ``security`` the
-        client-security setting.
+        client-security setting.  The sinks keep state (their open
+        transactions) under the uids ``<uid>-sink-out`` and ``<uid>-sink-dlq``;
+        ``uid`` defaults to the agent's name, which jobs' existing savepoints
+        use.  A job that writes two applications of one agent to Kafka gives
+        each its own ``uid`` (Flink refuses a job whose uids collide).
         """
         from streaming_agents.connectors.audit import audit_sink
         from streaming_agents.connectors.kafka import exactly_once_sink
@@ -254,7 +259,7 @@ class AgentStreams:
                 properties=props,
                 security=security,
             )
-            stream.sink_to(sink).name(f"{role}:{topic}").uid(f"{self.name}-sink-{role}")
+            stream.sink_to(sink).name(f"{role}:{topic}").uid(f"{uid or self.name}-sink-{role}")
         if audit is not None:
             prefix = f"{transactional_id_prefix}-audit"
             audit_sink(

@@ -50,6 +50,26 @@ def test_call_sites_of_one_agent_get_their_own_uids() -> None:
     assert expected | {"plain-prepare", "agent-plain"} <= set(uids), uids
 
 
+def test_kafka_sinks_of_two_call_sites_get_their_own_uids() -> None:
+    from pyflink.common import Types
+
+    from streaming_agents.runtime.environment import local_env
+
+    env = local_env(checkpoint_interval_ms=None)
+    source = env.from_collection(['{"k": "a"}'], type_info=Types.STRING())
+    twice = _agent("twice")
+    for uid in ("first", "second"):
+        streams = AgentPipeline.from_datastream(source, name=uid).key_by("k").apply(twice, uid=uid)
+        streams.to_kafka("127.0.0.1:9", outputs=f"{uid}-out", dead_letters=f"{uid}-dlq",
+                         transactional_id_prefix=f"tx-{uid}", uid=uid)  # fmt: skip
+    plain = AgentPipeline.from_datastream(source).key_by("k").apply(_agent("plain"))
+    plain.to_kafka("127.0.0.1:9", outputs="o", dead_letters="d", transactional_id_prefix="tx")
+    uids = _uids(env._j_stream_execution_environment)
+    assert len(uids) == len(set(uids)), uids
+    sinks = {u for u in uids if "-sink-" in u}
+    assert sinks == {f"{u}-sink-{r}" for u in ("first", "second", "plain") for r in ("out", "dlq")}
+
+
 def test_content_key_is_the_same_for_equal_events_only() -> None:
     prepare = Prepare(None, Limits())
     keys = []
