@@ -236,6 +236,7 @@ def test_shipped_job_runs_over_sasl_ssl_as_its_agent(
 SQL_COPY = """\
 CREATE TABLE src (v STRING) WITH (
   'connector' = 'kafka', 'topic' = '${IN_TOPIC}', 'format' = 'raw',
+  'dead-letter.topic' = '${DLQ_TOPIC}', 'dead-letter.transactional-id-prefix' = '${GROUP}-dlq',
   'properties.bootstrap.servers' = '${BOOTSTRAP}', 'properties.group.id' = '${GROUP}',
   'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'
   ${KAFKA_SECURITY});
@@ -252,8 +253,9 @@ def test_sql_script_reads_and_writes_kafka_over_sasl_ssl(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     src, dst = secure_topic_factory("sec-sql-in"), secure_topic_factory("sec-sql-out")
+    dlq = secure_topic_factory("sec-sql-dlq")  # the raw STRING source's invalid UTF-8 goes there
     group, password = f"sql-{tag}", f"s'q\"l-{tag}"
-    access = AgentAccess(f"User:sql-{tag}", (src,), (dst,), (group,), (f"sql-{tag}",))
+    access = AgentAccess(f"User:sql-{tag}", (src,), (dst, dlq), (group,), (f"sql-{tag}",))
     security = secure_kafka.add_agent(access, password, tmp_path / "secrets")
     client_file = write_security_file(tmp_path / "sql.properties", security)
     admin = secure_kafka.admin_security
@@ -263,7 +265,7 @@ def test_sql_script_reads_and_writes_kafka_over_sasl_ssl(
     script.write_text(SQL_COPY)
 
     argv = ["sql", str(script), "--kafka-security", str(client_file)]
-    argv += ["--var", f"IN_TOPIC={src}", "--var", f"OUT_TOPIC={dst}"]
+    argv += ["--var", f"IN_TOPIC={src}", "--var", f"OUT_TOPIC={dst}", "--var", f"DLQ_TOPIC={dlq}"]
     argv += ["--var", f"BOOTSTRAP={secure_kafka.bootstrap}", "--var", f"GROUP={group}"]
     code, out, err = cli(argv, tmp_path)
     assert code == 0, err[-3000:]
