@@ -43,6 +43,7 @@ from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.hostile import (
     Case,
     corpus,
+    corpus_with_valid_events,
     create_corpus_topic,
     interleaved,
     produce_cases,
@@ -188,8 +189,7 @@ def _api_run(bootstrap: str, llm: FakeLLM) -> tuple[CorpusRun, Callable[[FlinkCl
     """The README's shape (kafka_records -> json_key -> run_agent), with `flink run -py`."""
     topics = {"in": _topic("hostile-api-in") + "-big", "out": _topic("hostile-api-out")}
     topics["dlq"] = _topic("hostile-api-dlq")
-    base = {"k": "base", "seq": 0}
-    cases = [c for c, _ in interleaved(corpus(base, "k"), lambda i: {"k": f"v{i % 4}", "seq": i})]
+    cases = corpus_with_valid_events("k")
     run = CorpusRun(cases, topics, "in", "out")
     args = ["--bootstrap", bootstrap, "--in", topics["in"], "--out", topics["out"]]
     args += ["--dlq", topics["dlq"], "--api-base", llm.base_url]

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from agent_support import echo_agent
@@ -30,20 +29,12 @@ from streaming_agents.testing.hostile import (
     OUTPUT,
     Case,
     corpus,
+    corpus_with_valid_events,
     create_corpus_topic,
-    interleaved,
     produce_cases,
 )
 
 BASE = {"k": "base", "seq": 0}
-
-
-def _valid(i: int) -> dict[str, Any]:
-    return {"k": f"v{i % 4}", "seq": i}
-
-
-def _cases() -> list[Case]:
-    return [case for case, _ in interleaved(corpus(BASE, "k"), _valid)]
 
 
 @pytest.mark.parametrize("case", corpus(BASE, "k"), ids=lambda c: c.name)
@@ -106,7 +97,7 @@ def test_public_api_job_survives_the_corpus(
     }
     topics["in"] += "-big"
     create_corpus_topic(kafka_bootstrap, topics["in"])
-    cases = _cases()
+    cases = corpus_with_valid_events("k")
     produce_cases(kafka_bootstrap, topics["in"], cases)
     _run_public_api_job(kafka_bootstrap, topics, fake_llm)
 

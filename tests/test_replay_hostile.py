@@ -27,10 +27,8 @@ from hostile_support import check_outcomes
 from streaming_agents.testing.fake_llm import FakeLLM
 from streaming_agents.testing.hostile import (
     OUTPUT,
-    Case,
-    corpus,
+    corpus_with_valid_events,
     create_corpus_topic,
-    interleaved,
     produce_cases,
 )
 from streaming_agents.testing.kafka import consume_committed
@@ -50,15 +48,6 @@ agent = Agent(
 """
 
 
-def _cases() -> list[Case]:
-    return [
-        case
-        for case, _ in interleaved(
-            corpus({"k": "base", "seq": 0}, "k"), lambda i: {"k": f"v{i % 4}", "seq": i}
-        )
-    ]
-
-
 def _split(records: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     too_big = [len(m.value()) for m in records if len(m.value()) > SINK_MAX_REQUEST_BYTES]
     assert not too_big, f"shadow records above {SINK_MAX_REQUEST_BYTES} bytes: {too_big}"
@@ -75,7 +64,7 @@ def test_replay_decides_every_hostile_record_and_finishes(
 ) -> None:
     topic, shadow = topic_factory("replay-hostile") + "-big", topic_factory("replay-hostile-sh")
     create_corpus_topic(kafka_bootstrap, topic)
-    cases = _cases()
+    cases = corpus_with_valid_events("k")
     produce_cases(kafka_bootstrap, topic, cases)
     (tmp_path / "hostile_agent.py").write_text(AGENT.format(key_env=FAKE_KEY_ENV))
     env = {**os.environ, "HOSTILE_LLM": fake_llm.base_url, FAKE_KEY_ENV: "sk-fake"}

@@ -153,6 +153,14 @@ def interleaved(
     return out
 
 
+def corpus_with_valid_events(key_field: str = "k") -> list[Case]:
+    """The corpus around ``{key_field: "base", "seq": 0}``, each case followed by
+    a valid event ``{key_field: "v<i mod 4>", "seq": i}`` (what the hostile-input
+    tests write to their input topic)."""
+    cases = corpus({key_field: "base", "seq": 0}, key_field)
+    return [c for c, _ in interleaved(cases, lambda i: {key_field: f"v{i % 4}", "seq": i})]
+
+
 def create_corpus_topic(
     bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
 ) -> None:
