@@ -1,16 +1,18 @@
-"""Kafka JSON records -> typed rows of a SQL source table, or dead letters; never an exception.
+"""Kafka records -> typed rows of a SQL source table, or dead letters; never an exception.
 
-The SQL runner reads a ``'format' = 'json'`` Kafka table as raw bytes with
-their topic/partition/offset (see :mod:`streaming_agents.sql.jsonsource`)
-and hands each record to :class:`DecodeRecords`.  Its bytes are decoded once
-with the rules of :mod:`streaming_agents.runtime.safe_json` and the
+The SQL runner reads a Kafka source table (``'format' = 'json'``, a JSON or
+raw key, raw text) as raw bytes with their topic/partition/offset (see
+:mod:`streaming_agents.sql.jsonsource`) and hands each record to
+:class:`DecodeRecords`.  Its key and value are decoded once by the table's
+:class:`~streaming_agents.sql.recordlayout.RecordLayout`: JSON with the rules
+of :mod:`streaming_agents.runtime.safe_json` and the
 :class:`~streaming_agents.runtime.events.Limits` (tombstones, invalid UTF-8,
 a BOM, ``NaN``, duplicate keys, deep nesting, oversized values are refused),
-then every declared column is converted strictly by :func:`column_value`.
-A record that cannot become a row becomes a dead letter
-(:func:`~streaming_agents.runtime.events.dead_letter`: reason, error, the
-record's size and SHA-256, its exact topic/partition/offset, the bytes when
-they fit) -- nothing is set to NULL silently and nothing raises.
+then every declared column converted strictly by :func:`column_value`; raw
+text with a strict charset.  A record that cannot become a row becomes a dead
+letter (:func:`~streaming_agents.runtime.events.dead_letter`: reason, error,
+the record's size and SHA-256, its exact topic/partition/offset, the bytes
+when they fit) -- nothing is set to NULL silently and nothing raises.
 
 Conversion rules (JSON value -> column type): a missing field or ``null`` is
 NULL (a dead letter for a ``NOT NULL`` column, or for any missing field with

@@ -1,16 +1,21 @@
-"""Kafka JSON tables in SQL scripts: read as bytes, decoded safely, bad records dead-lettered.
+"""Kafka source tables in SQL scripts: read as bytes, decoded safely, bad records dead-lettered.
 
 Flink's JSON format fails the job on a record it cannot parse (or, with
-``json.ignore-parse-errors``, drops it silently).  The SQL runner therefore
-never lets the JVM decode a Kafka JSON *source*.  For
+``json.ignore-parse-errors``, drops it silently) and its ``raw`` format
+repairs invalid bytes of a ``STRING`` column to U+FFFD.  The SQL runner
+therefore never lets the JVM decode such a Kafka *source*.  For
 
 ``CREATE TABLE t (cols) WITH ('connector' = 'kafka', ..., 'format' = 'json')``
 
-it creates, instead of ``t``:
+-- or ``'value.format' = 'json'`` with a ``json``/``raw`` key
+(``'key.format'``, ``'key.fields'``), or ``'format' = 'raw'`` with a
+``STRING`` column; :mod:`streaming_agents.sql.recordlayout` plans which
+bytes fill which column -- it creates, instead of ``t``:
 
-* ``sa_raw_..._t``: the same options with ``'format' = 'raw'`` -- each
-  record's bytes with its topic/partition/offset/timestamp (and the table's
-  other metadata columns); offsets are in Flink's checkpoints as usual;
+* ``sa_raw_..._t``: the same options with ``raw`` formats -- each record's
+  value (and key, in a hidden ``sa_key`` column) as bytes with its
+  topic/partition/offset/timestamp (and the table's other metadata columns);
+  offsets are in Flink's checkpoints as usual;
 * a Python step (:class:`~streaming_agents.sql.jsonrows.DecodeRecords`,
   through the DataStream API) turning each record into a typed row or a dead
   letter, registered as ``sa_decoded_..._t`` (computed columns and the
@@ -18,7 +23,7 @@ it creates, instead of ``t``:
 * the view ``t``: the declared columns of the good rows, so queries read
   ``t`` as before;
 * ``sa_sink_..._t``: the table as written, used when a statement INSERTs
-  INTO ``t`` (writing JSON is safe);
+  INTO ``t`` (writing is safe);
 * ``sa_dlq_..._t``: the dead-letter sink, topic ``'dead-letter.topic'``
   (default ``<topic>.dead-letters``), written exactly-once (Kafka
   transactions committed with each checkpoint) with the transactional id
@@ -30,7 +35,9 @@ statement set gets one more INSERT into the dead-letter sink (same job, the
 source is read once); a ``SELECT`` or CTAS gets a companion job that writes
 them.  Other options: ``'input.max-event-bytes'``, ``'input.max-depth'``
 (:class:`~streaming_agents.runtime.events.Limits`), and Flink's
-``'json.fail-on-missing-field'``.
+``'json.fail-on-missing-field'`` (``'value.json.'``/``'key.json.'``).
+``upsert-kafka``, other formats, qualified names and ``LIKE`` are left to
+Flink (:func:`plan_json_source` gives the reason the runner warns with).
 """
 
 from __future__ import annotations
