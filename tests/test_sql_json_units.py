@@ -357,3 +357,19 @@ def test_rows_cross_to_the_good_rows_step_as_bytes_and_come_back_unchanged() -> 
     (dead,) = list(PackRows(decoder)(_record(b"[", 1)))
     assert dead[1] is None and json.loads(dead[0])["reason"] == "malformed event"
     assert list(GoodRows()(dead)) == []
+
+
+def test_a_raw_value_with_a_key_is_planned_even_as_bytes() -> None:
+    ddl = (
+        "CREATE TABLE t (id INT NOT NULL, body {body}) WITH ('connector' = 'kafka', "
+        "'topic' = 't', 'key.format' = 'json', 'key.fields' = 'id', 'value.format' = 'raw', "
+        "'value.raw.charset' = 'UTF-16', 'value.fields-include' = 'EXCEPT_KEY')"
+    )
+    for body, describe in [("BYTES", "raw bytes"), ("STRING", "raw text (UTF-16)")]:
+        source = _plan(ddl.format(body=body))
+        assert isinstance(source, JsonSource), source
+        assert source.layout.describe() == f"{describe} values with JSON keys"
+        physical = SqlType("ROW", fields=tuple(source.physical))
+        decoder = DecodeRecords("t", physical, [], Limits(), source.layout)
+        (row,) = list(decoder(_kv_record(b'{"id": 3}', "hé".encode("utf-16"), 0)))
+        assert list(row) == [None, 3, "hé" if body == "STRING" else "hé".encode("utf-16")]

@@ -182,6 +182,8 @@ class RecordLayout:
     def describe(self) -> str:
         """What the console line says the table reads safely."""
         value = "JSON" if self.value.format == "json" else f"raw text ({self.value.charset})"
+        if self.value.columns and self.value.columns[0][1].kind == "BYTES":
+            value = "raw bytes" if self.value.format == "raw" else value
         if self.key is None:
             return value
         key = "JSON" if self.key.format == "json" else "raw"
