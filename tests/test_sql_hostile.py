@@ -8,7 +8,8 @@ and decoded safely (:mod:`streaming_agents.sql.jsonsource`,
 * ``events``: ``'format' = 'json'``, through an agent (``AI_RUN_AGENT``);
 * ``keyed``: ``'key.format' = 'json'`` (column ``k_id`` from the record key,
   ``'key.fields-prefix' = 'k_'``, ``EXCEPT_KEY``) + ``'value.format' = 'json'``;
-* ``lines``: ``'format' = 'raw'`` with a ``STRING NOT NULL`` column.
+* ``hostile.lines``: ``'format' = 'raw'`` with a ``STRING NOT NULL`` column, a
+  qualified name.
 
 Every case of :mod:`streaming_agents.testing.hostile`, plus type mismatches,
 invalid UTF-8 a JVM decoder would repair and bad record keys, is written with
@@ -157,7 +158,7 @@ def test_hostile_records_through_a_sql_script_are_processed_or_dead_lettered(
     tables = {  # table -> (its cases, output topic, dead-letter topic)
         "events": ([], outs, f"{topic}.dead-letters"),
         "keyed": ([], f"{outs}-keyed", f"{topic}.keyed-dead-letters"),
-        "lines": ([], f"{outs}-lines", f"{topic}.lines-dead-letters"),
+        "hostile.lines": ([], f"{outs}-lines", f"{topic}.lines-dead-letters"),
     }
     for name in (topic, *(t for _, out, dlq in tables.values() for t in (out, dlq))):
         if name != outs:
@@ -170,10 +171,10 @@ def test_hostile_records_through_a_sql_script_are_processed_or_dead_lettered(
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
     assert "table events reads JSON safely" in result.stdout, result.stdout[-2000:]
     assert "table keyed reads JSON values with JSON keys safely" in result.stdout
-    assert "table lines reads raw text (UTF-8) safely" in result.stdout
+    assert "table hostile.lines reads raw text (UTF-8) safely" in result.stdout
     assert "failed" not in result.stderr and "warning" not in result.stderr, result.stderr[-3000:]
     expected = {"events": records, "keyed": [_keyed(c) for c in records],
-                "lines": [_line(c) for c in records]}  # fmt: skip
+                "hostile.lines": [_line(c) for c in records]}  # fmt: skip
     with ThreadPoolExecutor(3) as pool:
         reads = {
             table: pool.submit(collect, kafka_bootstrap, expected[table], out, dlq)
@@ -189,7 +190,7 @@ def test_hostile_records_through_a_sql_script_are_processed_or_dead_lettered(
     for out in got["keyed"][0]:  # k_id came from the record key (the corpus keys are id<n>)
         key = records[out["source"]["offset"]].key
         assert key is not None and out["id"] == str(json.loads(key)["id"]), out
-    for out in got["lines"][0]:  # the exact bytes: nothing was repaired to U+FFFD
+    for out in got["hostile.lines"][0]:  # the exact bytes: nothing was repaired to U+FFFD
         value = records[out["source"]["offset"]].value
         assert value is not None and out["sha"] == hashlib.sha256(value).hexdigest(), out
     # fail loudly: the runner counted every record and row (exit 0: under the 0.5 default)

@@ -17,6 +17,7 @@ import pytest
 from pyflink.common import Row
 
 from streaming_agents.runtime.events import Limits
+from streaming_agents.sql.jsonjobs import JsonSources
 from streaming_agents.sql.jsonrows import DecodeRecords, GoodRows, Mismatch, PackRows, column_value
 from streaming_agents.sql.jsonsource import JsonSource, plan_json_source
 from streaming_agents.sql.lexer import split_statements
@@ -95,10 +96,6 @@ def test_a_kafka_json_table_is_planned_with_its_columns_options_and_stand_ins() 
         (
             "CREATE TABLE t (x STRING) WITH ('connector' = 'upsert-kafka', 'format' = 'json')",
             "'connector' = 'upsert-kafka' is left to Flink's formats",
-        ),
-        (
-            "CREATE TABLE db.t (x STRING) WITH ('connector' = 'kafka', 'format' = 'raw')",
-            "a qualified table name is left to Flink's formats",
         ),
         (
             "CREATE TABLE t (y INT) WITH ('connector' = 'kafka', 'format' = 'json') LIKE s",
@@ -373,3 +370,36 @@ def test_a_raw_value_with_a_key_is_planned_even_as_bytes() -> None:
         decoder = DecodeRecords("t", physical, [], Limits(), source.layout)
         (row,) = list(decoder(_kv_record(b'{"id": 3}', "hé".encode("utf-16"), 0)))
         assert list(row) == [None, 3, "hé" if body == "STRING" else "hé".encode("utf-16")]
+
+
+class _Recorder:
+    """A table environment stand-in recording the DDL it gets (name logic only, no Flink)."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def execute_sql(self, text: str) -> None:
+        self.sql.append(text)
+
+
+def test_a_qualified_table_is_created_read_and_written_by_its_full_name() -> None:
+    script = (
+        "CREATE TABLE cat.`my db`.t (x STRING) WITH ('connector' = 'kafka', 'topic' = 'a', "
+        "'format' = 'raw');\n"
+        "INSERT INTO cat.`my db`.t SELECT x FROM other;\n"
+        "INSERT INTO out SELECT x FROM cat.`my db`.t;\n"
+        "SELECT * FROM t;\n"
+        "INSERT INTO cat.`my db`.t SELECT x FROM cat.`my db`.t"
+    )
+    create, write, read, other, both = split_statements(script)
+    source = plan_json_source(create)
+    assert isinstance(source, JsonSource), source
+    assert source.name == "cat.my db.t" and source.view_path == "`cat`.`my db`.`t`"
+    recorder = _Recorder()
+    jobs = JsonSources(recorder, "tok")
+    assert "table cat.my db.t reads raw text (UTF-8) safely" in jobs.create(create, source)
+    assert source.sink_table == "sa_sink_tok_cat_my_db_t"
+    assert recorder.sql == [create.text.replace("cat.`my db`.t", "`sa_sink_tok_cat_my_db_t`")]
+    assert jobs.read_by(write, "") == [] and jobs.read_by(other, "") == []
+    assert jobs.read_by(read, "") == [source] and jobs.read_by(both, "") == [source]
+    assert jobs.retarget(write.text) == "INSERT INTO `sa_sink_tok_cat_my_db_t` SELECT x FROM other"

@@ -10,10 +10,11 @@ letters of every table read to the statement's own job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from streaming_agents.sql.jsonsource import JsonSource, quote
-from streaming_agents.sql.lexer import Statement, ident_value, tokenize
+from streaming_agents.sql.lexer import Statement, Token, ident_value, tokenize
 from streaming_agents.sql.outcome import flink_message
 from streaming_agents.sql.tally import Tally
 
@@ -33,8 +34,9 @@ class JsonSources:
         """Create the table's sink under its hidden name; the console line."""
         source.token = self.token
         base = statement.tokens[0].offset
+        last = source.name_last or source.name_token  # a qualified name: db . t
         start = source.name_token.offset - base
-        end = start + len(source.name_token.text)
+        end = last.offset - base + len(last.text)
         sink = f"{statement.text[:start]}{quote(source.sink_table)}{statement.text[end:]}"
         try:
             self.t_env.execute_sql(sink)
@@ -64,18 +66,13 @@ class JsonSources:
         """The tables a statement (and its rewritten ``text``) reads, directly or via views."""
         if not self.tables:
             return []
-        names = {
-            ident_value(t).lower()
-            for t in [*statement.tokens, *tokenize(text)]
-            if t.kind in ("ident", "qident")
-        }
+        names = _names([*statement.tokens, *tokenize(text)])
         found = set(names)
         for name in names:
             found |= self.views.get(name, set())
         target = _insert_target(statement)
-        mentions = [t for t in statement.tokens if t.kind in ("ident", "qident")]
-        if sum(ident_value(t).lower() == target for t in mentions) == 1:
-            found.discard(str(target))  # INSERT INTO t only: t is written, not read
+        if target is not None and _names(statement.tokens, count=True).count(target) == 1:
+            found.discard(target)  # INSERT INTO t only: t is written, not read
         return [self.tables[n] for n in sorted(found) if n in self.tables]
 
     def note_view(self, name: str, sources: list[JsonSource]) -> None:
@@ -87,18 +84,16 @@ class JsonSources:
         """``INSERT INTO t`` of a Kafka JSON table ``t`` -> INSERT INTO its sink table."""
         if not self.tables:
             return text
-        tokens = tokenize(text)
-        sig = [n for n, t in enumerate(tokens) if t.kind not in ("ws", "comment")]
-        for k in range(len(sig) - 2):
-            first, second, name = (tokens[sig[k + i]] for i in range(3))
+        tokens = [t for t in tokenize(text) if t.kind not in ("ws", "comment")]
+        for k in range(len(tokens) - 2):
+            first, second = tokens[k], tokens[k + 1]
             if not (first.is_word("INSERT") and second.is_word("INTO", "OVERWRITE")):
                 continue
-            if k + 3 < len(sig) and tokens[sig[k + 3]].text == ".":
-                continue
-            source = self.tables.get(ident_value(name).lower())
-            if source is not None and name.kind in ("ident", "qident"):
-                cut = name.offset
-                return text[:cut] + quote(source.sink_table) + text[cut + len(name.text) :]
+            parts = _dotted(tokens, k + 2)
+            source = self.tables.get(".".join(ident_value(t).lower() for t in parts))
+            if source is not None:
+                cut, last = parts[0].offset, parts[-1]
+                return text[:cut] + quote(source.sink_table) + text[last.offset + len(last.text) :]
         return text
 
     def execute(self, texts: list[str], sources: list[JsonSource], number: int) -> Any:
@@ -111,8 +106,36 @@ class JsonSources:
         return statement_set.execute()
 
 
+def _dotted(tokens: list[Token], at: int) -> list[Token]:
+    """The name parts starting at ``tokens[at]`` (``t``, ``db.t``, ``cat.db.t``); [] if none."""
+    parts: list[Token] = []
+    n = at
+    while n < len(tokens) and tokens[n].kind in ("ident", "qident") and len(parts) < 3:
+        parts.append(tokens[n])
+        if n + 2 >= len(tokens) or tokens[n + 1].text != ".":
+            break
+        n += 2
+    return parts
+
+
+def _names(tokens: Sequence[Token], count: bool = False) -> list[str]:
+    """Lower-case names mentioned: every identifier, and every dotted name (``db.t``)."""
+    words = [t for t in tokens if t.kind not in ("ws", "comment")]
+    names = []
+    for n, token in enumerate(words):
+        if token.kind not in ("ident", "qident"):
+            continue
+        names.append(ident_value(token).lower())
+        if n > 0 and words[n - 1].text == ".":
+            continue  # a dotted name is counted once, from its first part
+        parts = _dotted(words, n)
+        if len(parts) > 1:
+            names.append(".".join(ident_value(t).lower() for t in parts))
+    return names if count else sorted(set(names))
+
+
 def _insert_target(statement: Statement) -> str | None:
-    """The lower-case table an ``INSERT INTO/OVERWRITE`` writes (unqualified), else None."""
+    """The lower-case table an ``INSERT INTO/OVERWRITE`` writes (``db.t`` if qualified)."""
     words = statement.words
     at = 1 if words and words[0].is_word("EXECUTE") else 0
     if (
@@ -120,7 +143,6 @@ def _insert_target(statement: Statement) -> str | None:
         and words[at].is_word("INSERT")
         and words[at + 1].is_word("INTO", "OVERWRITE")
     ):
-        if len(words) > at + 3 and words[at + 3].text == ".":
-            return None
-        return ident_value(words[at + 2]).lower()
+        parts = _dotted(words, at + 2)
+        return ".".join(ident_value(t).lower() for t in parts) if parts else None
     return None

@@ -99,8 +99,15 @@ class JsonSource:
     watermark: tuple[str, str] | None
     name_token: Token
     layout: RecordLayout
+    path: tuple[str, ...] = ()  # the name's parts ('db', 't') when it is qualified
+    name_last: Token | None = None  # the name's last token, when it is qualified
     token: str = ""
     builds: int = 0
+
+    @property
+    def view_path(self) -> str:
+        """The view's name as Flink parses it (each part quoted when qualified)."""
+        return ".".join(quote(p) for p in self.path) if len(self.path) > 1 else self.name
 
     def _hidden(self, what: str) -> str:
         return re.sub(r"\W", "_", f"sa_{what}_{self.token}_{self.name}")
@@ -277,8 +284,8 @@ class JsonSource:
         )
         columns = ", ".join(quote(c) for c in self.order)
         view = t_env.sql_query(f"SELECT {columns} FROM {quote(self.decoded_view)}")
-        t_env.drop_temporary_view(self.name)
-        t_env.create_temporary_view(self.name, view)
+        t_env.drop_temporary_view(self.view_path)
+        t_env.create_temporary_view(self.view_path, view)
 
     def _rowtime(self) -> str | None:
         """The physical or metadata column the WATERMARK is on (a NULL there is refused)."""
@@ -408,11 +415,20 @@ def plan_json_source(statement: Statement) -> JsonSource | str | None:
             return f"'{side}.format' = {fmt!r} is left to Flink's {fmt} format"
     if value_format is None or after < len(words):
         return None if value_format is None else "LIKE is left to Flink's formats"
-    if words[at + 1].text == ".":
-        return "a qualified table name is left to Flink's formats"
-    if words[at + 1].text != "(":
+    last = at
+    while last + 2 < len(words) and words[last + 1].text == "." and last - at < 4:
+        last += 2  # db.t, cat.db.t
+    if words[last + 1].text != "(" or words[last].kind not in ("ident", "qident"):
         return None
-    return _parse(statement, words, at, options)
+    source = _parse(statement, words, last, options)
+    if isinstance(source, JsonSource) and last > at:
+        source.path = tuple(ident_value(words[n]) for n in range(at, last + 1, 2))
+        source.name, source.name_token, source.name_last = (
+            ".".join(source.path),
+            words[at],
+            words[last],
+        )
+    return source
 
 
 def _parse(

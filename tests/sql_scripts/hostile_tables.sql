@@ -2,7 +2,8 @@
 -- bytes with coordinates and decoded safely by the runner (docs/sql.md, Kafka tables):
 --   events: 'format' = 'json' (the value), through an agent;
 --   keyed:  'key.format' = 'json' + 'value.format' = 'json' (key column k_id from the record key);
---   lines:  'format' = 'raw' with a STRING column (strict UTF-8, never repaired).
+--   hostile.lines: 'format' = 'raw' with a STRING column (strict UTF-8, never repaired), a
+--           qualified name (a database that need not exist: the runner's view is temporary).
 -- Records a table cannot use go to its own dead-letter topic.
 CREATE TABLE events (
   k      STRING NOT NULL,
@@ -43,7 +44,7 @@ CREATE TABLE keyed (
   'dead-letter.topic' = '${events_topic}.keyed-dead-letters'
 );
 
-CREATE TABLE lines (
+CREATE TABLE hostile.lines (
   line   STRING NOT NULL,
   `offset` BIGINT METADATA VIRTUAL,
   src    STRING METADATA FROM 'topic' VIRTUAL
@@ -114,5 +115,5 @@ SELECT e.k, e.seq, r.status, r.response, ROW(e.src, e.`offset`)
 FROM events AS e,
   LATERAL TABLE(AI_RUN_AGENT('echo', e.k, CAST(e.`offset` AS STRING))) AS r(status, response);
 INSERT INTO keyed_outs SELECT k_id, k, seq, ROW(src, `offset`) FROM keyed;
-INSERT INTO lines_outs SELECT SHA256(line), ROW(src, `offset`) FROM lines;
+INSERT INTO lines_outs SELECT SHA256(line), ROW(src, `offset`) FROM hostile.lines;
 END;
