@@ -36,8 +36,10 @@ source is read once); a ``SELECT`` or CTAS gets a companion job that writes
 them.  Other options: ``'input.max-event-bytes'``, ``'input.max-depth'``
 (:class:`~streaming_agents.runtime.events.Limits`), and Flink's
 ``'json.fail-on-missing-field'`` (``'value.json.'``/``'key.json.'``).
-``upsert-kafka``, other formats, qualified names and ``LIKE`` are left to
-Flink (:func:`plan_json_source` gives the reason the runner warns with).
+A qualified name (``db.t``) is kept for the view (a temporary view may live
+in a database that does not exist); ``upsert-kafka``, other formats and
+``LIKE`` are left to Flink (:func:`plan_json_source` gives the reason the
+runner warns with).
 """
 
 from __future__ import annotations
@@ -379,8 +381,8 @@ def plan_json_source(statement: Statement) -> JsonSource | str | None:
     value of one ``STRING`` column, optionally with a ``json`` or ``raw`` key
     (:func:`~streaming_agents.sql.recordlayout.plan_layout`).  A string: a
     Kafka table the runner leaves to Flink's formats (a bad record fails the
-    job or is silently repaired there) -- ``upsert-kafka``, other formats, a
-    qualified name, ``LIKE``.  None: not a Kafka source declaration (a CTAS,
+    job or is silently repaired there) -- ``upsert-kafka``, other formats,
+    ``LIKE``.  None: not a Kafka source declaration (a CTAS,
     another connector) or nothing to decode (``raw`` ``BYTES``).
     """
     words = statement.words
