@@ -5,9 +5,11 @@ fails the job, so :func:`json_key` never raises on account of data.  The
 field is a name or a dotted path (``"input.policy_id"``).  A key is usable
 when it is a non-empty string or an integer (not a boolean) of at most
 ``Limits.max_key_chars`` characters, other than :data:`MALFORMED_KEY`
-itself; every other record -- no such field, null, an object, not JSON at
-all -- gets :data:`MALFORMED_KEY`, and the agent operator dead-letters it
-with its reason (:func:`key_problem` says what is wrong with a value).
+itself, and not starting with a byte-order mark (U+FEFF or U+FFFE, which
+PyFlink's thread mode alters).  Every other record -- no such field, null,
+an object, not JSON at all -- gets :data:`MALFORMED_KEY`, and the agent
+operator dead-letters it with its reason (:func:`key_problem` says what is
+wrong with a value).
 """
 
 from __future__ import annotations
@@ -55,7 +57,19 @@ def key_problem(value: Any, max_chars: int) -> str | None:
         return f"has {len(text)} characters, more than {max_chars}"
     if text == MALFORMED_KEY:
         return f"is {MALFORMED_KEY!r}, which is reserved"
+    if text[0] in _BYTE_ORDER_MARKS:
+        return (
+            f"starts with U+{ord(text[0]):04X} (a byte-order mark), which PyFlink's thread mode"
+            " drops or garbles on the way to the agent operator (another key's memory)"
+        )
     return None
+
+
+_BYTE_ORDER_MARKS = ("\ufeff", "\ufffe")
+"""First characters a key may not have: PyFlink's thread mode hands a Java
+string to Python as UTF-16 with byte-order-mark sniffing, so a key starting
+with U+FEFF reaches the operator without it (``"\\ufeffk"`` is seen as ``"k"``)
+and one starting with U+FFFE byte-swapped.  Any other position is kept."""
 
 
 def value_at(event: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -116,7 +116,19 @@ def _bad_keys(base: dict[str, Any], key_field: str) -> list[Case]:
         Case("key an object", keyed({"id": "x"}), NO_KEY),
         Case("key a boolean", keyed(True), NO_KEY),
         Case("key 10,000 characters", keyed("k" * 10_000), NO_KEY),
+        # PyFlink's thread mode would hand these to the operator as another key
+        # (a leading U+FEFF dropped, U+FFFE byte-swapped): the valid events' own key.
+        Case("key starting with U+FEFF", keyed(_bom_prefixed(base, path, "\ufeff")), NO_KEY),
+        Case("key starting with U+FFFE", keyed(_bom_prefixed(base, path, "\ufffe")), NO_KEY),
     ]
+
+
+def _bom_prefixed(base: dict[str, Any], path: list[str], mark: str) -> str:
+    """``mark`` + the base event's own key (what a hostile producer would aim at)."""
+    value: Any = base
+    for part in path:
+        value = value[part]
+    return mark + str(value)
 
 
 _MISSING = object()
