@@ -178,14 +178,20 @@ def _decoder(columns: str, options: dict[str, str] | None = None, **kw: Any) -> 
     return DecodeRecords("events", physical, [], Limits(), layout, **kw)
 
 
+def _refused_k(value: bytes | None) -> bool:
+    """Whether the corpus event's ``k`` cannot be a ``k STRING NOT NULL`` column."""
+    k = json.loads(value or b"{}").get("k")
+    return k is None or (isinstance(k, str) and k.startswith(("\ufeff", "\ufffe")))
+
+
 def test_every_hostile_case_becomes_a_row_or_a_dead_letter_without_raising() -> None:
     decoder = _decoder("k STRING NOT NULL, seq BIGINT")
     for offset, case in enumerate(corpus({"k": "base", "seq": 0}, "k")):
         (row,) = list(decoder(_record(case.value, offset)))
         dead = row[0]
         expect = case.expect
-        if expect == NO_KEY:
-            expect = "type mismatch" if json.loads(case.value or b"{}").get("k") is None else OUTPUT
+        if expect == NO_KEY:  # k is a column here: only a missing/null/BOM-led one is refused
+            expect = "type mismatch" if _refused_k(case.value) else OUTPUT
         if expect == OUTPUT:
             assert dead is None and row[1] is not None, (case.name, dead)
             continue
@@ -310,6 +316,7 @@ def _raw_decoder(column: str, **options: str) -> DecodeRecords:
 def test_a_raw_string_table_decodes_strictly_and_never_repairs_bytes() -> None:
     decoder = _raw_decoder("line STRING NOT NULL")
     extra = [b"\xc0\xaf", b"\xed\xa0\x80", b"caf\xc3", b"", "é \U0001f600".encode()]
+    extra += ["\ufffeab".encode(), "a\ufeff\ufffe".encode()]  # a mark: refused only first
     values = [c.value for c in corpus({"k": "base", "seq": 0}, "k")] + extra
     outcomes = set()
     for offset, value in enumerate(values):
@@ -318,7 +325,8 @@ def test_a_raw_string_table_decodes_strictly_and_never_repairs_bytes() -> None:
             text = None if value is None else value.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        if value is not None and text is not None and len(value) <= Limits().max_event_bytes:
+        marked = text is not None and text.startswith(("\ufeff", "\ufffe"))
+        if text is not None and not marked and len(value or b"") <= Limits().max_event_bytes:
             assert row[0] is None and row[1] == text, offset
             outcomes.add("row")
             continue
@@ -327,6 +335,12 @@ def test_a_raw_string_table_decodes_strictly_and_never_repairs_bytes() -> None:
         if value is None:
             assert letter["reason"] == "malformed event", letter
             assert letter["error"].startswith("null value (a tombstone) but column 'line'")
+        elif marked:  # the corpus' UTF-8 BOM before JSON, and U+FFFE
+            assert letter["reason"] == "malformed event", letter
+            assert letter["error"].startswith(f"text starts with U+{ord(text[0]):04X};"), letter
+            assert "thread mode" in letter["error"]
+            assert base64.b64decode(letter["original_b64"]) == value
+            outcomes.add("marked")
         elif text is None:
             assert letter["reason"] == "malformed event" and "not UTF-8" in letter["error"]
             if len(value) <= 4 * 1024:
@@ -334,7 +348,7 @@ def test_a_raw_string_table_decodes_strictly_and_never_repairs_bytes() -> None:
         else:
             assert letter["reason"] == "oversized event", letter
         outcomes.add(letter["reason"])
-    assert outcomes == {"row", "malformed event", "oversized event"}
+    assert outcomes == {"row", "marked", "malformed event", "oversized event"}
 
 
 def test_a_raw_string_tombstone_is_a_null_row_when_the_column_is_nullable() -> None:
@@ -347,10 +361,10 @@ def test_a_raw_string_tombstone_is_a_null_row_when_the_column_is_nullable() -> N
 
 def test_rows_cross_to_the_good_rows_step_as_bytes_and_come_back_unchanged() -> None:
     decoder = _decoder("k STRING NOT NULL, seq BIGINT")
-    (packed,) = list(PackRows(decoder)(_record(b'{"k": "\\ufeffa\\u0000", "seq": 1}', 0)))
+    (packed,) = list(PackRows(decoder)(_record(b'{"k": "a\\ufeff\\u0000", "seq": 1}', 0)))
     assert packed[0] is None and isinstance(packed[1], bytes)
     (row,) = list(GoodRows()(packed))
-    assert list(row) == [None, "\ufeffa\x00", 1]  # a leading U+FEFF kept (not in thread mode's hop)
+    assert list(row) == [None, "a\ufeff\x00", 1]
     (dead,) = list(PackRows(decoder)(_record(b"[", 1)))
     assert dead[1] is None and json.loads(dead[0])["reason"] == "malformed event"
     assert list(GoodRows()(dead)) == []
@@ -403,3 +417,70 @@ def test_a_qualified_table_is_created_read_and_written_by_its_full_name() -> Non
     assert jobs.read_by(write, "") == [] and jobs.read_by(other, "") == []
     assert jobs.read_by(read, "") == [source] and jobs.read_by(both, "") == [source]
     assert jobs.retarget(write.text) == "INSERT INTO `sa_sink_tok_cat_my_db_t` SELECT x FROM other"
+
+
+def test_a_string_starting_with_a_byte_order_mark_is_refused_wherever_it_is() -> None:
+    # PyFlink's thread mode would hand "\ufeffvictim" to the agent as "victim" (another key's
+    # memory) and byte-swap "\ufffe...": no such string may become part of a row.
+    physical = (
+        "k STRING NOT NULL, r ROW<s STRING>, a ARRAY<STRING>, m MAP<STRING, STRING>, n STRING"
+    )
+    decoder = _decoder(physical)
+    cases: list[tuple[Any, str]] = [
+        ({"k": "\ufeffvictim"}, "column 'k': starts with U+FEFF; PyFlink's thread mode drops"),
+        ({"k": "\ufffeab"}, "column 'k': starts with U+FFFE; PyFlink's thread mode drops"),
+        ({"k": "x", "r": {"s": "\ufeff"}}, "column 'r': field 's': starts with U+FEFF"),
+        ({"k": "x", "a": ["ok", "\ufffe"]}, "column 'a': element 1: starts with U+FFFE"),
+        ({"k": "x", "m": {"\ufeffk": "v"}}, "column 'm': map key '\\ufeffk': starts with U+FEFF"),
+        ({"k": "x", "m": {"k": "\ufeffv"}}, "column 'm': map value of 'k': starts with U+FEFF"),
+    ]
+    for offset, (event, error) in enumerate(cases):
+        for ascii_only in (True, False):  # "\ufeff" escaped or as its UTF-8 bytes
+            raw = json.dumps(event, ensure_ascii=ascii_only).encode()
+            (row,) = list(decoder(_record(raw, offset)))
+            assert row[0] is not None, (event, row)
+            letter = json.loads(row[0])
+            assert letter["reason"] == "type mismatch", letter
+            assert letter["error"].startswith(error), letter["error"]
+            assert "a leading byte-order mark" in letter["error"]
+    # anywhere but first, and in JSON text a STRING column takes, the mark is kept
+    kept = {"k": "a\ufeff", "r": {"s": "b\ufffe"}, "a": ["c\ufeff"], "m": {"d\ufeff": "e"},
+            "n": {"\ufeff": 1}}  # fmt: skip
+    (row,) = list(decoder(_record(json.dumps(kept, ensure_ascii=False).encode(), 9)))
+    assert row[0] is None, row[0]
+    assert list(row[1:]) == ["a\ufeff", Row(s="b\ufffe"), ["c\ufeff"], {"d\ufeff": "e"},
+                             '{"\\ufeff":1}']  # fmt: skip
+
+
+def test_a_key_column_starting_with_a_byte_order_mark_is_a_key_dead_letter() -> None:
+    physical = parse_columns("id STRING NOT NULL, seq BIGINT")
+    for key_format, key, expected in [
+        (
+            "json",
+            '{"id": "\ufeffvictim"}'.encode(),
+            ("key type mismatch", "column 'id' (record key): starts with U+FEFF"),
+        ),
+        (
+            "json",
+            b'{"id": "\\ufffeab"}',
+            ("key type mismatch", "column 'id' (record key): starts with U+FFFE"),
+        ),
+        ("raw", "\ufeffvictim".encode(), ("malformed key", "record key: text starts with U+FEFF")),
+        ("raw", "\ufffe".encode(), ("malformed key", "record key: text starts with U+FFFE")),
+    ]:
+        options = {"key.format": key_format, "key.fields": "id", "value.format": "json",
+                   "value.fields-include": "EXCEPT_KEY"}  # fmt: skip
+        layout = plan_layout(options, list(physical.fields))
+        assert isinstance(layout, RecordLayout) and layout.key is not None
+        decoder = DecodeRecords("t", physical, [], Limits(), layout)
+        (row,) = list(decoder(_kv_record(key, b'{"seq": 1}', 3)))
+        assert row[0] is not None, (key, row)
+        letter = json.loads(row[0])
+        assert (letter["reason"], letter["error"][: len(expected[1])]) == expected, letter
+        assert "thread mode" in letter["error"] and letter["source"]["offset"] == 3
+    # a raw value in a charset that keeps a BOM as text (UTF-16-BE): refused as well
+    utf16 = _raw_decoder("line STRING", **{"raw.charset": "UTF-16-BE"})
+    (row,) = list(utf16(_record("\ufeffhi".encode("utf-16-be"), 4)))
+    assert json.loads(row[0])["error"].startswith("text starts with U+FEFF"), row
+    (row,) = list(utf16(_record("h\ufeffi".encode("utf-16-be"), 5)))
+    assert list(row) == [None, "h\ufeffi"]

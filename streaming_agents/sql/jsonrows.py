@@ -18,9 +18,11 @@ Conversion rules (JSON value -> column type): a missing field or ``null`` is
 NULL (a dead letter for a ``NOT NULL`` column, or for any missing field with
 ``'json.fail-on-missing-field' = 'true'``); fields not declared are ignored.
 ``STRING``: a string as is, any other value as its compact JSON text (as
-Flink's JSON format does).  ``BOOLEAN``: ``true``/``false`` or the strings
-``"true"``/``"false"``.  Integer types: a JSON integer or a string of one,
-within the type's range (no fractions, no rounding).  ``FLOAT``/``DOUBLE``: a
+Flink's JSON format does); a string starting with a byte-order mark (U+FEFF or
+U+FFFE) is refused (:func:`text_problem`), at any depth and as a ``MAP`` key.
+``BOOLEAN``: ``true``/``false`` or the strings ``"true"``/``"false"``.
+Integer types: a JSON integer or a string of one, within the type's range (no
+fractions, no rounding).  ``FLOAT``/``DOUBLE``: a
 number or a numeric string, finite and within range.  ``DECIMAL(p, s)``: a
 number or numeric string with at most ``s`` decimals and ``p`` digits (JSON
 numbers with fractions pass through a 64-bit float: write exact decimals as
@@ -65,6 +67,7 @@ __all__ = [
     "Mismatch",
     "PackRows",
     "column_value",
+    "text_problem",
 ]
 
 DEAD_COLUMN = "sa_dead_letter"
@@ -81,6 +84,25 @@ _RANGES = {
 }
 _FLOAT_MAX = 3.4028234663852886e38
 _INTEGER = re.compile(r"\s*[+-]?\d{1,40}\s*")
+_BYTE_ORDER_MARKS = ("\ufeff", "\ufffe")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a ``STRING`` value of a row, or None.
+
+    A row's strings cross the JVM as Java strings, and PyFlink's thread mode
+    (the agent operator's) converts each one handed to a Python function as
+    UTF-16 with byte-order-mark sniffing: a leading U+FEFF is dropped
+    (``"\\ufeffk"`` arrives as ``"k"``, another agent key) and a leading
+    U+FFFE byte-swaps the rest.  Such a value is refused here, before it
+    crosses; the mark anywhere else is kept.
+    """
+    if text.startswith(_BYTE_ORDER_MARKS):
+        return (
+            f"starts with U+{ord(text[0]):04X}; PyFlink's thread mode drops or garbles "
+            "a leading byte-order mark on the way to a Python function"
+        )
+    return None
 
 
 class Mismatch(ValueError):
@@ -162,7 +184,12 @@ def column_value(sql_type: SqlType, value: Any, *, top: bool = False) -> Any:
         return None
     kind = sql_type.kind
     if kind == "STRING":
-        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        if not isinstance(value, str):
+            return json.dumps(value, separators=(",", ":"))  # starts with one of [{"-0-9tfn
+        problem = text_problem(value)
+        if problem is not None:
+            raise Mismatch(problem)
+        return value
     if kind == "BOOLEAN":
         if isinstance(value, bool):
             return value
@@ -197,26 +224,32 @@ def _nested(sql_type: SqlType, value: Any) -> Any:
     if kind == "ARRAY" and sql_type.element is not None:
         if not isinstance(value, list):
             raise Mismatch(f"expected an array, got {_kind(value)}")
-        return [column_value(sql_type.element, v) for v in value]
+        return [_field(f"element {i}", sql_type.element, v) for i, v in enumerate(value)]
     if kind == "MAP" and sql_type.key is not None and sql_type.element is not None:
         if not isinstance(value, dict):
             raise Mismatch(f"expected an object (MAP), got {_kind(value)}")
         key_type, element = sql_type.key, sql_type.element
-        return {column_value(key_type, k): column_value(element, v) for k, v in value.items()}
+        return {
+            _field(f"map key {_preview(k)}", key_type, k): _field(
+                f"map value of {_preview(k)}", element, v
+            )
+            for k, v in value.items()
+        }
     if kind == "ROW":
         from pyflink.common import Row
 
         if not isinstance(value, dict):
             raise Mismatch(f"expected an object (ROW), got {_kind(value)}")
-        return Row(**{n: _field(n, t, value.get(n)) for n, t in sql_type.fields})
+        return Row(**{n: _field(f"field {n!r}", t, value.get(n)) for n, t in sql_type.fields})
     raise Mismatch(f"unsupported column type {kind}")
 
 
-def _field(name: str, sql_type: SqlType, value: Any) -> Any:
+def _field(where: str, sql_type: SqlType, value: Any) -> Any:
+    """A nested value (``where``: field, element or map key/value) converted; errors say where."""
     try:
         return column_value(sql_type, value)
     except Mismatch as exc:
-        raise Mismatch(f"field {name!r}: {exc}") from None
+        raise Mismatch(f"{where}: {exc}") from None
 
 
 def _kind(value: Any) -> str:
@@ -318,7 +351,9 @@ class PackRows:
     to Python with a leading U+FEFF removed (seen on PyFlink 2.3: a raw line
     ``"\ufeff{...}"`` arrived as ``"{...}"``), so the columns cross as bytes and
     come back unchanged.  The pickle is made here, from the decoder's own
-    values, never from a record's bytes.
+    values, never from a record's bytes.  (Strings starting with such a mark
+    are refused by the decoder anyway -- :func:`text_problem` -- because the
+    good rows go on through the JVM as Java strings.)
     """
 
     def __init__(self, decoder: DecodeRecords) -> None:

@@ -13,7 +13,9 @@ runner reads both as bytes instead (:mod:`streaming_agents.sql.jsonsource`:
   invalid UTF-8, a BOM, ``NaN``, duplicate keys, deep nesting and oversized
   values refused as in :mod:`streaming_agents.runtime.safe_json`) or in
   ``raw`` (one ``STRING`` column decoded strictly with ``'raw.charset'``,
-  default UTF-8, or one ``BYTES`` column as is);
+  default UTF-8, refused when the text starts with U+FEFF/U+FFFE -- see
+  :func:`~streaming_agents.sql.jsonrows.text_problem` -- or one ``BYTES``
+  column as is);
 * a **key** (``'key.format'`` ``json`` or ``raw``, columns ``'key.fields'``,
   JSON field names without ``'key.fields-prefix'``), decoded by the same
   rules.  With ``'value.fields-include' = 'ALL'`` (Flink's default) every
@@ -38,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streaming_agents.runtime.events import Limits, Rejected, decode
-from streaming_agents.sql.jsonrows import Mismatch, column_value
+from streaming_agents.sql.jsonrows import Mismatch, column_value, text_problem
 from streaming_agents.sql.types import SqlType
 
 __all__ = ["KEY_COLUMN", "Part", "RecordLayout", "Refused", "is_format_option", "plan_layout"]
@@ -136,10 +138,14 @@ class Part:
         if sql_type.kind == "BYTES":
             return {name: raw}
         try:
-            return {name: raw.decode(self.charset)}
+            text = raw.decode(self.charset)
         except UnicodeDecodeError as exc:
             error = f"not {self.charset}: {exc}"
             return Refused(malformed, self._prefixed(error), _preview(raw))
+        problem = text_problem(text)
+        if problem is not None:  # a BOM of a raw line: the text itself is refused
+            return Refused(malformed, self._prefixed(f"text {problem}"), _preview(raw))
+        return {name: text}
 
     def _prefixed(self, error: str) -> str:
         return error if self.side == "value" else f"record key: {error}"
