@@ -93,9 +93,11 @@ def test_unusable_keys_are_rejected_with_the_event() -> None:
         ({"n": 4}, "is NULL"),
         ({"k": True, "n": 5}, "is a bool, not a string or an integer"),
         ({"k": "__malformed__", "n": 6}, "is '__malformed__', which is reserved"),
+        ({"k": "\ufeffk", "n": 7}, "starts with U+FEFF (a byte-order mark), which PyFlink's"),
+        ({"k": "\ufffek", "n": 8}, "starts with U+FFFE (a byte-order mark), which PyFlink's"),
     ):
         prepared = prepare(json.dumps(event))
         assert prepared is not None and prepared[0] == "__malformed__"
         rejection = json.loads(prepared[1])["x"]
         assert rejection["reason"] == "no key" and rejection["payload"] == event
-        assert rejection["error"].startswith(f"the key field 'k' {why} ("), rejection
+        assert rejection["error"].startswith(f"the key field 'k' {why}"), rejection
