@@ -12,7 +12,9 @@ and decoded safely (:mod:`streaming_agents.sql.jsonsource`,
   qualified name.
 
 Every case of :mod:`streaming_agents.testing.hostile`, plus type mismatches,
-invalid UTF-8 a JVM decoder would repair and bad record keys, is written with
+invalid UTF-8 a JVM decoder would repair, bad record keys and strings starting
+with U+FEFF/U+FFFE (a column, a key column, a nested field, a raw line: PyFlink's
+thread mode would drop or garble the mark, so they are refused), is written with
 a valid record after each; the three INSERTs are one statement set (one job);
 the CLI runs as a new process from a folder outside the repo, against the
 session broker and the fake LLM.  Checked per table: exit code 0, one
@@ -69,20 +71,33 @@ KEYS: dict[str, tuple[bytes | None, str]] = {
     "key id missing": (b'{"other": 1}', "key type mismatch"),
     "key id null": (b'{"id": null}', "key type mismatch"),
     "key id a number (STRING takes JSON text)": (b'{"id": 7}', OUTPUT),
+    # PyFlink's thread mode would drop / byte-swap the mark: refused before the row crosses
+    "key id starting with U+FEFF": ('{"id": "\ufeffid0"}'.encode(), "key type mismatch"),
+    "key id starting with U+FFFE": (b'{"id": "\\ufffeid0"}', "key type mismatch"),
 }
+# a string of `keyed`'s ROW column (declared only there): the outcome in `keyed`
+NESTED = {
+    "nested string starting with U+FEFF": ({"tag": "\ufefft"}, MISMATCH),
+    "nested string with U+FEFF inside": ({"tag": "t\ufeff"}, OUTPUT),
+}
+MARK = "a leading byte-order mark"  # in the error of every case refused for one
 
 
 def _valid(i: int) -> dict[str, Any]:
     return {"k": f"v{i}", "seq": i}
 
 
+def _marked(text: Any) -> bool:
+    return isinstance(text, str) and text.startswith(("\ufeff", "\ufffe"))
+
+
 def _sql_cases() -> list[Case]:
     """The corpus with the outcomes of ``events``: ``k STRING NOT NULL, seq BIGINT``."""
     cases = []
     for case in corpus(BASE, "k"):
-        if case.expect == NO_KEY:  # k is a column here: only a missing/null one is refused
-            event = json.loads(case.value or b"{}")
-            expect = MISMATCH if event.get("k") is None else OUTPUT
+        if case.expect == NO_KEY:  # k is a column: a missing/null one or a leading mark refused
+            k = json.loads(case.value or b"{}").get("k")
+            expect = MISMATCH if k is None or _marked(k) else OUTPUT
             case = Case(case.name, case.value, expect, case.key, case.headers)
         cases.append(case)
     typed = [
@@ -97,9 +112,16 @@ def _sql_cases() -> list[Case]:
         ("UTF-8-encoded surrogate", b'{"k": "\xed\xa0\x80", "seq": 1}', MALFORMED),
         ("truncated multibyte", b'{"k": "caf\xc3", "seq": 1}', MALFORMED),
         ("Latin-1 text", b'{"k": "caf\xe9", "seq": 1}', MALFORMED),
+        # "\ufeffv0" would reach the agent as "v0": another conversation's memory
+        ("k starting with U+FEFF (as UTF-8)", '{"k": "\ufeffv0", "seq": 1}'.encode(), MISMATCH),
+        ("k starting with U+FFFE (escaped)", b'{"k": "\\ufffev0", "seq": 1}', MISMATCH),
+        ("k with U+FEFF inside", '{"k": "v\ufeff0", "seq": 1}'.encode(), OUTPUT),
+        ("U+FFFE before JSON", "\ufffe".encode() + VALID, MALFORMED),
     ]
     keys = [(name, VALID, OUTPUT) for name in KEYS if name not in KEEP_KEY]
-    return [*cases, *(Case(name, value, expect) for name, value, expect in [*typed, *keys])]
+    nested = [(n, json.dumps({**BASE, "meta": m}).encode(), OUTPUT) for n, (m, _) in NESTED.items()]
+    rows = [*typed, *keys, *nested]
+    return [*cases, *(Case(name, value, expect) for name, value, expect in rows)]
 
 
 def _records() -> list[Case]:
@@ -113,6 +135,8 @@ def _records() -> list[Case]:
 
 def _keyed(case: Case) -> Case:
     """The outcome in ``keyed``: the value's when it is bad (decoded first), else the key's."""
+    if case.name in NESTED:
+        return replace(case, expect=NESTED[case.name][1])
     if case.expect != OUTPUT or case.name not in KEYS:
         return case
     return replace(case, expect=KEYS[case.name][1])
@@ -126,10 +150,15 @@ def _line(case: Case) -> Case:
     if len(value) > Limits().max_event_bytes:
         return replace(case, expect=OVERSIZED)
     try:
-        value.decode("utf-8")
+        text = value.decode("utf-8")
     except UnicodeDecodeError:
         return replace(case, expect=MALFORMED)
-    return replace(case, expect=OUTPUT)
+    return replace(case, expect=MALFORMED if _marked(text) else OUTPUT)
+
+
+def _refused_for_a_mark(cases: list[Case], dead: list[dict[str, Any]]) -> set[str]:
+    """The cases whose dead letter says a string starts with a byte-order mark."""
+    return {cases[d["source"]["offset"]].name for d in dead if MARK in d["error"]}
 
 
 def _run(bootstrap: str, topic: str, outs: str, api_base: str, tmp_path: Path) -> Any:
@@ -185,8 +214,17 @@ def test_hostile_records_through_a_sql_script_are_processed_or_dead_lettered(
         for letter in dead:
             assert letter["agent"] == f"sql:{table}" and letter["reason"], letter
         check_outcomes(expected[table], outputs, dead, topic)
+    marks = {t: _refused_for_a_mark(expected[t], dead) for t, (_, dead) in got.items()}
+    events = {"key starting with U+FEFF", "key starting with U+FFFE",  # the corpus' k
+              "k starting with U+FEFF (as UTF-8)", "k starting with U+FFFE (escaped)"}  # fmt: skip
+    keyed = {*events, "key id starting with U+FEFF", "key id starting with U+FFFE",
+             "nested string starting with U+FEFF"}  # fmt: skip
+    lines = {"UTF-8 BOM before JSON", "U+FFFE before JSON"}  # raw lines starting with one
+    assert marks == {"events": events, "keyed": keyed, "hostile.lines": lines}, marks
     for out in got["events"][0]:
         assert out["status"] == "OK" and out["reply"].startswith("echo"), out
+        if records[out["source"]["offset"]].name == "k with U+FEFF inside":
+            assert out["k"] == "v\ufeff0", out  # a mark after the first character is kept
     for out in got["keyed"][0]:  # k_id came from the record key (the corpus keys are id<n>)
         key = records[out["source"]["offset"]].key
         assert key is not None and out["id"] == str(json.loads(key)["id"]), out

@@ -1,7 +1,8 @@
 -- The hostile corpus through one SQL job reading one topic as three Kafka tables, each read as
 -- bytes with coordinates and decoded safely by the runner (docs/sql.md, Kafka tables):
 --   events: 'format' = 'json' (the value), through an agent;
---   keyed:  'key.format' = 'json' + 'value.format' = 'json' (key column k_id from the record key);
+--   keyed:  'key.format' = 'json' + 'value.format' = 'json' (key column k_id from the record key;
+--           a nested STRING in meta.tag);
 --   hostile.lines: 'format' = 'raw' with a STRING column (strict UTF-8, never repaired), a
 --           qualified name (a database that need not exist: the runner's view is temporary).
 -- Records a table cannot use go to its own dead-letter topic.
@@ -27,6 +28,7 @@ CREATE TABLE keyed (
   k_id   STRING NOT NULL,
   k      STRING NOT NULL,
   seq    BIGINT,
+  meta   ROW<tag STRING>,
   `offset` BIGINT METADATA VIRTUAL,
   src    STRING METADATA FROM 'topic' VIRTUAL
 ) WITH (
