@@ -80,7 +80,8 @@ NESTED = {
     "nested string starting with U+FEFF": ({"tag": "\ufefft"}, MISMATCH),
     "nested string with U+FEFF inside": ({"tag": "t\ufeff"}, OUTPUT),
 }
-MARK = "a leading byte-order mark"  # in the error of every case refused for one
+# in the error of every case refused for a leading byte-order mark
+MARK = "(a byte-order mark), which PyFlink's thread mode"
 
 
 def _valid(i: int) -> dict[str, Any]:

@@ -31,6 +31,7 @@ __all__ = [
     "json_key",
     "key_of",
     "key_problem",
+    "mark_problem",
     "split_path",
     "value_at",
 ]
@@ -57,19 +58,28 @@ def key_problem(value: Any, max_chars: int) -> str | None:
         return f"has {len(text)} characters, more than {max_chars}"
     if text == MALFORMED_KEY:
         return f"is {MALFORMED_KEY!r}, which is reserved"
-    if text[0] in _BYTE_ORDER_MARKS:
+    return mark_problem(text)  # the operator would see another key
+
+
+def mark_problem(text: str) -> str | None:
+    """Why PyFlink's thread mode would not hand ``text`` to Python intact, or None.
+
+    Thread mode (the agent operator's) converts every Java string handed to a
+    Python function -- a key from ``get_current_key()``, a Row field, a Table
+    column -- as UTF-16 with byte-order-mark sniffing: a leading U+FEFF is
+    dropped (``"\\ufeffk"`` arrives as ``"k"``, another agent key) and a leading
+    U+FFFE byte-swaps the rest.  The mark anywhere else is kept.  Keys and the
+    SQL runner's decoded strings are refused with this reason before they cross.
+    """
+    if text.startswith(_BYTE_ORDER_MARKS):
         return (
             f"starts with U+{ord(text[0]):04X} (a byte-order mark), which PyFlink's thread mode"
-            " drops or garbles on the way to the agent operator (another key's memory)"
+            " drops or garbles on the way to a Python function"
         )
     return None
 
 
 _BYTE_ORDER_MARKS = ("\ufeff", "\ufffe")
-"""First characters a key may not have: PyFlink's thread mode hands a Java
-string to Python as UTF-16 with byte-order-mark sniffing, so a key starting
-with U+FEFF reaches the operator without it (``"\\ufeffk"`` is seen as ``"k"``)
-and one starting with U+FFFE byte-swapped.  Any other position is kept."""
 
 
 def value_at(event: dict[str, Any], path: tuple[str, ...]) -> Any:

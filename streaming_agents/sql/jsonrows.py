@@ -19,7 +19,8 @@ NULL (a dead letter for a ``NOT NULL`` column, or for any missing field with
 ``'json.fail-on-missing-field' = 'true'``); fields not declared are ignored.
 ``STRING``: a string as is, any other value as its compact JSON text (as
 Flink's JSON format does); a string starting with a byte-order mark (U+FEFF or
-U+FFFE) is refused (:func:`text_problem`), at any depth and as a ``MAP`` key.
+U+FFFE) is refused (:func:`~streaming_agents.runtime.keys.mark_problem`), at
+any depth and as a ``MAP`` key.
 ``BOOLEAN``: ``true``/``false`` or the strings ``"true"``/``"false"``.
 Integer types: a JSON integer or a string of one, within the type's range (no
 fractions, no rounding).  ``FLOAT``/``DOUBLE``: a
@@ -52,6 +53,7 @@ from streaming_agents.runtime.events import (
     dead_letter,
     record_of,
 )
+from streaming_agents.runtime.keys import mark_problem
 from streaming_agents.sql.tally import Tally
 from streaming_agents.sql.types import SqlType
 
@@ -67,7 +69,6 @@ __all__ = [
     "Mismatch",
     "PackRows",
     "column_value",
-    "text_problem",
 ]
 
 DEAD_COLUMN = "sa_dead_letter"
@@ -84,25 +85,6 @@ _RANGES = {
 }
 _FLOAT_MAX = 3.4028234663852886e38
 _INTEGER = re.compile(r"\s*[+-]?\d{1,40}\s*")
-_BYTE_ORDER_MARKS = ("\ufeff", "\ufffe")
-
-
-def text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a ``STRING`` value of a row, or None.
-
-    A row's strings cross the JVM as Java strings, and PyFlink's thread mode
-    (the agent operator's) converts each one handed to a Python function as
-    UTF-16 with byte-order-mark sniffing: a leading U+FEFF is dropped
-    (``"\\ufeffk"`` arrives as ``"k"``, another agent key) and a leading
-    U+FFFE byte-swaps the rest.  Such a value is refused here, before it
-    crosses; the mark anywhere else is kept.
-    """
-    if text.startswith(_BYTE_ORDER_MARKS):
-        return (
-            f"starts with U+{ord(text[0]):04X}; PyFlink's thread mode drops or garbles "
-            "a leading byte-order mark on the way to a Python function"
-        )
-    return None
 
 
 class Mismatch(ValueError):
@@ -186,7 +168,7 @@ def column_value(sql_type: SqlType, value: Any, *, top: bool = False) -> Any:
     if kind == "STRING":
         if not isinstance(value, str):
             return json.dumps(value, separators=(",", ":"))  # starts with one of [{"-0-9tfn
-        problem = text_problem(value)
+        problem = mark_problem(value)
         if problem is not None:
             raise Mismatch(problem)
         return value
@@ -352,8 +334,9 @@ class PackRows:
     ``"\ufeff{...}"`` arrived as ``"{...}"``), so the columns cross as bytes and
     come back unchanged.  The pickle is made here, from the decoder's own
     values, never from a record's bytes.  (Strings starting with such a mark
-    are refused by the decoder anyway -- :func:`text_problem` -- because the
-    good rows go on through the JVM as Java strings.)
+    are refused by the decoder anyway --
+    :func:`~streaming_agents.runtime.keys.mark_problem` -- because the good
+    rows go on through the JVM as Java strings.)
     """
 
     def __init__(self, decoder: DecodeRecords) -> None:

@@ -14,7 +14,7 @@ runner reads both as bytes instead (:mod:`streaming_agents.sql.jsonsource`:
   values refused as in :mod:`streaming_agents.runtime.safe_json`) or in
   ``raw`` (one ``STRING`` column decoded strictly with ``'raw.charset'``,
   default UTF-8, refused when the text starts with U+FEFF/U+FFFE -- see
-  :func:`~streaming_agents.sql.jsonrows.text_problem` -- or one ``BYTES``
+  :func:`~streaming_agents.runtime.keys.mark_problem` -- or one ``BYTES``
   column as is);
 * a **key** (``'key.format'`` ``json`` or ``raw``, columns ``'key.fields'``,
   JSON field names without ``'key.fields-prefix'``), decoded by the same
@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from streaming_agents.runtime.events import Limits, Rejected, decode
-from streaming_agents.sql.jsonrows import Mismatch, column_value, text_problem
+from streaming_agents.runtime.keys import mark_problem
+from streaming_agents.sql.jsonrows import Mismatch, column_value
 from streaming_agents.sql.types import SqlType
 
 __all__ = ["KEY_COLUMN", "Part", "RecordLayout", "Refused", "is_format_option", "plan_layout"]
@@ -142,7 +143,7 @@ class Part:
         except UnicodeDecodeError as exc:
             error = f"not {self.charset}: {exc}"
             return Refused(malformed, self._prefixed(error), _preview(raw))
-        problem = text_problem(text)
+        problem = mark_problem(text)
         if problem is not None:  # a BOM of a raw line: the text itself is refused
             return Refused(malformed, self._prefixed(f"text {problem}"), _preview(raw))
         return {name: text}
