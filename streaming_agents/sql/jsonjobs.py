@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from streaming_agents.sql.jsonsource import JsonSource, quote
-from streaming_agents.sql.lexer import Statement, Token, ident_value, tokenize
+from streaming_agents.sql.lexer import Statement, Token, dotted_name, ident_value, tokenize
 from streaming_agents.sql.outcome import flink_message
 from streaming_agents.sql.tally import Tally
 
@@ -89,7 +89,7 @@ class JsonSources:
             first, second = tokens[k], tokens[k + 1]
             if not (first.is_word("INSERT") and second.is_word("INTO", "OVERWRITE")):
                 continue
-            parts = _dotted(tokens, k + 2)
+            parts = dotted_name(tokens, k + 2)
             source = self.tables.get(".".join(ident_value(t).lower() for t in parts))
             if source is not None:
                 cut, last = parts[0].offset, parts[-1]
@@ -106,18 +106,6 @@ class JsonSources:
         return statement_set.execute()
 
 
-def _dotted(tokens: list[Token], at: int) -> list[Token]:
-    """The name parts starting at ``tokens[at]`` (``t``, ``db.t``, ``cat.db.t``); [] if none."""
-    parts: list[Token] = []
-    n = at
-    while n < len(tokens) and tokens[n].kind in ("ident", "qident") and len(parts) < 3:
-        parts.append(tokens[n])
-        if n + 2 >= len(tokens) or tokens[n + 1].text != ".":
-            break
-        n += 2
-    return parts
-
-
 def _names(tokens: Sequence[Token], count: bool = False) -> list[str]:
     """Lower-case names mentioned: every identifier, and every dotted name (``db.t``)."""
     words = [t for t in tokens if t.kind not in ("ws", "comment")]
@@ -128,7 +116,7 @@ def _names(tokens: Sequence[Token], count: bool = False) -> list[str]:
         names.append(ident_value(token).lower())
         if n > 0 and words[n - 1].text == ".":
             continue  # a dotted name is counted once, from its first part
-        parts = _dotted(words, n)
+        parts = dotted_name(words, n)
         if len(parts) > 1:
             names.append(".".join(ident_value(t).lower() for t in parts))
     return names if count else sorted(set(names))
@@ -143,6 +131,6 @@ def _insert_target(statement: Statement) -> str | None:
         and words[at].is_word("INSERT")
         and words[at + 1].is_word("INTO", "OVERWRITE")
     ):
-        parts = _dotted(words, at + 2)
+        parts = dotted_name(words, at + 2)
         return ".".join(ident_value(t).lower() for t in parts) if parts else None
     return None

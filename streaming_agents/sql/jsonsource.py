@@ -58,7 +58,13 @@ from streaming_agents.sql.jsonrows import (
     GoodRows,
     PackRows,
 )
-from streaming_agents.sql.lexer import SqlScriptError, Statement, Token, ident_value
+from streaming_agents.sql.lexer import (
+    SqlScriptError,
+    Statement,
+    Token,
+    dotted_name,
+    ident_value,
+)
 from streaming_agents.sql.recordlayout import (
     KEY_COLUMN,
     RecordLayout,
@@ -417,14 +423,13 @@ def plan_json_source(statement: Statement) -> JsonSource | str | None:
             return f"'{side}.format' = {fmt!r} is left to Flink's {fmt} format"
     if value_format is None or after < len(words):
         return None if value_format is None else "LIKE is left to Flink's formats"
-    last = at
-    while last + 2 < len(words) and words[last + 1].text == "." and last - at < 4:
-        last += 2  # db.t, cat.db.t
-    if words[last + 1].text != "(" or words[last].kind not in ("ident", "qident"):
+    parts = dotted_name(words, at)  # t, db.t, cat.db.t
+    last = at + 2 * (len(parts) - 1)
+    if not parts or last + 1 >= len(words) or words[last + 1].text != "(":
         return None
     source = _parse(statement, words, last, options)
     if isinstance(source, JsonSource) and last > at:
-        source.path = tuple(ident_value(words[n]) for n in range(at, last + 1, 2))
+        source.path = tuple(ident_value(t) for t in parts)
         source.name, source.name_token, source.name_last = (
             ".".join(source.path),
             words[at],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from streaming_agents.errors import UserError
@@ -24,6 +24,7 @@ __all__ = [
     "call_name",
     "closing",
     "depth_step",
+    "dotted_name",
     "ident_value",
     "significant",
     "span",
@@ -96,6 +97,21 @@ def ident_value(token: Token) -> str:
     if token.kind == "string":
         return token.text[token.text.index("'") + 1 : -1].replace("''", "'")
     return token.text
+
+
+def dotted_name(words: Sequence[Token], at: int) -> list[Token]:
+    """The parts of the name at ``words[at]`` (``t``, ``db.t``, ``cat.db.t``), or [] if none.
+
+    ``words`` are tokens without whitespace and comments.
+    """
+    parts: list[Token] = []
+    n = at
+    while n < len(words) and words[n].kind in ("ident", "qident") and len(parts) < 3:
+        parts.append(words[n])
+        if n + 2 >= len(words) or words[n + 1].text != ".":
+            break
+        n += 2
+    return parts
 
 
 @dataclass(frozen=True)

@@ -125,10 +125,9 @@ def _bad_keys(base: dict[str, Any], key_field: str) -> list[Case]:
 
 def _bom_prefixed(base: dict[str, Any], path: list[str], mark: str) -> str:
     """``mark`` + the base event's own key (what a hostile producer would aim at)."""
-    value: Any = base
-    for part in path:
-        value = value[part]
-    return mark + str(value)
+    from streaming_agents.runtime.keys import value_at
+
+    return mark + str(value_at(base, tuple(path)))
 
 
 _MISSING = object()
